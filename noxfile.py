@@ -1,0 +1,123 @@
+"""Developer tasks, the single entry point: ``nox -s tests|lint|typecheck|demo|bench``.
+
+Sessions run in a fresh virtualenv of the interpreter running nox; pass ``-r``
+to reuse the previous one. ``nox`` alone runs tests, lint and typecheck, which
+is what CI does (``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+# Install order follows the dependencies: every adapter pins the core exactly.
+PACKAGES = [
+    "packages/psycopg3-core",
+    "packages/psycopg3-sync",
+    "packages/psycopg3-asyncio",
+    "packages/psycopg3-trio",
+]
+LINTED = ["packages", "tests", "tools", "noxfile.py"]
+TEST_TOOLS = ["pytest", "pytest-trio", "anyio", "pytest-timeout", "hypothesis"]
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_venv = "no"
+nox.options.error_on_external_run = True
+
+
+def install_packages(session: nox.Session) -> None:
+    # Plain, non-editable installs, one at a time: this is what a user's pip does,
+    # and the adapters' exact pin finds the core already installed.
+    for package in PACKAGES:
+        session.install(package)
+
+
+def needs_wheel_server() -> bool:
+    """Tell if neither an external server nor local server binaries are available."""
+    if os.environ.get("PSYCOPG3_TEST_DSN"):
+        return False
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from pgcluster import ServerBinariesNotFound, locate_server_binaries
+    finally:
+        sys.path.pop(0)
+    try:
+        locate_server_binaries()
+    except ServerBinariesNotFound:
+        return True
+    return False
+
+
+def install_server_if_missing(session: nox.Session) -> None:
+    if needs_wheel_server():
+        session.log("no PostgreSQL binaries on this machine: installing the pgserver wheel")
+        session.install("pgserver")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite against the installed packages; arguments go to pytest."""
+    install_packages(session)
+    session.install(*TEST_TOOLS)
+    install_server_if_missing(session)
+    # pytest's exit code 5 (nothing collected) fails the session like any non-zero.
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def tests_pgserver(session: nox.Session) -> None:
+    """Run the test suite on the PostgreSQL 16 of the pgserver wheel (a second server version).
+
+    Not run by default: the wheel's build has no SSL, so TLS tests need the system server.
+    """
+    install_packages(session)
+    session.install(*TEST_TOOLS, "pgserver")
+    bindir = session.run(
+        "python",
+        "-c",
+        "import importlib.util, pathlib;"
+        "spec = importlib.util.find_spec('pgserver');"
+        "print(pathlib.Path(spec.submodule_search_locations[0]) / 'pginstall' / 'bin')",
+        silent=True,
+    )
+    assert isinstance(bindir, str)
+    env = {"PSYCOPG3_PG_BINDIR": bindir.strip(), "PSYCOPG3_TEST_DSN": None}
+    session.run("pytest", *session.posargs, env=env)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check the code with ruff, both the rules and the formatting."""
+    session.install("ruff")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check the packages with mypy --strict (configured in pyproject.toml)."""
+    install_packages(session)
+    session.install("mypy", "trio")
+    session.run("mypy")
+    session.run("mypy", "--strict", "tools/pgcluster.py")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run tools/demo.py on $PSYCOPG3_TEST_DSN or on a cluster it starts itself."""
+    install_packages(session)
+    install_server_if_missing(session)
+    session.run("python", "tools/demo.py", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run tools/bench.py, comparing with psycopg, asyncpg and psycopg2; arguments go to it."""
+    install_packages(session)
+    session.install("psycopg[binary]", "asyncpg", "psycopg2-binary")
+    install_server_if_missing(session)
+    session.run("python", "tools/bench.py", *session.posargs)

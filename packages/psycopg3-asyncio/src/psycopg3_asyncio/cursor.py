@@ -1,0 +1,23 @@
+"""The asyncio ``Cursor``: the core's async cursor, bound to asyncio's connection."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from psycopg3._async_base import AsyncCursorBase
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = ["Cursor"]
+
+
+class Cursor(AsyncCursorBase):
+    """A cursor for asyncio: the DB-API cursor with ``await`` where it waits."""
+
+    _conn: Connection
+
+    @property
+    def connection(self) -> Connection:
+        """The connection this cursor belongs to."""
+        return self._conn

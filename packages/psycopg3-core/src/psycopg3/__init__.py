@@ -1,0 +1,44 @@
+"""psycopg3: the framework-free core of a PostgreSQL adapter built on libpq.
+
+This package connects to nothing by itself: install an adapter
+(``psycopg3_sync``, ``psycopg3_asyncio``, ``psycopg3_trio``) to drive it. It
+holds what every flavour shares: errors, adaptation, the libpq binding.
+
+Must not: import a concurrency framework, ``select`` or ``selectors`` (a test
+checks ``sys.modules`` after importing it).
+"""
+
+from __future__ import annotations
+
+from . import errors, pq
+from ._column import Column
+from ._version import __version__
+from .errors import (
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+)
+
+__all__ = [
+    "__version__",
+    "errors",
+    "pq",
+    "Column",
+    "Warning",
+    "Error",
+    "InterfaceError",
+    "DatabaseError",
+    "DataError",
+    "OperationalError",
+    "IntegrityError",
+    "InternalError",
+    "ProgrammingError",
+    "NotSupportedError",
+]

@@ -1,0 +1,169 @@
+"""PostgreSQL type names and OIDs: ``TypeInfo`` and the ``TypesRegistry`` of built-ins.
+
+Must not: query the server (looking up non-builtin types is a later feature
+built on top of this), talk to libpq, or import any concurrency framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+__all__ = ["TypeInfo", "TypesRegistry", "builtin_types"]
+
+
+class TypeInfo:
+    """The identity of a PostgreSQL type.
+
+    :param name: the type's name in ``pg_type`` (``int4``).
+    :param oid: the type's OID.
+    :param array_oid: the OID of its array type, 0 if it has none.
+    :param regtype: the name the server shows in ``::regtype`` (``integer``),
+        if different from *name*; lookups accept both.
+    """
+
+    __slots__ = ("name", "oid", "array_oid", "regtype")
+
+    def __init__(self, name: str, oid: int, array_oid: int, *, regtype: str | None = None):
+        self.name = name
+        self.oid = oid
+        self.array_oid = array_oid
+        self.regtype = regtype or name
+
+    def __repr__(self) -> str:
+        return f"<TypeInfo {self.name} oid={self.oid} array_oid={self.array_oid}>"
+
+
+class TypesRegistry:
+    """A set of `TypeInfo`, found by OID or by name.
+
+    A registry made from a *template* starts as a snapshot of it and copies
+    its tables only when first changed, so that children are cheap to make
+    and a change never reaches the template (or the template's change a child).
+
+    :param template: the registry to start from, or None to start empty.
+    """
+
+    __slots__ = ("_by_oid", "_by_name", "_is_own")
+
+    def __init__(self, template: TypesRegistry | None = None):
+        self._by_oid: dict[int, TypeInfo]
+        self._by_name: dict[str, TypeInfo]
+        if template is None:
+            self._by_oid, self._by_name = {}, {}
+            self._is_own = True
+        else:
+            self._by_oid, self._by_name = template._by_oid, template._by_name
+            # From now on, both share the tables: whoever writes first copies.
+            self._is_own = template._is_own = False
+
+    def add(self, info: TypeInfo) -> None:
+        """Register a type, replacing any of the same OID or name."""
+        if not self._is_own:
+            self._by_oid, self._by_name = dict(self._by_oid), dict(self._by_name)
+            self._is_own = True
+        self._by_oid[info.oid] = info
+        self._by_name[info.name] = info
+        self._by_name[info.regtype] = info
+        if info.array_oid:
+            self._by_name[f"{info.name}[]"] = info
+            self._by_name[f"{info.regtype}[]"] = info
+
+    def get(self, key: int | str) -> TypeInfo | None:
+        """Return the type of an OID or name (``int4``, ``integer``), or None.
+
+        A name ending in ``[]`` returns the element's type.
+        """
+        if isinstance(key, int):
+            return self._by_oid.get(key)
+        return self._by_name.get(key)
+
+    def __getitem__(self, key: int | str) -> TypeInfo:
+        info = self.get(key)
+        if info is None:
+            raise KeyError(f"unknown PostgreSQL type: {key!r}")
+        return info
+
+    def __contains__(self, key: int | str) -> bool:
+        return self.get(key) is not None
+
+    def __iter__(self) -> Iterator[TypeInfo]:
+        return iter(list(self._by_oid.values()))
+
+    def get_oid(self, name: str) -> int:
+        """Return the OID of a type name; ``name[]`` gives the array's OID.
+
+        :raises KeyError: if the name is unknown.
+        """
+        info = self[name]
+        return info.array_oid if name.endswith("[]") else info.oid
+
+
+# name, oid, array oid, regtype name when different (from pg_type, PostgreSQL 15).
+_BUILTINS: list[tuple[str, int, int, str | None]] = [
+    ("bool", 16, 1000, "boolean"),
+    ("bytea", 17, 1001, None),
+    ("char", 18, 1002, '"char"'),
+    ("name", 19, 1003, None),
+    ("int8", 20, 1016, "bigint"),
+    ("int2", 21, 1005, "smallint"),
+    ("int2vector", 22, 1006, None),
+    ("int4", 23, 1007, "integer"),
+    ("regproc", 24, 1008, None),
+    ("text", 25, 1009, None),
+    ("oid", 26, 1028, None),
+    ("tid", 27, 1010, None),
+    ("xid", 28, 1011, None),
+    ("cid", 29, 1012, None),
+    ("oidvector", 30, 1013, None),
+    ("json", 114, 199, None),
+    ("xml", 142, 143, None),
+    ("point", 600, 1017, None),
+    ("lseg", 601, 1018, None),
+    ("path", 602, 1019, None),
+    ("box", 603, 1020, None),
+    ("polygon", 604, 1027, None),
+    ("line", 628, 629, None),
+    ("cidr", 650, 651, None),
+    ("float4", 700, 1021, "real"),
+    ("float8", 701, 1022, "double precision"),
+    ("unknown", 705, 0, None),
+    ("circle", 718, 719, None),
+    ("macaddr8", 774, 775, None),
+    ("money", 790, 791, None),
+    ("macaddr", 829, 1040, None),
+    ("inet", 869, 1041, None),
+    ("bpchar", 1042, 1014, "character"),
+    ("varchar", 1043, 1015, "character varying"),
+    ("date", 1082, 1182, None),
+    ("time", 1083, 1183, "time without time zone"),
+    ("timestamp", 1114, 1115, "timestamp without time zone"),
+    ("timestamptz", 1184, 1185, "timestamp with time zone"),
+    ("interval", 1186, 1187, None),
+    ("timetz", 1266, 1270, "time with time zone"),
+    ("bit", 1560, 1561, None),
+    ("varbit", 1562, 1563, "bit varying"),
+    ("numeric", 1700, 1231, None),
+    ("regclass", 2205, 2210, None),
+    ("regtype", 2206, 2211, None),
+    ("record", 2249, 2287, None),
+    ("void", 2278, 0, None),
+    ("uuid", 2950, 2951, None),
+    ("pg_lsn", 3220, 3221, None),
+    ("tsvector", 3614, 3643, None),
+    ("jsonb", 3802, 3807, None),
+    ("int4range", 3904, 3905, None),
+    ("numrange", 3906, 3907, None),
+    ("tsrange", 3908, 3909, None),
+    ("tstzrange", 3910, 3911, None),
+    ("daterange", 3912, 3913, None),
+    ("int8range", 3926, 3927, None),
+    ("jsonpath", 4072, 4073, None),
+]
+
+
+def builtin_types() -> TypesRegistry:
+    """Return a new registry of PostgreSQL's built-in types."""
+    registry = TypesRegistry()
+    for name, oid, array_oid, regtype in _BUILTINS:
+        registry.add(TypeInfo(name, oid, array_oid, regtype=regtype))
+    return registry

@@ -1,0 +1,155 @@
+"""The async connection and cursor methods shared by every async adapter.
+
+``async with lock`` and ``await`` are plain Python: these classes work with
+any framework's lock and waiter. An adapter subclasses them, creates its
+lock, and provides ``_wait()`` (its waiter plus the interruption policy of
+``BaseConnection``), ``close()``, ``cancel()`` and ``connect()``.
+
+Must not: import asyncio, trio, anyio or any other framework.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
+
+from ._connection_base import BaseConnection
+from ._cursor_base import BaseCursor, Params, Query, Row
+from .waiting import PQGen
+
+T = TypeVar("T")
+ConnT = TypeVar("ConnT", bound="AsyncConnectionBase")
+
+
+class AsyncLock(Protocol):
+    """What we need of a framework's lock: ``async with lock``."""
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *args: Any) -> Any: ...
+
+
+class AsyncConnectionBase(BaseConnection, ABC):
+    """The async connection API, minus what only a framework can do."""
+
+    lock: AsyncLock
+
+    @abstractmethod
+    async def _wait(self, gen: PQGen[T]) -> T:
+        """Drive ``gen`` with the framework's waiter, recovering from interruptions."""
+
+    async def close(self) -> None:
+        """Close the connection; closing twice does nothing."""
+        self._close()
+
+    @abstractmethod
+    def cursor(self, *, binary: bool = False) -> AsyncCursorBase:
+        """Return a new cursor on this connection."""
+
+    async def __aenter__(self: ConnT) -> ConnT:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            async with self.lock:
+                await self._wait(self._exit_gen(exc))
+        finally:
+            await self.close()
+
+    async def execute(
+        self, query: Query, params: Params | None = None, *, binary: bool = False
+    ) -> AsyncCursorBase:
+        """Execute a query on a new cursor and return the cursor."""
+        cur = self.cursor(binary=binary)
+        await cur.execute(query, params)
+        return cur
+
+    async def commit(self) -> None:
+        """Commit the current transaction."""
+        async with self.lock:
+            await self._wait(self._commit_gen())
+
+    async def rollback(self) -> None:
+        """Roll back the current transaction."""
+        async with self.lock:
+            await self._wait(self._rollback_gen())
+
+
+class AsyncCursorBase(BaseCursor):
+    """The async cursor API: the DB-API cursor with ``await`` where it waits."""
+
+    _conn: AsyncConnectionBase
+
+    async def __aenter__(self: T) -> T:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def execute(
+        self, query: Query, params: Params | None = None, *, binary: bool | None = None
+    ) -> AsyncCursorBase:
+        """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``."""
+        async with self._conn.lock:
+            await self._conn._wait(self._execute_gen(query, params, binary=binary))
+        return self
+
+    async def fetchone(self) -> Row | None:
+        """Return the next row of the current result, or None."""
+        return self._fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Row]:
+        """Return up to ``size`` (default ``arraysize``) further rows."""
+        return self._fetchmany(size)
+
+    async def fetchall(self) -> list[Row]:
+        """Return the remaining rows of the current result."""
+        return self._fetchall()
+
+    async def __aiter__(self) -> AsyncIterator[Row]:
+        while (row := self._fetchone()) is not None:
+            yield row
+
+    async def close(self) -> None:
+        """Close the cursor; its results are released."""
+        self._close()
+
+
+class ConnectContext(Generic[ConnT]):
+    """What an async ``connect()`` returns: awaitable, and an async context manager.
+
+    ``conn = await connect(...)`` and ``async with connect(...) as conn:``
+    both work; the second closes the connection at the end of the block.
+    """
+
+    def __init__(self, connect: Callable[[], Awaitable[ConnT]]):
+        self._connect = connect
+        self._conn: ConnT | None = None
+
+    def __await__(self) -> Generator[Any, None, ConnT]:
+        return self._connect().__await__()
+
+    async def __aenter__(self) -> ConnT:
+        self._conn = await self._connect()
+        return self._conn
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._conn is not None:
+            await self._conn.__aexit__(exc_type, exc, tb)

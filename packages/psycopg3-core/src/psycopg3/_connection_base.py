@@ -1,0 +1,236 @@
+"""The state and logic of a connection that do not involve waiting.
+
+``BaseConnection`` holds everything an adapter's ``Connection`` needs except
+the waiting itself: it builds the generators that the adapter hands to its
+waiter, and decides what happens when a wait is interrupted.
+
+Must not: wait, sleep, take a lock, or import a concurrency framework. An
+adapter's method is a line under its lock: ``return wait(self._xxx_gen())``.
+
+The interruption policy, written once here for every adapter:
+
+1. A wait that raises (Ctrl-C, task cancellation, a cancel scope, a lost
+   connection) is reported by the adapter to ``_interrupted()``.
+2. If the connection is lost, it is marked broken and nothing more is done.
+3. If a command was in progress, the adapter sends the cancel request made by
+   ``_cancel_function()`` (bounded by ``CANCEL_TIMEOUT``, in a worker thread
+   where the libpq call blocks), then drives ``_drain_gen()``, shielded from
+   further cancellation, which reads and discards the rest of the command.
+4. A drain that fails or does not finish by ``DRAIN_TIMEOUT`` closes the
+   connection and marks it broken: never a hang, never stale results handed
+   to the next command.
+5. Only then is the original exception re-raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import errors, generators
+from ._encodings import pgconn_encoding
+from .adapt import AdaptersMap, adapters as global_adapters
+from .conninfo import make_conninfo, conninfo_to_dict, timeout_from_conninfo
+from .pq import ConnStatus, ExecStatus, PGconn, PGresult, TransactionStatus
+from .waiting import PQGen
+
+logger = logging.getLogger("psycopg3")
+
+#: Seconds given to a cancel request before giving up on it.
+CANCEL_TIMEOUT = 5.0
+#: Seconds given to the drain after an interruption before closing.
+DRAIN_TIMEOUT = 5.0
+#: Longest wait between two checks of the connect deadline.
+CONNECT_POLL_INTERVAL = 1.0
+
+
+class BaseConnection:
+    """Framework-free state and generators of a connection.
+
+    :param pgconn: a connected ``PGconn`` in non-blocking mode.
+    :param autocommit: whether each command commits on its own.
+    """
+
+    def __init__(self, pgconn: PGconn, *, autocommit: bool = False):
+        self.pgconn = pgconn
+        self._autocommit = autocommit
+        self._closed_by_user = False
+        self._broken = False
+        self.adapters = AdaptersMap(global_adapters)
+        pgconn.notice_handler = self._on_notice
+
+    def __repr__(self) -> str:
+        cls = f"{type(self).__module__}.{type(self).__qualname__}"
+        if self.closed:
+            return f"<{cls} [closed] at 0x{id(self):x}>"
+        status = self.pgconn.transaction_status.name
+        return f"<{cls} [{status}] at 0x{id(self):x}>"
+
+    # -- state -----------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection was closed, by the user or by a failure."""
+        return self._closed_by_user or self._broken or self.pgconn.status == ConnStatus.BAD
+
+    @property
+    def broken(self) -> bool:
+        """True if the connection was lost or abandoned, not closed by the user."""
+        if not self._closed_by_user and self.pgconn.status == ConnStatus.BAD:
+            self._broken = True
+        return self._broken
+
+    @property
+    def autocommit(self) -> bool:
+        """Whether each command is committed on its own."""
+        return self._autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        self._check_usable()
+        if self.pgconn.transaction_status != TransactionStatus.IDLE:
+            raise errors.ProgrammingError(
+                "cannot change autocommit inside a transaction:"
+                " call commit() or rollback() first"
+            )
+        self._autocommit = bool(value)
+
+    @property
+    def encoding(self) -> str:
+        """The Python codec matching the connection's client encoding."""
+        return pgconn_encoding(self.pgconn)
+
+    def _check_usable(self) -> None:
+        if self._closed_by_user:
+            raise errors.InterfaceError("the connection is closed")
+        if self.broken or self.pgconn.status == ConnStatus.BAD:
+            raise errors.OperationalError("the connection is lost (it is broken)")
+
+    def _close(self) -> None:
+        if not self.closed:
+            self._closed_by_user = True
+        self.pgconn.finish()
+
+    def _mark_broken(self) -> None:
+        self._broken = True
+        self.pgconn.finish()
+
+    def _on_notice(self, result: PGresult) -> None:
+        message = result.error_message.decode(self.encoding, "replace").strip()
+        logger.info("server notice: %s", message)
+
+    # -- connecting ------------------------------------------------------
+
+    @classmethod
+    def _connect_gen(
+        cls, conninfo: str = "", **kwargs: Any
+    ) -> tuple[PQGen[PGconn], float | None]:
+        """Return the connect generator and the timeout its waiter must use.
+
+        :param conninfo: a libpq connection string or URI.
+        :param kwargs: connection parameters; they override ``conninfo``.
+        """
+        dsn = make_conninfo(conninfo, **kwargs)
+        timeout = timeout_from_conninfo(conninfo_to_dict(dsn))
+        gen = generators.connect(dsn.encode("utf-8"), timeout=timeout)
+        wait_timeout = None if timeout is None else min(timeout, CONNECT_POLL_INTERVAL)
+        return gen, wait_timeout
+
+    # -- commands --------------------------------------------------------
+
+    def _start_query_gen(self) -> PQGen[None]:
+        """Open a transaction first if the DB-API implicit one is due."""
+        self._check_usable()
+        if self._autocommit or self.pgconn.transaction_status != TransactionStatus.IDLE:
+            return
+        yield from self._exec_command_gen(b"BEGIN")
+
+    def _exec_command_gen(self, command: bytes) -> PQGen[None]:
+        """Run a parameterless command, raising if the server reports an error."""
+        self._check_usable()
+        self.pgconn.send_query(command)
+        results = yield from generators.execute(self.pgconn)
+        self._check_results(results)
+
+    def _check_results(self, results: list[PGresult]) -> None:
+        for result in results:
+            status = result.status
+            if status == ExecStatus.FATAL_ERROR or status == ExecStatus.BAD_RESPONSE:
+                raise errors.error_from_result(result, self.encoding)
+            if status in (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH):
+                raise errors.NotSupportedError(
+                    "COPY cannot run through execute(): the COPY was aborted"
+                )
+
+    def _commit_gen(self) -> PQGen[None]:
+        self._check_usable()
+        if self.pgconn.transaction_status == TransactionStatus.IDLE:
+            return
+        yield from self._exec_command_gen(b"COMMIT")
+
+    def _rollback_gen(self) -> PQGen[None]:
+        self._check_usable()
+        if self.pgconn.transaction_status == TransactionStatus.IDLE:
+            return
+        yield from self._exec_command_gen(b"ROLLBACK")
+
+    def _exit_gen(self, exc: BaseException | None) -> PQGen[None]:
+        """What leaving a ``with`` block does before closing: commit or roll back."""
+        if self.closed:
+            return
+        if exc is None:
+            yield from self._commit_gen()
+            return
+        try:
+            yield from self._rollback_gen()
+        except errors.Error as ex:
+            # The user's exception matters more than a failed rollback.
+            logger.warning("rollback on leaving the connection block failed: %s", ex)
+
+    # -- interruption ----------------------------------------------------
+
+    def _interrupted(self) -> bool:
+        """Report that a wait raised; return True if cancel and drain must run."""
+        if self._closed_by_user:
+            return False
+        if self.pgconn.status == ConnStatus.BAD:
+            self._mark_broken()
+            return False
+        return self.pgconn.transaction_status == TransactionStatus.ACTIVE
+
+    def _cancel_function(self) -> Callable[[], None]:
+        """Return a callable sending a cancel request for the command in progress.
+
+        The callable owns what it needs and frees it, so it can run in a
+        worker thread that its caller may stop waiting for.
+        """
+        cancel = self.pgconn.get_cancel()
+
+        def send_cancel() -> None:
+            try:
+                cancel.cancel()
+            except errors.OperationalError as ex:
+                logger.warning("the cancel request failed: %s", ex)
+            finally:
+                cancel.free()
+
+        return send_cancel
+
+    def _drain_gen(self) -> PQGen[None]:
+        """Discard what the interrupted command still produces; never raises Exception.
+
+        A failure or an expired deadline closes the connection and marks it
+        broken. If the drain is itself interrupted (the waiter closes it), the
+        connection is closed too: its state is unknown.
+        """
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        try:
+            yield from generators.drain(self.pgconn, deadline=deadline)
+        except Exception as ex:
+            logger.warning("closing the connection after an interruption: %s", ex)
+            self._mark_broken()
+        except BaseException:
+            self._mark_broken()
+            raise

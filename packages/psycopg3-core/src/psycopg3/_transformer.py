@@ -1,0 +1,260 @@
+"""The per-query adaptation state: ``Transformer``.
+
+Must not: send or receive anything (it reads a result it is handed and
+prepares parameters for someone else to send), wait, or import any
+concurrency framework.
+
+Rules:
+
+1. One transformer serves one cursor's query or result at a time; make a new
+   one when the connection's configuration may have changed (its encoding is
+   read once, when it is made).
+2. Dumpers are instantiated once per (Python type, placeholder format) and
+   cached; dumpers that choose by value (``get_key``) cache one dumper per key.
+3. Loaders are instantiated once per (OID, format) and cached; the functions
+   of a result's columns are chosen once, in `set_pgresult()`, so the row loop
+   does no per-value dispatch.
+4. ``None`` is a NULL parameter: no dumper is called, its OID is 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from ._adapt.base import (
+    AdaptContext,
+    Buffer,
+    Dumper,
+    DumperKey,
+    Loader,
+    LoadFunction,
+    PyFormat,
+    context_encoding,
+)
+from ._encodings import PyEncoding
+from .pq import Format
+
+if TYPE_CHECKING:
+    from ._adapt.adapters_map import AdaptersMap
+    from .pq import PGconn, PGresult
+
+__all__ = ["Transformer"]
+
+_TEXT = Format.TEXT
+
+
+class Transformer:
+    """Convert a query's parameters and a result's values using a context's adapters.
+
+    :param context: a connection, cursor or transformer (anything with an
+        ``adapters`` map and maybe a ``pgconn``), or None to use the global
+        adapters and UTF-8.
+
+    After `dump_sequence()`, ``values``, ``types`` and ``formats`` hold what to
+    pass to libpq's ``exec_params``.
+    """
+
+    __slots__ = (
+        "adapters",
+        "pgconn",
+        "encoding",
+        "values",
+        "types",
+        "formats",
+        "_dumpers",
+        "_upgraded",
+        "_loaders",
+        "_pgresult",
+        "_ntuples",
+        "_row_loaders",
+    )
+
+    def __init__(self, context: AdaptContext | None = None):
+        if context is None:
+            from ._adapt.global_map import adapters
+
+            self.adapters: AdaptersMap = adapters
+        else:
+            self.adapters = context.adapters
+        self.pgconn: PGconn | None = getattr(context, "pgconn", None)
+        self.encoding: PyEncoding = context_encoding(context)
+        self.values: list[bytes | None] = []
+        self.types: list[int] = []
+        self.formats: list[Format] = []
+        # Python type -> (dumper, does it choose by value?), one table per PyFormat.
+        self._dumpers: dict[PyFormat, dict[type, tuple[Dumper, bool]]] = {
+            fmt: {} for fmt in PyFormat
+        }
+        self._upgraded: dict[tuple[PyFormat, DumperKey], Dumper] = {}
+        self._loaders: list[dict[int, Loader | None]] = [{}, {}]
+        self._pgresult: PGresult | None = None
+        self._ntuples = 0
+        self._row_loaders: list[LoadFunction | None] = []
+
+    def __repr__(self) -> str:
+        return f"<Transformer {self.encoding.pgname} at 0x{id(self):x}>"
+
+    # Parameters
+
+    def dump_sequence(
+        self,
+        params: Sequence[Any],
+        formats: Sequence[PyFormat],
+        *,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        """Dump query parameters; set ``values``, ``types`` and ``formats``.
+
+        :param params: the parameters, in ``$1, $2...`` order.
+        :param formats: the format of each parameter's placeholder.
+        :param names: how to call each parameter in error messages
+            (``%(name)s``); by default ``$1, $2...``.
+        :raises ProgrammingError: if a parameter's type has no dumper.
+        :raises DataError: if a value cannot be represented in PostgreSQL.
+        """
+        values: list[bytes | None] = []
+        types: list[int] = []
+        pqformats: list[Format] = []
+        for i, obj in enumerate(params):
+            if obj is None:
+                values.append(None)
+                types.append(0)
+                pqformats.append(_TEXT)
+                continue
+            dumper = self._get_dumper(obj, formats[i], i, names)
+            try:
+                data: Buffer = dumper.dump(obj)
+            except errors.DataError as ex:
+                name = names[i] if names is not None else f"${i + 1}"
+                raise type(ex)(f"parameter {name}: {ex}") from ex
+            values.append(data if type(data) is bytes else bytes(data))
+            types.append(dumper.oid)
+            pqformats.append(dumper.format)
+        self.values = values
+        self.types = types
+        self.formats = pqformats
+
+    def get_dumper(self, obj: Any, format: PyFormat) -> Dumper:
+        """Return the (cached) dumper fit for *obj* in a placeholder format.
+
+        :raises ProgrammingError: if the object's type has no dumper.
+        """
+        return self._get_dumper(obj, format, None, None)
+
+    def _get_dumper(
+        self, obj: Any, fmt: PyFormat, index: int | None, names: Sequence[str] | None
+    ) -> Dumper:
+        cls = type(obj)
+        table = self._dumpers[fmt]
+        try:
+            dumper, chooses_by_value = table[cls]
+        except KeyError:
+            dumper_cls = self.adapters.find_dumper(cls, fmt)
+            if dumper_cls is None:
+                name = None
+                if index is not None:
+                    name = names[index] if names is not None else f"${index + 1}"
+                msg = self.adapters.cannot_adapt_message(cls, fmt, name)
+                raise errors.ProgrammingError(msg) from None
+            dumper = dumper_cls(cls, self)
+            chooses_by_value = type(dumper).get_key is not Dumper.get_key
+            table[cls] = (dumper, chooses_by_value)
+        if not chooses_by_value:
+            return dumper
+        key = dumper.get_key(obj, fmt)
+        if key is cls:
+            return dumper
+        try:
+            return self._upgraded[fmt, key]
+        except KeyError:
+            upgraded = self._upgraded[fmt, key] = dumper.upgrade(obj, fmt)
+            return upgraded
+
+    # Results
+
+    def set_pgresult(
+        self,
+        pgresult: PGresult | None,
+        *,
+        set_loaders: bool = True,
+        format: Format | None = None,
+    ) -> None:
+        """Make *pgresult* the result that `load_rows()` reads.
+
+        :param set_loaders: choose each column's loader now; pass False to keep
+            the loaders of the previous result (one with the same columns).
+        :param format: load every column as if in this format, instead of the
+            format the result declares (COPY data comes without one).
+        """
+        self._pgresult = pgresult
+        if pgresult is None:
+            self._ntuples = 0
+            if set_loaders:
+                self._row_loaders = []
+            return
+        self._ntuples = pgresult.ntuples
+        if not set_loaders:
+            return
+        row_loaders: list[LoadFunction | None] = []
+        for col in range(pgresult.nfields):
+            fmt = format if format is not None else Format(pgresult.fformat(col))
+            loader = self.get_loader(pgresult.ftype(col), fmt)
+            row_loaders.append(loader.load_function() if loader is not None else None)
+        self._row_loaders = row_loaders
+
+    @property
+    def pgresult(self) -> PGresult | None:
+        """The result set by `set_pgresult()`."""
+        return self._pgresult
+
+    def set_loader_types(self, types: Sequence[int], format: Format) -> None:
+        """Choose the column loaders from a list of OIDs (for data without a result)."""
+        row_loaders: list[LoadFunction | None] = []
+        for oid in types:
+            loader = self.get_loader(oid, format)
+            row_loaders.append(loader.load_function() if loader is not None else None)
+        self._row_loaders = row_loaders
+
+    def get_loader(self, oid: int, format: Format) -> Loader | None:
+        """Return the (cached) loader of a type OID and format.
+
+        Unknown OIDs use the loader registered for OID 0 (by default text as
+        ``str``, binary as ``bytes``); None means "keep the raw bytes".
+        """
+        table = self._loaders[format]
+        try:
+            return table[oid]
+        except KeyError:
+            pass
+        loader_cls = self.adapters.get_loader(oid, format) or self.adapters.get_loader(0, format)
+        loader = table[oid] = loader_cls(oid, self) if loader_cls is not None else None
+        return loader
+
+    def load_rows(self, row0: int, row1: int) -> list[tuple[Any, ...]]:
+        """Return rows ``row0`` up to ``row1`` (excluded) of the current result.
+
+        :raises InterfaceError: if there is no result.
+        :raises IndexError: if the range is outside the result.
+        """
+        if self._pgresult is None:
+            raise errors.InterfaceError("there is no result to load rows from")
+        return self._pgresult.load_rows(row0, row1, self._row_loaders)
+
+    def load_row(self, row: int) -> tuple[Any, ...] | None:
+        """Return one row of the current result, or None past its end."""
+        if self._pgresult is None or not 0 <= row < self._ntuples:
+            return None
+        return self._pgresult.load_row(row, self._row_loaders)
+
+    def load_sequence(self, record: Sequence[bytes | None]) -> tuple[Any, ...]:
+        """Load one record of raw values with the current column loaders."""
+        if len(record) != len(self._row_loaders):
+            raise errors.ProgrammingError(
+                f"cannot load {len(record)} values with {len(self._row_loaders)} column loaders"
+            )
+        return tuple(
+            None if value is None else value if load is None else load(value)
+            for value, load in zip(record, self._row_loaders)
+        )

@@ -1,0 +1,32 @@
+"""What an adapter author builds on: the base classes and the waiter protocol.
+
+An adapter for a new framework imports from here (and ``psycopg3.waiting``)
+and nothing private: see ``docs/adapters.md`` for the contract and a worked
+example. Must not: import any concurrency framework.
+"""
+
+from __future__ import annotations
+
+from ._async_base import AsyncConnectionBase, AsyncCursorBase, AsyncLock, ConnectContext
+from ._connection_base import CANCEL_TIMEOUT, DRAIN_TIMEOUT, BaseConnection
+from ._cursor_base import BaseCursor, Params, Query, Row
+from .waiting import AsyncWaiter, PQGen, Ready, Wait, Waiter
+
+__all__ = [
+    "BaseConnection",
+    "BaseCursor",
+    "AsyncConnectionBase",
+    "AsyncCursorBase",
+    "AsyncLock",
+    "ConnectContext",
+    "CANCEL_TIMEOUT",
+    "DRAIN_TIMEOUT",
+    "PQGen",
+    "Wait",
+    "Ready",
+    "Waiter",
+    "AsyncWaiter",
+    "Params",
+    "Query",
+    "Row",
+]

@@ -1,0 +1,195 @@
+"""The non-blocking procedures of the PostgreSQL protocol, written once.
+
+Each function here is a generator of type ``PQGen[T]`` (see ``waiting``): it
+drives a ``PGconn`` in non-blocking mode, yields ``(fileno, Wait)`` whenever
+libpq would block, and returns its result. A waiter in an adapter package
+decides *how* to wait; nothing here knows.
+
+Must not: import a concurrency framework, ``select`` or ``selectors``; call a
+libpq function that blocks (``PQconnectdb``, ``PQexec``, ``PQgetResult`` while
+``PQisBusy``, ``PQcancel``); sleep.
+
+Rules every generator here follows:
+
+1. Sent ``Ready.NONE`` (the waiter's timeout expired), a generator checks its
+   own deadline, if it has one, and otherwise asks again for the same thing.
+2. A generator that creates a resource releases it if it does not return it,
+   including when it is closed (``GeneratorExit``) by an interrupted waiter.
+3. Errors from libpq surface as ``OperationalError``: the ``pq`` layer raises
+   them; a result with an error status is returned, not raised — deciding
+   what to raise is the caller's policy.
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import errors
+from .pq import ConnStatus, ExecStatus, PGconn, PGresult, PollingStatus
+from .waiting import PQGen, Ready, Wait
+
+__all__ = [
+    "connect",
+    "send",
+    "fetch",
+    "fetch_many",
+    "execute",
+    "drain",
+]
+
+_COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
+
+
+class ConnectionTimeout(errors.OperationalError):
+    """The connection attempt did not complete within ``connect_timeout``."""
+
+
+def connect(conninfo: bytes, *, timeout: float | None = None) -> PQGen[PGconn]:
+    """Open a connection without blocking.
+
+    Nothing must have happened before. ``timeout`` (seconds, None for no
+    limit) bounds the whole attempt: it is checked each time the generator is
+    resumed, so the waiter must be given a timeout too (see
+    ``BaseConnection._connect_gen``) to resume it when the network is silent.
+
+    :return: the connected ``PGconn``, in non-blocking mode.
+    :raises OperationalError: if the connection fails or times out; the
+        half-open ``PGconn`` is finished before the error propagates.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pgconn = PGconn.connect_start(conninfo)
+    try:
+        while True:
+            if pgconn.status == ConnStatus.BAD:
+                raise _connection_error(pgconn)
+            status = pgconn.connect_poll()
+            if status == PollingStatus.OK:
+                break
+            elif status == PollingStatus.READING:
+                wait = Wait.R
+            elif status == PollingStatus.WRITING:
+                wait = Wait.W
+            else:
+                raise _connection_error(pgconn)
+            # libpq may switch socket when it moves on to another host: ask
+            # for the socket again at every step (rule of the waiter contract).
+            ready = yield pgconn.socket, wait
+            if not ready and deadline is not None and time.monotonic() >= deadline:
+                raise ConnectionTimeout(f"connection timed out after {timeout:g} seconds")
+        pgconn.nonblocking = True
+    except BaseException:
+        pgconn.finish()
+        raise
+    return pgconn
+
+
+def _connection_error(pgconn: PGconn) -> errors.OperationalError:
+    message = pgconn.error_message.decode("utf-8", "replace").strip()
+    return errors.OperationalError(f"connection failed: {message or 'no message from libpq'}")
+
+
+def send(pgconn: PGconn) -> PQGen[None]:
+    """Flush what a ``send_*`` call queued, until libpq's buffer is empty.
+
+    A ``send_*`` call must have queued a command. While the output is
+    blocked, the input is consumed too: a server that fills our socket with
+    results (or notices) while we write would otherwise deadlock us.
+    """
+    while True:
+        if pgconn.flush() == 0:
+            return
+        ready = yield pgconn.socket, Wait.RW
+        if ready & Ready.R:
+            pgconn.consume_input()
+
+
+def fetch(pgconn: PGconn) -> PQGen[PGresult | None]:
+    """Return the next result of the command in progress, None when done.
+
+    The command must have been sent (see ``send``).
+    """
+    if pgconn.is_busy():
+        fileno = pgconn.socket
+        while True:
+            ready = yield fileno, Wait.R
+            if ready:
+                pgconn.consume_input()
+                if not pgconn.is_busy():
+                    break
+    return pgconn.get_result()
+
+
+def fetch_many(pgconn: PGconn) -> PQGen[list[PGresult]]:
+    """Return every result of the command in progress.
+
+    The command must have been sent. Reading stops after the last result or
+    at a COPY result: the COPY must then be handled by the caller.
+    """
+    results: list[PGresult] = []
+    while True:
+        result = yield from fetch(pgconn)
+        if result is None:
+            return results
+        results.append(result)
+        if result.status in _COPY_STATUSES:
+            return results
+
+
+def execute(pgconn: PGconn) -> PQGen[list[PGresult]]:
+    """Send the command queued by a ``send_*`` call and return all its results."""
+    yield from send(pgconn)
+    return (yield from fetch_many(pgconn))
+
+
+def drain(pgconn: PGconn, *, deadline: float) -> PQGen[None]:
+    """Discard everything the command in progress still has to produce.
+
+    Used after an interruption (a cancel request should have been sent, so
+    the server stops soon). Whatever was being written is finished, results
+    are read and dropped, a COPY is ended, until libpq is idle again.
+
+    :param deadline: a ``time.monotonic()`` value; past it the drain gives up.
+    :raises OperationalError: if the deadline passes or the connection fails.
+        The connection is then in an unknown state: the caller must close it.
+    """
+
+    yield from _flush_until_deadline(pgconn, deadline)
+
+    while True:
+        while pgconn.is_busy():
+            ready = yield pgconn.socket, Wait.R
+            _check_deadline(deadline)
+            if ready:
+                pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            # Outside pipeline mode the first NULL result ends the command.
+            return
+        status = result.status
+        result.clear()
+        if status == ExecStatus.COPY_IN:
+            pgconn.put_copy_end(b"interrupted by the client")
+            yield from _flush_until_deadline(pgconn, deadline)
+        elif status in (ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH):
+            while True:
+                nbytes, _ = pgconn.get_copy_data(1)
+                if nbytes == 0:
+                    ready = yield pgconn.socket, Wait.R
+                    _check_deadline(deadline)
+                    if ready:
+                        pgconn.consume_input()
+                elif nbytes < 0:
+                    break
+
+
+def _check_deadline(deadline: float) -> None:
+    if time.monotonic() >= deadline:
+        raise errors.OperationalError("the connection could not be drained in time")
+
+
+def _flush_until_deadline(pgconn: PGconn, deadline: float) -> PQGen[None]:
+    while pgconn.flush() != 0:
+        ready = yield pgconn.socket, Wait.RW
+        _check_deadline(deadline)
+        if ready & Ready.R:
+            pgconn.consume_input()

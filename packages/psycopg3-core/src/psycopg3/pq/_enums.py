@@ -1,0 +1,127 @@
+"""The enumerations of libpq, with the values its header gives them.
+
+Must not: import anything of psycopg3, or hold anything but constants.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = [
+    "ConnStatus",
+    "PollingStatus",
+    "TransactionStatus",
+    "ExecStatus",
+    "PipelineStatus",
+    "Ping",
+    "Format",
+    "DiagnosticField",
+]
+
+
+class ConnStatus(IntEnum):
+    """The state of a connection (libpq's ``ConnStatusType``)."""
+
+    OK = 0
+    BAD = 1
+    STARTED = 2
+    MADE = 3
+    AWAITING_RESPONSE = 4
+    AUTH_OK = 5
+    SETENV = 6
+    SSL_STARTUP = 7
+    NEEDED = 8
+    CHECK_WRITABLE = 9
+    CONSUME = 10
+    GSS_STARTUP = 11
+    CHECK_TARGET = 12
+    CHECK_STANDBY = 13
+    # Added by libpq 17 (for cancel connections not yet started); listed so
+    # that a newer libpq never produces a value this enum cannot convert.
+    ALLOCATED = 14
+
+
+class PollingStatus(IntEnum):
+    """What ``PQconnectPoll`` asks for next (``PostgresPollingStatusType``)."""
+
+    FAILED = 0
+    READING = 1
+    WRITING = 2
+    OK = 3
+    ACTIVE = 4
+
+
+class TransactionStatus(IntEnum):
+    """The transaction state of the session (``PGTransactionStatusType``)."""
+
+    IDLE = 0
+    ACTIVE = 1
+    INTRANS = 2
+    INERROR = 3
+    UNKNOWN = 4
+
+
+class ExecStatus(IntEnum):
+    """The status of a result (libpq's ``ExecStatusType``)."""
+
+    EMPTY_QUERY = 0
+    COMMAND_OK = 1
+    TUPLES_OK = 2
+    COPY_OUT = 3
+    COPY_IN = 4
+    BAD_RESPONSE = 5
+    NONFATAL_ERROR = 6
+    FATAL_ERROR = 7
+    COPY_BOTH = 8
+    SINGLE_TUPLE = 9
+    PIPELINE_SYNC = 10
+    PIPELINE_ABORTED = 11
+    # Added by libpq 17 (chunked rows mode); never produced by libpq 15.
+    TUPLES_CHUNK = 12
+
+
+class PipelineStatus(IntEnum):
+    """Whether the connection is in pipeline mode (``PGpipelineStatus``)."""
+
+    OFF = 0
+    ON = 1
+    ABORTED = 2
+
+
+class Ping(IntEnum):
+    """The answer of ``PQping`` (``PGPing``)."""
+
+    OK = 0
+    REJECT = 1
+    NO_RESPONSE = 2
+    NO_ATTEMPT = 3
+
+
+class Format(IntEnum):
+    """The format of a parameter or of a result column."""
+
+    TEXT = 0
+    BINARY = 1
+
+
+class DiagnosticField(IntEnum):
+    """The field codes accepted by ``PQresultErrorField``."""
+
+    SEVERITY = ord("S")
+    SEVERITY_NONLOCALIZED = ord("V")
+    SQLSTATE = ord("C")
+    MESSAGE_PRIMARY = ord("M")
+    MESSAGE_DETAIL = ord("D")
+    MESSAGE_HINT = ord("H")
+    STATEMENT_POSITION = ord("P")
+    INTERNAL_POSITION = ord("p")
+    INTERNAL_QUERY = ord("q")
+    CONTEXT = ord("W")
+    SCHEMA_NAME = ord("s")
+    TABLE_NAME = ord("t")
+    COLUMN_NAME = ord("c")
+    DATATYPE_NAME = ord("d")
+    CONSTRAINT_NAME = ord("n")
+    SOURCE_FILE = ord("F")
+    SOURCE_LINE = ord("L")
+    SOURCE_FUNCTION = ord("R")

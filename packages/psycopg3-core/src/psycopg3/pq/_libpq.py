@@ -1,0 +1,289 @@
+"""Load libpq and declare the C signature of every function psycopg3 calls.
+
+Must not: wrap, check or convert anything (that is ``pgconn``/``pgresult``'s
+job, and ``_cstrings``' for the C strings and ints we build); hold any state
+beyond the loaded library.
+
+Rules of this module:
+
+1. Opaque pointers (``PGconn *``, ``PGresult *``, ``PGcancel *``) are
+   ``c_void_p``: ctypes hands them back as plain ints, or None for NULL.
+2. A ``char *`` that libpq allocates and we must ``PQfreemem`` is declared
+   ``c_void_p`` too, never ``c_char_p`` (which would copy the text and lose
+   the pointer to free).
+3. Functions newer than the oldest libpq we support are declared only when
+   the loaded library has them; otherwise the module name is None.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_char,
+    c_char_p,
+    c_int,
+    c_size_t,
+    c_uint,
+    c_void_p,
+)
+from typing import Any
+
+
+# The names the dynamic loader finds by itself, tried before ctypes.util:
+# find_library() imports subprocess (and with it select and selectors), which
+# the core must not pull in where the loader's own search is enough.
+_SONAMES = ("libpq.so.5", "libpq.5.dylib", "libpq.dll")
+
+
+def _load_libpq() -> tuple[str, ctypes.CDLL]:
+    override = os.environ.get("PSYCOPG3_LIBPQ")
+    if override:
+        return override, ctypes.CDLL(override)
+    for name in _SONAMES:
+        try:
+            return name, ctypes.CDLL(name)
+        except OSError:
+            pass
+    from ctypes.util import find_library
+
+    found = find_library("pq")
+    if found is None:
+        raise OSError(f"libpq not found (tried {', '.join(_SONAMES)} and find_library)")
+    return found, ctypes.CDLL(found)
+
+
+try:
+    libpq_path, _lib = _load_libpq()
+except OSError as exc:  # pragma: no cover - depends on the machine
+    raise ImportError(
+        f"psycopg3 cannot load libpq ({exc}); set PSYCOPG3_LIBPQ to its path"
+    ) from exc
+
+
+def _declare(name: str, restype: Any, argtypes: list[Any]) -> Any:
+    func = getattr(_lib, name)
+    func.restype = restype
+    func.argtypes = argtypes
+    return func
+
+
+def _declare_if_present(name: str, restype: Any, argtypes: list[Any]) -> Any:
+    if not hasattr(_lib, name):
+        return None
+    return _declare(name, restype, argtypes)
+
+
+Oid = c_uint
+
+
+class PGnotify_struct(Structure):
+    """libpq's ``PGnotify`` (its public fields, then the private link)."""
+
+    _fields_ = [
+        ("relname", c_char_p),
+        ("be_pid", c_int),
+        ("extra", c_char_p),
+        ("next", c_void_p),
+    ]
+
+
+class PQconninfoOption_struct(Structure):
+    """libpq's ``PQconninfoOption``: one entry of an array ended by a NULL keyword."""
+
+    _fields_ = [
+        ("keyword", c_char_p),
+        ("envvar", c_char_p),
+        ("compiled", c_char_p),
+        ("val", c_char_p),
+        ("label", c_char_p),
+        ("dispchar", c_char_p),
+        ("dispsize", c_int),
+    ]
+
+
+PQnoticeReceiver = CFUNCTYPE(None, c_void_p, c_void_p)
+
+_conn = c_void_p
+_res = c_void_p
+_char_array = POINTER(c_char_p)
+_int_array = POINTER(c_int)
+_oid_array = POINTER(Oid)
+
+# --- Database Connection Control Functions ---
+
+PQconnectdb = _declare("PQconnectdb", _conn, [c_char_p])
+PQconnectStart = _declare("PQconnectStart", _conn, [c_char_p])
+PQconnectPoll = _declare("PQconnectPoll", c_int, [_conn])
+PQconndefaults = _declare("PQconndefaults", POINTER(PQconninfoOption_struct), [])
+PQconninfoParse = _declare(
+    "PQconninfoParse", POINTER(PQconninfoOption_struct), [c_char_p, POINTER(c_void_p)]
+)
+PQconninfo = _declare("PQconninfo", POINTER(PQconninfoOption_struct), [_conn])
+PQconninfoFree = _declare("PQconninfoFree", None, [POINTER(PQconninfoOption_struct)])
+PQfinish = _declare("PQfinish", None, [_conn])
+PQping = _declare("PQping", c_int, [c_char_p])
+
+# --- Connection Status Functions ---
+
+PQdb = _declare("PQdb", c_char_p, [_conn])
+PQuser = _declare("PQuser", c_char_p, [_conn])
+PQpass = _declare("PQpass", c_char_p, [_conn])
+PQhost = _declare("PQhost", c_char_p, [_conn])
+PQhostaddr = _declare_if_present("PQhostaddr", c_char_p, [_conn])  # libpq >= 12
+PQport = _declare("PQport", c_char_p, [_conn])
+PQoptions = _declare("PQoptions", c_char_p, [_conn])
+PQstatus = _declare("PQstatus", c_int, [_conn])
+PQtransactionStatus = _declare("PQtransactionStatus", c_int, [_conn])
+PQparameterStatus = _declare("PQparameterStatus", c_char_p, [_conn, c_char_p])
+PQprotocolVersion = _declare("PQprotocolVersion", c_int, [_conn])
+PQserverVersion = _declare("PQserverVersion", c_int, [_conn])
+PQerrorMessage = _declare("PQerrorMessage", c_char_p, [_conn])
+PQsocket = _declare("PQsocket", c_int, [_conn])
+PQbackendPID = _declare("PQbackendPID", c_int, [_conn])
+PQconnectionNeedsPassword = _declare("PQconnectionNeedsPassword", c_int, [_conn])
+PQconnectionUsedPassword = _declare("PQconnectionUsedPassword", c_int, [_conn])
+PQsslInUse = _declare("PQsslInUse", c_int, [_conn])
+
+# --- Command Execution Functions ---
+
+PQexec = _declare("PQexec", _res, [_conn, c_char_p])
+PQexecParams = _declare(
+    "PQexecParams",
+    _res,
+    [_conn, c_char_p, c_int, _oid_array, _char_array, _int_array, _int_array, c_int],
+)
+PQprepare = _declare("PQprepare", _res, [_conn, c_char_p, c_char_p, c_int, _oid_array])
+PQexecPrepared = _declare(
+    "PQexecPrepared",
+    _res,
+    [_conn, c_char_p, c_int, _char_array, _int_array, _int_array, c_int],
+)
+PQdescribePrepared = _declare("PQdescribePrepared", _res, [_conn, c_char_p])
+PQdescribePortal = _declare("PQdescribePortal", _res, [_conn, c_char_p])
+PQclosePrepared = _declare_if_present("PQclosePrepared", _res, [_conn, c_char_p])  # 17
+PQclosePortal = _declare_if_present("PQclosePortal", _res, [_conn, c_char_p])  # 17
+
+PQresultStatus = _declare("PQresultStatus", c_int, [_res])
+PQresultErrorMessage = _declare("PQresultErrorMessage", c_char_p, [_res])
+PQresultErrorField = _declare("PQresultErrorField", c_char_p, [_res, c_int])
+PQclear = _declare("PQclear", None, [_res])
+
+PQntuples = _declare("PQntuples", c_int, [_res])
+PQnfields = _declare("PQnfields", c_int, [_res])
+PQfname = _declare("PQfname", c_char_p, [_res, c_int])
+PQftable = _declare("PQftable", Oid, [_res, c_int])
+PQftablecol = _declare("PQftablecol", c_int, [_res, c_int])
+PQfformat = _declare("PQfformat", c_int, [_res, c_int])
+PQftype = _declare("PQftype", Oid, [_res, c_int])
+PQfmod = _declare("PQfmod", c_int, [_res, c_int])
+PQfsize = _declare("PQfsize", c_int, [_res, c_int])
+PQbinaryTuples = _declare("PQbinaryTuples", c_int, [_res])
+# Declared twice on purpose. Text values never contain NUL, so the c_char_p
+# form returns them as bytes in one call (the fast path of loading rows); a
+# binary value may contain NUL, so it is read through a plain pointer with
+# PQgetlength and ctypes.string_at.
+PQgetvalue_text = _declare("PQgetvalue", c_char_p, [_res, c_int, c_int])
+# _lib["name"] (unlike _lib.name) builds a new function object each time, so
+# this second declaration does not change the first one's restype.
+PQgetvalue_ptr = _lib["PQgetvalue"]
+PQgetvalue_ptr.restype = POINTER(c_char)
+PQgetvalue_ptr.argtypes = [_res, c_int, c_int]
+PQgetisnull = _declare("PQgetisnull", c_int, [_res, c_int, c_int])
+PQgetlength = _declare("PQgetlength", c_int, [_res, c_int, c_int])
+PQnparams = _declare("PQnparams", c_int, [_res])
+PQparamtype = _declare("PQparamtype", Oid, [_res, c_int])
+PQcmdStatus = _declare("PQcmdStatus", c_char_p, [_res])
+PQcmdTuples = _declare("PQcmdTuples", c_char_p, [_res])
+PQoidValue = _declare("PQoidValue", Oid, [_res])
+
+PQescapeLiteral = _declare("PQescapeLiteral", c_void_p, [_conn, c_char_p, c_size_t])
+PQescapeIdentifier = _declare("PQescapeIdentifier", c_void_p, [_conn, c_char_p, c_size_t])
+PQescapeStringConn = _declare(
+    "PQescapeStringConn", c_size_t, [_conn, c_char_p, c_char_p, c_size_t, POINTER(c_int)]
+)
+PQescapeByteaConn = _declare(
+    "PQescapeByteaConn", c_void_p, [_conn, c_char_p, c_size_t, POINTER(c_size_t)]
+)
+PQunescapeBytea = _declare("PQunescapeBytea", c_void_p, [c_char_p, POINTER(c_size_t)])
+
+# --- Asynchronous Command Processing ---
+
+PQsendQuery = _declare("PQsendQuery", c_int, [_conn, c_char_p])
+PQsendQueryParams = _declare(
+    "PQsendQueryParams",
+    c_int,
+    [_conn, c_char_p, c_int, _oid_array, _char_array, _int_array, _int_array, c_int],
+)
+PQsendPrepare = _declare("PQsendPrepare", c_int, [_conn, c_char_p, c_char_p, c_int, _oid_array])
+PQsendQueryPrepared = _declare(
+    "PQsendQueryPrepared",
+    c_int,
+    [_conn, c_char_p, c_int, _char_array, _int_array, _int_array, c_int],
+)
+PQsendDescribePrepared = _declare("PQsendDescribePrepared", c_int, [_conn, c_char_p])
+PQsendDescribePortal = _declare("PQsendDescribePortal", c_int, [_conn, c_char_p])
+PQsendClosePrepared = _declare_if_present("PQsendClosePrepared", c_int, [_conn, c_char_p])  # 17
+PQsendClosePortal = _declare_if_present("PQsendClosePortal", c_int, [_conn, c_char_p])  # 17
+PQgetResult = _declare("PQgetResult", _res, [_conn])
+PQconsumeInput = _declare("PQconsumeInput", c_int, [_conn])
+PQisBusy = _declare("PQisBusy", c_int, [_conn])
+PQsetnonblocking = _declare("PQsetnonblocking", c_int, [_conn, c_int])
+PQisnonblocking = _declare("PQisnonblocking", c_int, [_conn])
+PQflush = _declare("PQflush", c_int, [_conn])
+PQsetSingleRowMode = _declare("PQsetSingleRowMode", c_int, [_conn])
+PQsetChunkedRowsMode = _declare_if_present("PQsetChunkedRowsMode", c_int, [_conn, c_int])  # 17
+
+# --- Cancelling Queries in Progress ---
+
+PQgetCancel = _declare("PQgetCancel", c_void_p, [_conn])
+PQfreeCancel = _declare("PQfreeCancel", None, [c_void_p])
+PQcancel = _declare("PQcancel", c_int, [c_void_p, c_char_p, c_int])
+
+# The non-blocking cancel API of libpq 17 (PGcancelConn *, opaque).
+PQcancelCreate = _declare_if_present("PQcancelCreate", c_void_p, [_conn])
+PQcancelStart = _declare_if_present("PQcancelStart", c_int, [c_void_p])
+PQcancelBlocking = _declare_if_present("PQcancelBlocking", c_int, [c_void_p])
+PQcancelPoll = _declare_if_present("PQcancelPoll", c_int, [c_void_p])
+PQcancelStatus = _declare_if_present("PQcancelStatus", c_int, [c_void_p])
+PQcancelSocket = _declare_if_present("PQcancelSocket", c_int, [c_void_p])
+PQcancelErrorMessage = _declare_if_present("PQcancelErrorMessage", c_char_p, [c_void_p])
+PQcancelReset = _declare_if_present("PQcancelReset", None, [c_void_p])
+PQcancelFinish = _declare_if_present("PQcancelFinish", None, [c_void_p])
+
+# --- Asynchronous Notification ---
+
+PQnotifies = _declare("PQnotifies", POINTER(PGnotify_struct), [_conn])
+
+# --- Functions Associated with the COPY Command ---
+
+PQputCopyData = _declare("PQputCopyData", c_int, [_conn, c_char_p, c_int])
+PQputCopyEnd = _declare("PQputCopyEnd", c_int, [_conn, c_char_p])
+PQgetCopyData = _declare("PQgetCopyData", c_int, [_conn, POINTER(c_void_p), c_int])
+
+# --- Control Functions ---
+
+PQlibVersion = _declare("PQlibVersion", c_int, [])
+
+# --- Notice Processing ---
+
+PQsetNoticeReceiver = _declare("PQsetNoticeReceiver", c_void_p, [_conn, PQnoticeReceiver, c_void_p])
+
+# --- Pipeline Mode ---
+
+PQpipelineStatus = _declare_if_present("PQpipelineStatus", c_int, [_conn])  # libpq >= 14
+PQenterPipelineMode = _declare_if_present("PQenterPipelineMode", c_int, [_conn])
+PQexitPipelineMode = _declare_if_present("PQexitPipelineMode", c_int, [_conn])
+PQpipelineSync = _declare_if_present("PQpipelineSync", c_int, [_conn])
+PQsendFlushRequest = _declare_if_present("PQsendFlushRequest", c_int, [_conn])
+PQsendPipelineSync = _declare_if_present("PQsendPipelineSync", c_int, [_conn])  # 17
+
+# --- Miscellaneous Functions ---
+
+PQfreemem = _declare("PQfreemem", None, [c_void_p])
+PQencryptPasswordConn = _declare(
+    "PQencryptPasswordConn", c_void_p, [_conn, c_char_p, c_char_p, c_char_p]
+)

@@ -1,0 +1,68 @@
+"""``PGcancel``: the data needed to ask the server to cancel a running query.
+
+Must not: touch the ``PGconn`` it was made from (it is independent of it and
+may outlive it), or pass a freed pointer to libpq.
+"""
+
+from __future__ import annotations
+
+from ctypes import create_string_buffer
+from typing import Any
+
+from ..errors import OperationalError
+from . import _libpq as impl
+
+__all__ = ["PGcancel"]
+
+_ERRBUF_SIZE = 256
+
+
+class PGcancel:
+    """A cancel handle made by `PGconn.get_cancel()`.
+
+    `cancel()` is blocking (it opens a new connection to the server), and
+    libpq makes it safe to call from a thread other than the one using the
+    connection. The thread that calls `cancel()` should be the one to
+    `free()` the handle (or let it be collected): freeing it while another
+    thread is inside `cancel()` would hand libpq freed memory.
+    """
+
+    __slots__ = ("_pgcancel_ptr", "__weakref__")
+
+    def __init__(self, pgcancel_ptr: int):
+        self._pgcancel_ptr: int | None = pgcancel_ptr
+
+    def __del__(self, _free: Any = impl.PQfreeCancel) -> None:
+        ptr = self._pgcancel_ptr
+        if ptr is not None:
+            self._pgcancel_ptr = None
+            if _free is not None:
+                _free(ptr)
+
+    def __repr__(self) -> str:
+        state = "freed" if self._pgcancel_ptr is None else "ready"
+        return f"<{type(self).__name__} [{state}] at 0x{id(self):x}>"
+
+    def free(self) -> None:
+        """Free the handle now (idempotent)."""
+        ptr = self._pgcancel_ptr
+        if ptr is not None:
+            self._pgcancel_ptr = None
+            impl.PQfreeCancel(ptr)
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the query running on the connection.
+
+        Success only means the request was delivered: the query may have
+        finished anyway. Blocks until the server answered (``PQcancel``).
+
+        :raises OperationalError: if the handle was freed or the request
+            could not be sent, with libpq's message.
+        """
+        ptr = self._pgcancel_ptr
+        if ptr is None:
+            raise OperationalError("the cancel handle was freed")
+        errbuf = create_string_buffer(_ERRBUF_SIZE)
+        if not impl.PQcancel(ptr, errbuf, _ERRBUF_SIZE):
+            message = errbuf.value.decode("utf-8", "replace").strip()
+            raise OperationalError(f"sending the cancel request failed: {message}")

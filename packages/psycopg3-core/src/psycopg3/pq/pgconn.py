@@ -1,0 +1,367 @@
+"""``PGconn``: a typed wrapper of libpq's connection, bytes in and bytes out.
+
+Must not: wait on the socket, decide policy (what a failed result means, how
+to retry), or pass a finished connection's pointer to libpq.
+
+Rules of this module:
+
+1. Every method starts with ``self._ptr()``: the one guard that raises
+   OperationalError on a finished connection instead of handing NULL to C.
+2. Every C string and C int built from caller data goes through
+   ``_cstrings``, which rejects NUL bytes and values a C int cannot hold.
+3. A failed libpq call raises OperationalError with libpq's message; a
+   result with an error status is returned, not raised (that is policy).
+4. ``__del__`` finishes the connection once, and never in a forked child:
+   there PQfinish would send Terminate on the parent's socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+from collections.abc import Callable
+from ctypes import byref, c_int, c_size_t, create_string_buffer, string_at
+from typing import Any
+
+from ..errors import OperationalError
+from . import _libpq as impl
+from ._cstrings import check_nul
+from ._enums import ConnStatus, PollingStatus, TransactionStatus
+from ._execute import ExecuteMixin, missing_feature
+from .misc import ConninfoOption, options_from_array
+from .pgcancel import PGcancel
+from .pgresult import PGresult
+
+__all__ = ["PGconn", "NoticeHandler"]
+
+logger = logging.getLogger("psycopg3")
+
+NoticeHandler = Callable[[PGresult], None]
+_Buffer = bytes | bytearray | memoryview
+
+
+def _deliver_notice(conn_ref: weakref.ref[PGconn], res_ptr: int | None) -> None:
+    # Runs inside a libpq call, through C: nothing may propagate from here.
+    conn = conn_ref()
+    handler = conn.notice_handler if conn is not None else None
+    if handler is None or res_ptr is None:
+        return
+    result = PGresult.borrow(res_ptr)
+    try:
+        handler(result)
+    except Exception:
+        logger.exception("error in the notice handler %r", handler)
+    finally:
+        # libpq frees the notice after we return: a handler that kept the
+        # result gets "the result was cleared", not freed memory.
+        result.clear()
+
+
+class PGconn(ExecuteMixin):
+    """A libpq connection. Build it with `connect()` or `connect_start()`."""
+
+    __slots__ = (
+        "_pgconn_ptr",
+        "_creator_pid",
+        "_notice_receiver",
+        "notice_handler",
+        "__weakref__",
+    )
+
+    def __init__(self, pgconn_ptr: int):
+        self._pgconn_ptr: int | None = pgconn_ptr
+        self._creator_pid = os.getpid()
+        #: Called with each notice (a borrowed `PGresult`) the server sends.
+        self.notice_handler: NoticeHandler | None = None
+        conn_ref = weakref.ref(self)
+
+        def receive_notice(arg: int | None, res_ptr: int | None) -> None:
+            _deliver_notice(conn_ref, res_ptr)
+
+        # Kept on the instance: libpq holds only the C pointer of the callback.
+        self._notice_receiver = impl.PQnoticeReceiver(receive_notice)
+        impl.PQsetNoticeReceiver(pgconn_ptr, self._notice_receiver, None)
+
+    @classmethod
+    def connect(cls, conninfo: bytes) -> PGconn:
+        """Connect, blocking until done (``PQconnectdb``): for scripts and tests.
+
+        :raises OperationalError: if the connection failed, with libpq's message.
+        :raises DataError: if *conninfo* contains a NUL byte.
+        """
+        ptr = impl.PQconnectdb(check_nul(conninfo, "conninfo"))
+        if not ptr:
+            raise MemoryError("libpq could not allocate a connection")
+        conn = cls(ptr)
+        if conn.status == ConnStatus.BAD:
+            message = conn._message()
+            conn.finish()
+            raise OperationalError(f"connection failed: {message}")
+        return conn
+
+    @classmethod
+    def connect_start(cls, conninfo: bytes) -> PGconn:
+        """Start connecting without blocking (``PQconnectStart``).
+
+        Drive it with `connect_poll()`. The connection is returned even if its
+        status is already BAD (for instance a conninfo libpq cannot parse), so
+        that the caller can read `error_message`.
+
+        :raises DataError: if *conninfo* contains a NUL byte.
+        """
+        ptr = impl.PQconnectStart(check_nul(conninfo, "conninfo"))
+        if not ptr:
+            raise MemoryError("libpq could not allocate a connection")
+        return cls(ptr)
+
+    def connect_poll(self) -> PollingStatus:
+        """Advance a connection started by `connect_start()`."""
+        return PollingStatus(impl.PQconnectPoll(self._ptr()))
+
+    def finish(self) -> None:
+        """Close the connection and free it (idempotent)."""
+        ptr = self._pgconn_ptr
+        if ptr is not None:
+            self._pgconn_ptr = None
+            impl.PQfinish(ptr)
+
+    def __del__(self, _finish: Any = impl.PQfinish, _getpid: Any = os.getpid) -> None:
+        # Defaults bind what __del__ needs: module globals may be gone at exit.
+        ptr = self._pgconn_ptr
+        if ptr is None:
+            return
+        self._pgconn_ptr = None
+        if _finish is not None and _getpid is not None and _getpid() == self._creator_pid:
+            _finish(ptr)
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        ptr = self._pgconn_ptr
+        if ptr is None:
+            return f"<{name} [closed] at 0x{id(self):x}>"
+        status = ConnStatus(impl.PQstatus(ptr)).name
+        where = " ".join(
+            f"{key}={value.decode('utf-8', 'replace')}"
+            for key, value in (
+                ("host", impl.PQhost(ptr)),
+                ("port", impl.PQport(ptr)),
+                ("dbname", impl.PQdb(ptr)),
+                ("user", impl.PQuser(ptr)),
+            )
+            if value
+        )
+        return f"<{name} [{status}] {where} at 0x{id(self):x}>"
+
+    def _ptr(self) -> int:
+        ptr = self._pgconn_ptr
+        if ptr is None:
+            raise OperationalError("the connection is closed")
+        return ptr
+
+    def _message(self) -> str:
+        ptr = self._pgconn_ptr
+        raw: bytes | None = impl.PQerrorMessage(ptr) if ptr is not None else None
+        return raw.decode("utf-8", "replace").strip() if raw else "no message from libpq"
+
+    def _error(self, what: str) -> OperationalError:
+        return OperationalError(f"{what} failed: {self._message()}")
+
+    @property
+    def pgconn_ptr(self) -> int | None:
+        """The address of the C ``PGconn``, None once finished."""
+        return self._pgconn_ptr
+
+    # --- status ---
+
+    @property
+    def closed(self) -> bool:
+        """True if the connection was finished or is broken (status BAD)."""
+        ptr = self._pgconn_ptr
+        return ptr is None or impl.PQstatus(ptr) == ConnStatus.BAD
+
+    @property
+    def status(self) -> ConnStatus:
+        """The connection status (``PQstatus``)."""
+        return ConnStatus(impl.PQstatus(self._ptr()))
+
+    @property
+    def transaction_status(self) -> TransactionStatus:
+        """The transaction status of the session (``PQtransactionStatus``)."""
+        return TransactionStatus(impl.PQtransactionStatus(self._ptr()))
+
+    @property
+    def error_message(self) -> bytes:
+        """The last error message of the connection, b"" if none."""
+        raw: bytes | None = impl.PQerrorMessage(self._ptr())
+        return raw or b""
+
+    def parameter_status(self, name: bytes) -> bytes | None:
+        """Return a parameter the server reported (e.g. b"client_encoding")."""
+        value: bytes | None = impl.PQparameterStatus(self._ptr(), check_nul(name, "parameter name"))
+        return value
+
+    @property
+    def server_version(self) -> int:
+        """The server version as a number (150004 for 15.4), 0 if unknown."""
+        return int(impl.PQserverVersion(self._ptr()))
+
+    @property
+    def protocol_version(self) -> int:
+        """The frontend/backend protocol version (3)."""
+        return int(impl.PQprotocolVersion(self._ptr()))
+
+    @property
+    def backend_pid(self) -> int:
+        """The process id of the server backend."""
+        return int(impl.PQbackendPID(self._ptr()))
+
+    @property
+    def socket(self) -> int:
+        """The file descriptor of the connection's socket.
+
+        :raises OperationalError: if there is no open socket.
+        """
+        fd = int(impl.PQsocket(self._ptr()))
+        if fd < 0:
+            raise OperationalError("the connection has no open socket")
+        return fd
+
+    @property
+    def db(self) -> bytes:
+        """The database name."""
+        return impl.PQdb(self._ptr()) or b""
+
+    @property
+    def user(self) -> bytes:
+        """The user name."""
+        return impl.PQuser(self._ptr()) or b""
+
+    @property
+    def password(self) -> bytes:
+        """The password used (b"" if none). Never shown by repr."""
+        return impl.PQpass(self._ptr()) or b""
+
+    @property
+    def host(self) -> bytes:
+        """The host name or socket directory of the server."""
+        return impl.PQhost(self._ptr()) or b""
+
+    @property
+    def hostaddr(self) -> bytes:
+        """The IP address of the server (libpq >= 12)."""
+        ptr = self._ptr()
+        if impl.PQhostaddr is None:  # pragma: no cover - libpq < 12
+            raise missing_feature("PGconn.hostaddr", 120000)
+        return impl.PQhostaddr(ptr) or b""
+
+    @property
+    def port(self) -> bytes:
+        """The port of the server."""
+        return impl.PQport(self._ptr()) or b""
+
+    @property
+    def options(self) -> bytes:
+        """The command-line options passed in the connection request."""
+        return impl.PQoptions(self._ptr()) or b""
+
+    @property
+    def ssl_in_use(self) -> bool:
+        """True if the connection uses SSL."""
+        return bool(impl.PQsslInUse(self._ptr()))
+
+    @property
+    def needs_password(self) -> bool:
+        """True if authentication needed a password and none was given."""
+        return bool(impl.PQconnectionNeedsPassword(self._ptr()))
+
+    @property
+    def used_password(self) -> bool:
+        """True if authentication used a password."""
+        return bool(impl.PQconnectionUsedPassword(self._ptr()))
+
+    @property
+    def info(self) -> list[ConninfoOption]:
+        """The connection options in use (``PQconninfo``)."""
+        array = impl.PQconninfo(self._ptr())
+        if not array:
+            raise MemoryError("libpq could not allocate the conninfo options")
+        try:
+            return options_from_array(array)
+        finally:
+            impl.PQconninfoFree(array)
+
+    @property
+    def nonblocking(self) -> bool:
+        """Whether sending blocks; set it True before using the ``send_*`` calls."""
+        return bool(impl.PQisnonblocking(self._ptr()))
+
+    @nonblocking.setter
+    def nonblocking(self, value: bool) -> None:
+        if impl.PQsetnonblocking(self._ptr(), 1 if value else 0) != 0:
+            raise self._error("setting the nonblocking mode")
+
+    # --- cancel, escaping, passwords ---
+
+    def get_cancel(self) -> PGcancel:
+        """Return a handle to cancel the running query, usable from any thread."""
+        cancel_ptr = impl.PQgetCancel(self._ptr())
+        if not cancel_ptr:
+            raise self._error("creating the cancel handle")
+        return PGcancel(cancel_ptr)
+
+    def _take_string(self, c_ptr: int | None, what: str, size: int = -1) -> bytes:
+        if not c_ptr:
+            raise self._error(what)
+        try:
+            return string_at(c_ptr, size)
+        finally:
+            impl.PQfreemem(c_ptr)
+
+    def escape_literal(self, data: _Buffer) -> bytes:
+        """Quote a value as an SQL string literal, quotes included."""
+        ptr = self._ptr()
+        value = check_nul(bytes(data), "literal")
+        return self._take_string(impl.PQescapeLiteral(ptr, value, len(value)), "escaping")
+
+    def escape_identifier(self, data: _Buffer) -> bytes:
+        """Quote a name as an SQL identifier, double quotes included."""
+        ptr = self._ptr()
+        value = check_nul(bytes(data), "identifier")
+        return self._take_string(impl.PQescapeIdentifier(ptr, value, len(value)), "escaping")
+
+    def escape_string(self, data: _Buffer) -> bytes:
+        """Escape a value for use inside single quotes (no quotes added)."""
+        ptr = self._ptr()
+        value = check_nul(bytes(data), "string")
+        out = create_string_buffer(2 * len(value) + 1)
+        error = c_int()
+        size = impl.PQescapeStringConn(ptr, out, value, len(value), byref(error))
+        if error.value:
+            raise self._error("escaping the string")
+        return out.raw[:size]
+
+    def escape_bytea(self, data: _Buffer) -> bytes:
+        """Encode binary data as the text form of a bytea (``PQescapeByteaConn``)."""
+        ptr = self._ptr()
+        value = bytes(data)
+        size = c_size_t()
+        out = impl.PQescapeByteaConn(ptr, value, len(value), byref(size))
+        # size counts the terminating NUL.
+        return self._take_string(out, "escaping bytea", max(size.value - 1, 0))
+
+    def encrypt_password(
+        self, password: bytes, user: bytes, algorithm: bytes | None = None
+    ) -> bytes:
+        """Hash a password client-side for ALTER ROLE (``PQencryptPasswordConn``).
+
+        :param algorithm: b"scram-sha-256" or b"md5"; None: the server's
+            ``password_encryption``.
+        """
+        ptr = self._ptr()
+        check_nul(password, "password")
+        check_nul(user, "user name")
+        if algorithm is not None:
+            check_nul(algorithm, "algorithm")
+        out = impl.PQencryptPasswordConn(ptr, password, user, algorithm)
+        return self._take_string(out, "encrypting the password")

@@ -1,0 +1,170 @@
+"""Adapters of text and binary strings: str <-> text-like types, bytes <-> bytea.
+
+Must not: talk to libpq or import any concurrency framework.
+
+Rules:
+
+1. A ``str`` is passed in text format with OID 0 ("unknown"): the server
+   types it from the query, so the same string can fill a text, varchar,
+   date or json column. (``%b`` passes it as ``text``: binary data with an
+   unknown type would be handed to the inferred type's binary reader.)
+2. PostgreSQL text cannot contain NUL: such a string is a ``DataError``
+   before anything is sent.
+3. ``bytes``, ``bytearray`` and ``memoryview`` are passed as bytea in binary
+   format: the bytes themselves, no escaping, NULs included.
+4. Text is decoded with the connection's encoding; values of types without a
+   loader (OID 0 fallback) are ``str`` in text format and ``bytes`` in binary.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+from .._adapt.base import AdaptContext, Buffer, Dumper, Loader, LoadFunction, context_encoding
+from ..pq import Format
+
+if TYPE_CHECKING:
+    from .._adapt.adapters_map import AdaptersMap
+
+BYTEA_OID, CHAR_OID, NAME_OID, TEXT_OID = 17, 18, 19, 25
+UNKNOWN_OID, BPCHAR_OID, VARCHAR_OID = 705, 1042, 1043
+_TEXT_OIDS = (CHAR_OID, NAME_OID, TEXT_OID, UNKNOWN_OID, BPCHAR_OID, VARCHAR_OID)
+
+
+class _StrDumper(Dumper):
+    def __init__(self, cls: type, context: AdaptContext | None = None):
+        super().__init__(cls, context)
+        encoding = context_encoding(context)
+        self._codec = encoding.python_codec
+        self._errors = encoding.errors
+
+    def dump(self, obj: Any) -> Buffer:
+        if "\x00" in obj:
+            raise errors.DataError(
+                "PostgreSQL text fields cannot contain NUL (0x00) characters"
+                f" (found at index {obj.index(chr(0))}); pass bytes to store binary data"
+            )
+        try:
+            return obj.encode(self._codec, self._errors)  # type: ignore[no-any-return]
+        except UnicodeEncodeError as ex:
+            raise errors.DataError(
+                f"cannot encode {obj[ex.start : ex.end]!r} in the client encoding {self._codec}"
+            ) from None
+
+
+class StrDumper(_StrDumper):
+    """Dump a str in text format with an unknown type, for the server to infer."""
+
+    oid = 0
+
+
+class StrBinaryDumper(_StrDumper):
+    """Dump a str as text in binary format (the same bytes, typed text)."""
+
+    oid = TEXT_OID
+    format = Format.BINARY
+
+
+class BytesDumper(Dumper):
+    """Dump bytes-like objects as bytea in text format (hex escape)."""
+
+    oid = BYTEA_OID
+
+    def dump(self, obj: Any) -> Buffer:
+        return b"\\x" + binascii.hexlify(obj)
+
+
+class BytesBinaryDumper(Dumper):
+    """Dump bytes-like objects as bytea in binary format (the bytes themselves)."""
+
+    oid = BYTEA_OID
+    format = Format.BINARY
+
+    def dump(self, obj: Any) -> Buffer:
+        return obj if type(obj) is bytes else bytes(obj)
+
+
+class TextLoader(Loader):
+    """Load text-like values (any format) as str, in the connection's encoding."""
+
+    def __init__(self, oid: int, context: AdaptContext | None = None):
+        super().__init__(oid, context)
+        encoding = context_encoding(context)
+        self._codec = encoding.python_codec
+        self._errors = encoding.errors
+
+    def load(self, data: Buffer) -> Any:
+        return bytes(data).decode(self._codec, self._errors)
+
+    def load_function(self) -> LoadFunction:
+        codec, errors = self._codec, self._errors
+
+        def load(data: bytes) -> Any:
+            return data.decode(codec, errors)
+
+        return load
+
+
+class TextBinaryLoader(TextLoader):
+    """Load text-like values sent in binary format (the same bytes as text)."""
+
+    format = Format.BINARY
+
+
+# bytea's escape output format (bytea_output = escape): '\\' and '\ooo' octal.
+_bytea_escape = re.compile(rb"\\(\\|[0-3][0-7][0-7])")
+
+
+def _unescape_byte(match: re.Match[bytes]) -> bytes:
+    code = match.group(1)
+    return b"\\" if code == b"\\" else bytes((int(code, 8),))
+
+
+def load_bytea_text(data: bytes) -> bytes:
+    """Return the bytes of a bytea value in text format (hex or escape output)."""
+    if data[:2] == b"\\x":
+        return binascii.unhexlify(data[2:])
+    return _bytea_escape.sub(_unescape_byte, data)
+
+
+class ByteaLoader(Loader):
+    """Load bytea in text format as bytes."""
+
+    def load(self, data: Buffer) -> Any:
+        return load_bytea_text(bytes(data))
+
+    def load_function(self) -> LoadFunction:
+        return load_bytea_text
+
+
+class ByteaBinaryLoader(Loader):
+    """Load bytea (or any type's binary value, as a fallback) as bytes."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> Any:
+        return bytes(data)
+
+    def load_function(self) -> LoadFunction:
+        return bytes
+
+
+def register_default_adapters(adapters: AdaptersMap) -> None:
+    """Register the string adapters on *adapters* (str as text, bytes as binary)."""
+    adapters.register_dumper(str, StrBinaryDumper)
+    adapters.register_dumper(str, StrDumper)
+    for cls in (bytes, bytearray, memoryview):
+        adapters.register_dumper(cls, BytesDumper)
+        adapters.register_dumper(cls, BytesBinaryDumper)
+
+    for oid in _TEXT_OIDS:
+        adapters.register_loader(oid, TextLoader)
+        adapters.register_loader(oid, TextBinaryLoader)
+    adapters.register_loader(BYTEA_OID, ByteaLoader)
+    adapters.register_loader(BYTEA_OID, ByteaBinaryLoader)
+    # The fallback for types without a loader of their own.
+    adapters.register_loader(0, TextLoader)
+    adapters.register_loader(0, ByteaBinaryLoader)

@@ -1,0 +1,50 @@
+"""psycopg3 for blocking code: a DB-API 2.0 module on psycopg3's core."""
+
+from __future__ import annotations
+
+from psycopg3 import errors
+from psycopg3._version import __version__
+from psycopg3.errors import (
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+)
+
+from .connection import Connection, connect
+from .cursor import Cursor
+from .waiting import wait_select
+
+#: DB-API 2.0 module globals.
+apilevel = "2.0"
+#: Threads may share the module and connections (operations are serialised).
+threadsafety = 2
+paramstyle = "pyformat"
+
+__all__ = [
+    "__version__",
+    "apilevel",
+    "threadsafety",
+    "paramstyle",
+    "connect",
+    "Connection",
+    "Cursor",
+    "wait_select",
+    "errors",
+    "Warning",
+    "Error",
+    "InterfaceError",
+    "DatabaseError",
+    "DataError",
+    "OperationalError",
+    "IntegrityError",
+    "InternalError",
+    "ProgrammingError",
+    "NotSupportedError",
+]

@@ -1,0 +1,232 @@
+"""Interrupting a query: the server stops, the connection stays usable.
+
+Each flavour is interrupted its own way: Ctrl-C for blocking code, task
+cancellation and timeouts for asyncio, cancel scopes for trio and anyio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from typing import Any
+
+import anyio
+import pytest
+import trio
+
+import psycopg3
+import psycopg3_sync
+from fix_flavours import ASYNC_FLAVOURS
+from psycopg3.pq import TransactionStatus
+
+
+def backend_state(admin: Any, pid: int) -> str:
+    row = admin.execute("select state from pg_stat_activity where pid = %s", (pid,)).fetchone()
+    assert row is not None, f"backend {pid} is gone"
+    return str(row[0])
+
+
+def wait_backend_state(admin: Any, pid: int, state: str, timeout: float = 3.0) -> str:
+    # The cancel is acknowledged before the backend reports itself idle:
+    # give pg_stat_activity a moment to catch up.
+    deadline = time.monotonic() + timeout
+    while (current := backend_state(admin, pid)) != state and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return current
+
+
+def send_sigint_later(delay: float) -> threading.Timer:
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    return timer
+
+
+# -- blocking code: Ctrl-C --------------------------------------------------
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_ctrl_c_sync(dsn: str, admin: Any, autocommit: bool) -> None:
+    assert threading.current_thread() is threading.main_thread()
+    with psycopg3_sync.connect(dsn, autocommit=autocommit) as conn:
+        pid = conn.pgconn.backend_pid
+        start = time.monotonic()
+        timer = send_sigint_later(0.3)
+        with pytest.raises(KeyboardInterrupt):
+            conn.execute("select pg_sleep(10)")
+        timer.join()
+        assert time.monotonic() - start < 5
+        assert wait_backend_state(admin, pid, "idle" if autocommit else "idle in transaction (aborted)") in (
+            "idle",
+            "idle in transaction (aborted)",
+        )
+        assert not conn.closed and not conn.broken
+        expected = TransactionStatus.IDLE if autocommit else TransactionStatus.INERROR
+        assert conn.pgconn.transaction_status == expected
+        conn.rollback()
+        assert conn.execute("select 42").fetchone() == (42,)
+
+
+def test_signal_without_exception_does_not_disturb(dsn: str) -> None:
+    # A handler that returns (like a SIGALRM ticker) must not break the wait.
+    ticks = []
+    previous = signal.signal(signal.SIGUSR1, lambda *args: ticks.append(1))
+    main = threading.main_thread().ident
+    assert main is not None
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.wait(0.05):
+            signal.pthread_kill(main, signal.SIGUSR1)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        with psycopg3_sync.connect(dsn) as conn:
+            row = conn.execute("select 8 from pg_sleep(0.5)").fetchone()
+            assert row == (8,)
+    finally:
+        stop.set()
+        thread.join()
+        signal.signal(signal.SIGUSR1, previous)
+    assert len(ticks) >= 5
+
+
+def test_cancel_from_another_thread(dsn: str) -> None:
+    with psycopg3_sync.connect(dsn) as conn:
+        timer = threading.Timer(0.3, conn.cancel)
+        timer.start()
+        with pytest.raises(psycopg3.OperationalError) as excinfo:
+            conn.execute("select pg_sleep(10)")
+        timer.join()
+        assert excinfo.value.sqlstate == "57014"
+        conn.rollback()
+        assert conn.execute("select 1").fetchone() == (1,)
+    # cancel() on an idle or closed connection is a harmless no-op.
+    conn2 = psycopg3_sync.connect(dsn)
+    conn2.cancel()
+    assert conn2.execute("select 2").fetchone() == (2,)
+    conn2.close()
+    conn2.cancel()
+
+
+# -- async flavours ------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+@pytest.mark.parametrize("autocommit", [True, False])
+async def test_cancel_scope(flavour: Any, dsn: str, admin: Any, autocommit: bool) -> None:
+    conn = await flavour.connect(dsn, autocommit=autocommit)
+    try:
+        pid = conn.pgconn.backend_pid
+        start = time.monotonic()
+        with anyio.move_on_after(0.3) as scope:
+            await conn.execute("select pg_sleep(10)")
+        assert scope.cancelled_caught
+        assert time.monotonic() - start < 5
+        expected_state = "idle" if autocommit else "idle in transaction (aborted)"
+        assert wait_backend_state(admin, pid, expected_state) == expected_state
+        assert not conn.broken
+        if not autocommit:
+            with pytest.raises(psycopg3.InternalError):
+                await conn.execute("select 1")
+            await conn.rollback()
+        cur = await conn.execute("select 42")
+        assert await cur.fetchone() == (42,)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavour", ["asyncio"], indirect=True)
+async def test_asyncio_task_cancel(flavour: Any, dsn: str, admin: Any) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        pid = conn.pgconn.backend_pid
+        task = asyncio.create_task(conn.execute("select pg_sleep(10)"))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert task.cancelled()
+        assert wait_backend_state(admin, pid, "idle") == "idle"
+        cur = await conn.execute("select 1")
+        assert await cur.fetchone() == (1,)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavour", ["asyncio"], indirect=True)
+async def test_asyncio_timeouts(flavour: Any, dsn: str, admin: Any) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        pid = conn.pgconn.backend_pid
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await conn.execute("select pg_sleep(10)")
+        assert wait_backend_state(admin, pid, "idle") == "idle"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(conn.execute("select pg_sleep(10)"), 0.2)
+        assert wait_backend_state(admin, pid, "idle") == "idle"
+        cur = await conn.execute("select 3")
+        assert await cur.fetchone() == (3,)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.trio
+async def test_trio_fail_after_and_nursery(dsn: str, admin: Any) -> None:
+    from psycopg3_trio import trio_connect
+
+    async with trio_connect(dsn, autocommit=True) as conn:
+        pid = conn.pgconn.backend_pid
+        with pytest.raises(trio.TooSlowError):
+            with trio.fail_after(0.2):
+                await conn.execute("select pg_sleep(10)")
+        assert wait_backend_state(admin, pid, "idle") == "idle"
+
+        # A sibling task failing cancels the nursery, and the query with it.
+        async def query() -> None:
+            await conn.execute("select pg_sleep(10)")
+
+        async def fail() -> None:
+            await trio.sleep(0.2)
+            raise ValueError("sibling failed")
+
+        with pytest.raises(BaseExceptionGroup) as excinfo:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(query)
+                nursery.start_soon(fail)
+        assert excinfo.group_contains(ValueError)
+        assert wait_backend_state(admin, pid, "idle") == "idle"
+        cur = await conn.execute("select 5")
+        assert await cur.fetchone() == (5,)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_cancel_method(flavour: Any, dsn: str) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        errors: list[BaseException] = []
+
+        async def query() -> None:
+            try:
+                await conn.execute("select pg_sleep(10)")
+            except psycopg3.OperationalError as ex:
+                errors.append(ex)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(query)
+            await anyio.sleep(0.3)
+            await conn.cancel()
+        assert len(errors) == 1 and getattr(errors[0], "sqlstate", None) == "57014"
+        cur = await conn.execute("select 1")
+        assert await cur.fetchone() == (1,)
+    finally:
+        await conn.close()

@@ -1,0 +1,177 @@
+"""The adapter flavours under test, and connections to the test server in each.
+
+Behaviour tests are written once, as ``async def`` tests, and run for every
+flavour: the ``flavour`` fixture is parametrised and picks anyio's backend to
+match (``sync`` runs on asyncio's loop, calling the blocking API through a
+thin async facade, so a blocking call simply blocks the test's loop).
+
+* ``flavour``: a ``Flavour`` with ``name``, ``connect(dsn, **kwargs)``.
+* ``aconn``: a connection of the flavour, closed after the test.
+* ``admin``: a blocking ``psycopg3_sync`` connection (autocommit) to look at
+  the server from the side (``pg_stat_activity``), closed after the test.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import psycopg3_asyncio
+import psycopg3_sync
+import psycopg3_trio
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+# Methods that the async API awaits; the facade turns the sync ones into coroutines.
+_AWAITED = {
+    "execute",
+    "fetchone",
+    "fetchmany",
+    "fetchall",
+    "commit",
+    "rollback",
+    "close",
+    "cancel",
+}
+
+
+class SyncFacade:
+    """Presents a blocking connection or cursor with the async API's shape."""
+
+    def __init__(self, target: Any):
+        self._target = target
+
+    @property
+    def target(self) -> Any:
+        return self._target
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if name == "cursor":
+            return lambda *a, **k: SyncFacade(value(*a, **k))
+        if name in _AWAITED and callable(value):
+
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                result = value(*args, **kwargs)
+                if isinstance(result, (psycopg3_sync.Cursor, psycopg3_sync.Connection)):
+                    return SyncFacade(result)
+                return result
+
+            return call
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_target":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._target, name, value)
+
+    async def __aenter__(self) -> SyncFacade:
+        self._target.__enter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._target.__exit__(*exc)
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        for row in self._target:
+            yield row
+
+
+def load_doc_adapter() -> Any:
+    """Import the worked example of docs/adapters.md as module ``anyio_adapter``.
+
+    The example is the first python block of the page whose first line is
+    ``# anyio_adapter.py``: the test suite runs the documentation's own code.
+    """
+    if "anyio_adapter" in sys.modules:
+        return sys.modules["anyio_adapter"]
+    text = (DOCS / "adapters.md").read_text()
+    blocks = text.split("```python\n")[1:]
+    source = next(b.split("```", 1)[0] for b in blocks if b.startswith("# anyio_adapter.py"))
+    spec = importlib.util.spec_from_loader("anyio_adapter", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["anyio_adapter"] = module
+    exec(compile(source, str(DOCS / "adapters.md"), "exec"), module.__dict__)
+    return module
+
+
+@dataclass
+class Flavour:
+    name: str
+    backend: str
+    _connect: Callable[..., Any]
+
+    async def connect(self, dsn: str, **kwargs: Any) -> Any:
+        conn = self._connect(dsn, **kwargs)
+        if inspect.isawaitable(conn):
+            return await conn
+        return SyncFacade(conn)
+
+    @property
+    def is_sync(self) -> bool:
+        return self.name == "sync"
+
+
+def _anyio_connect(dsn: str, **kwargs: Any) -> Awaitable[Any]:
+    return load_doc_adapter().anyio_connect(dsn, **kwargs)
+
+
+FLAVOURS = {
+    "sync": Flavour("sync", "asyncio", psycopg3_sync.connect),
+    "asyncio": Flavour("asyncio", "asyncio", psycopg3_asyncio.asyncio_connect),
+    "trio": Flavour("trio", "trio", psycopg3_trio.trio_connect),
+    # The fourth flavour: built from docs/adapters.md alone, run on both backends.
+    "anyio-asyncio": Flavour("anyio-asyncio", "asyncio", _anyio_connect),
+    "anyio-trio": Flavour("anyio-trio", "trio", _anyio_connect),
+}
+
+
+@pytest.fixture(params=list(FLAVOURS))
+def flavour(request: pytest.FixtureRequest) -> Flavour:
+    return FLAVOURS[request.param]
+
+
+@pytest.fixture
+def anyio_backend(flavour: Flavour) -> str:
+    return flavour.backend
+
+
+@pytest.fixture
+async def aconn(flavour: Flavour, dsn: str) -> AsyncIterator[Any]:
+    conn = await flavour.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def admin(dsn: str) -> Iterator[psycopg3_sync.Connection]:
+    with psycopg3_sync.connect(dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def connect_cm(flavour: Flavour) -> Callable[..., Any]:
+    """``async with connect_cm(dsn) as conn``, in the flavour's own idiom."""
+
+    def make(dsn: str, **kwargs: Any) -> Any:
+        conn = flavour._connect(dsn, **kwargs)
+        if flavour.is_sync:
+            return SyncFacade(conn)
+        return conn
+
+    return make
+
+
+#: For ``pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)``.
+ASYNC_FLAVOURS = [name for name in FLAVOURS if name != "sync"]

@@ -1,0 +1,404 @@
+"""Benchmark psycopg3's adapters against peer PostgreSQL drivers on a local server.
+
+Usage: ``python tools/bench.py [--repeat 5] [--workloads roundtrip,fetch] [--drivers ...]
+[--quick] [--json PATH]``. The server comes from ``PSYCOPG3_TEST_DSN`` (or ``--dsn``);
+without one, a throwaway cluster is started through ``tools/pgcluster.py``.
+
+Method: every measurement runs in a fresh subprocess (``bench.py --worker DRIVER WORKLOAD
+N``, which prints one JSON line), so each driver is imported with its own environment
+(``PSYCOPG_IMPL`` is read at import time). Each worker connects, runs a small untimed
+warm-up, then times the workload with ``time.perf_counter`` (wall) and
+``time.process_time`` (client CPU: on loopback, what separates drivers). Drivers are
+interleaved: each repetition runs every driver once, in an order rotated by one place per
+repetition, so slow drifts of the machine spread over all drivers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+WORKER_TIMEOUT_S = 600.0
+# workload -> what one operation is, singular and plural
+WORKLOADS = {"roundtrip": ("query", "queries"), "fetch": ("row", "rows")}
+
+
+def fetch_sql(rows: int) -> str:
+    """The one query of the fetch workload: six columns of common types, no parameter."""
+    # mod() rather than `%`, so that no driver mistakes it for a placeholder.
+    return (
+        "select i::int4, i::int8, 'row ' || i, i * 1.5::float8, (i / 7.0)::numeric(12, 4),"
+        f" mod(i, 2) = 0 from generate_series(1, {rows}) as i"
+    )
+
+
+def check_row(row: Any, expected: int) -> None:
+    """Fail the run if a round trip did not give back its parameter."""
+    if row is None or row[0] != expected:
+        raise AssertionError(f"select returned {row!r}, expected ({expected},)")
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One driver flavour measured by the benchmark."""
+
+    name: str
+    flavour: str  # "sync", "asyncio" or "trio": which of ours it is compared with
+    impl: str | None = None  # value for PSYCOPG_IMPL, or None to leave it unset
+    note: str = ""
+
+
+DRIVERS = [
+    Driver("psycopg3-sync", "sync"),
+    Driver("psycopg3-asyncio", "asyncio"),
+    Driver("psycopg3-trio", "trio"),
+    Driver("psycopg (C)", "sync", impl="binary", note="psycopg 3 with its C speedups"),
+    Driver("psycopg (python)", "sync", impl="python", note="psycopg 3 pure-Python mode"),
+    Driver("psycopg async (C)", "asyncio", impl="binary", note="AsyncConnection, C speedups"),
+    Driver("asyncpg", "asyncio", note="`select $1::int8`; prepares every statement"),
+    Driver("psycopg2", "sync", note="`%s` interpolated client-side"),
+]
+OURS = {"sync": "psycopg3-sync", "asyncio": "psycopg3-asyncio", "trio": "psycopg3-trio"}
+
+
+# --- worker side: one driver, one workload, timed in this process ---------------------
+
+
+Timing = dict[str, Any]
+
+
+@contextmanager
+def stopwatch(result: Timing) -> Iterator[None]:
+    """Store the wall and CPU seconds spent in the block into ``result``."""
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    yield
+    result["wall"] = time.perf_counter() - wall0
+    result["cpu"] = time.process_time() - cpu0
+
+
+def dbapi_workload(conn: Any, workload: str, n: int, result: Timing) -> None:
+    """Run a workload on a blocking DB-API connection with ``%s`` placeholders."""
+    cur = conn.cursor()
+    if workload == "roundtrip":
+        for i in range(50):  # warm-up (also lets psycopg auto-prepare, as users get)
+            cur.execute("select %s", (i,))
+            cur.fetchone()
+        with stopwatch(result):
+            for i in range(n):
+                cur.execute("select %s", (i,))
+                row = cur.fetchone()
+        check_row(row, n - 1)
+    else:
+        cur.execute(fetch_sql(1000))
+        cur.fetchall()
+        with stopwatch(result):
+            cur.execute(fetch_sql(n))
+            rows = cur.fetchall()
+        result["rows"] = len(rows)
+    cur.close()
+
+
+async def async_cursor_workload(conn: Any, workload: str, n: int, result: Timing) -> None:
+    """Run a workload on an async connection with psycopg-style cursors."""
+    cur = conn.cursor()
+    if workload == "roundtrip":
+        for i in range(50):
+            await cur.execute("select %s", (i,))
+            await cur.fetchone()
+        with stopwatch(result):
+            for i in range(n):
+                await cur.execute("select %s", (i,))
+                row = await cur.fetchone()
+        check_row(row, n - 1)
+    else:
+        await cur.execute(fetch_sql(1000))
+        await cur.fetchall()
+        with stopwatch(result):
+            await cur.execute(fetch_sql(n))
+            rows = await cur.fetchall()
+        result["rows"] = len(rows)
+    await conn.close()
+
+
+async def asyncpg_workload(dsn: str, workload: str, n: int, result: Timing) -> None:
+    """Run a workload on asyncpg (``$1`` placeholders, records instead of tuples)."""
+    asyncpg = importlib.import_module("asyncpg")
+    conn = await asyncpg.connect(**asyncpg_params(dsn))
+    # asyncpg prepares `select $1` and would type the parameter as text: cast it.
+    if workload == "roundtrip":
+        for i in range(50):
+            await conn.fetchrow("select $1::int8", i)
+        with stopwatch(result):
+            for i in range(n):
+                row = await conn.fetchrow("select $1::int8", i)
+        check_row(row, n - 1)
+    else:
+        await conn.fetch(fetch_sql(1000))
+        with stopwatch(result):
+            rows = await conn.fetch(fetch_sql(n))
+        result["rows"] = len(rows)
+    await conn.close()
+    result["version"] = f"asyncpg {asyncpg.__version__}"
+
+
+def asyncpg_params(dsn: str) -> dict[str, Any]:
+    """Turn a libpq ``key=value`` conninfo string into ``asyncpg.connect`` arguments."""
+    params: dict[str, Any] = {}
+    for key, raw in re.findall(r"(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn):
+        value = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith("'") else raw
+        params[{"dbname": "database"}.get(key, key)] = int(value) if key == "port" else value
+    return params
+
+
+def run_driver(name: str, workload: str, n: int, dsn: str) -> Timing:
+    """Measure one driver on one workload in this process and return its timings."""
+    result: Timing = {"n": n}
+    if name == "psycopg3-sync":
+        ours_sync = importlib.import_module("psycopg3_sync")
+        conn = ours_sync.connect(dsn)
+        dbapi_workload(conn, workload, n, result)
+        conn.close()
+        result["version"] = f"psycopg3_sync {version_of('psycopg3-sync')}"
+    elif name == "psycopg3-asyncio":
+        connect = importlib.import_module("psycopg3_asyncio").asyncio_connect
+        asyncio.run(run_async_cursor(connect, dsn, workload, n, result))
+        result["version"] = f"psycopg3_asyncio {version_of('psycopg3-asyncio')}"
+    elif name == "psycopg3-trio":
+        connect = importlib.import_module("psycopg3_trio").trio_connect
+        trio = importlib.import_module("trio")
+        trio.run(run_async_cursor, connect, dsn, workload, n, result)
+        result["version"] = f"psycopg3_trio {version_of('psycopg3-trio')}, trio {trio.__version__}"
+    elif name.startswith("psycopg ("):
+        psycopg = importlib.import_module("psycopg")
+        with psycopg.connect(dsn) as conn:
+            dbapi_workload(conn, workload, n, result)
+        result["version"] = f"psycopg {psycopg.__version__} (impl {psycopg.pq.__impl__})"
+    elif name == "psycopg async (C)":
+        psycopg = importlib.import_module("psycopg")
+        connect = psycopg.AsyncConnection.connect
+        asyncio.run(run_async_cursor(connect, dsn, workload, n, result))
+        result["version"] = f"psycopg {psycopg.__version__} (impl {psycopg.pq.__impl__})"
+    elif name == "asyncpg":
+        asyncio.run(asyncpg_workload(dsn, workload, n, result))
+    elif name == "psycopg2":
+        psycopg2 = importlib.import_module("psycopg2")
+        conn = psycopg2.connect(dsn)
+        dbapi_workload(conn, workload, n, result)
+        conn.close()
+        result["version"] = f"psycopg2 {psycopg2.__version__.split()[0]}"
+    else:
+        raise ValueError(f"unknown driver {name!r}")
+    if workload == "fetch" and result.get("rows") != n:
+        raise AssertionError(f"fetched {result.get('rows')} rows, expected {n}")
+    return result
+
+
+async def run_async_cursor(
+    connect: Callable[[str], Awaitable[Any]], dsn: str, workload: str, n: int, result: Timing
+) -> None:
+    await async_cursor_workload(await connect(dsn), workload, n, result)
+
+
+def version_of(distribution: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def worker_main(name: str, workload: str, n: int) -> int:
+    """Entry point of ``--worker``: print one JSON line with timings or the error."""
+    dsn = os.environ["PSYCOPG3_BENCH_DSN"]
+    try:
+        output = run_driver(name, workload, n, dsn)
+    except BaseException as exc:  # noqa: BLE001 - any failure is reported, not raised
+        lines = str(exc).strip().splitlines()
+        output = {"error": f"{type(exc).__name__}: {lines[0] if lines else ''}".strip(": ")}
+    print(json.dumps(output))
+    return 0
+
+
+# --- orchestrator side: subprocesses, statistics, report ------------------------------
+
+
+def measure(driver: Driver, workload: str, n: int, dsn: str) -> Timing:
+    """Run one worker subprocess and return its JSON, or ``{"error": ...}``."""
+    env = dict(os.environ, PSYCOPG3_BENCH_DSN=dsn)
+    env.pop("PSYCOPG_IMPL", None)
+    if driver.impl:
+        env["PSYCOPG_IMPL"] = driver.impl
+    argv = [sys.executable, __file__, "--worker", driver.name, workload, str(n)]
+    try:
+        proc = subprocess.run(
+            argv, check=False, env=env, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"worker timed out after {WORKER_TIMEOUT_S:.0f} s"}
+    lines = proc.stdout.strip().splitlines()
+    try:
+        timing: Timing = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
+        return {"error": f"worker crashed: {tail[-1]}"}
+    return timing
+
+
+def run_all(
+    dsn: str, drivers: list[Driver], workloads: dict[str, int], repeat: int
+) -> dict[str, dict[str, Timing]]:
+    """Measure every driver ``repeat`` times per workload, interleaved, rotated."""
+    results: dict[str, dict[str, Timing]] = {
+        w: {d.name: {"wall": [], "cpu": []} for d in drivers} for w in workloads
+    }
+    for rep in range(repeat):
+        order = drivers[rep % len(drivers) :] + drivers[: rep % len(drivers)]
+        for workload, n in workloads.items():
+            for driver in order:
+                entry = results[workload][driver.name]
+                if "error" in entry:
+                    continue  # a driver that failed once is not retried
+                timing = measure(driver, workload, n, dsn)
+                if "error" in timing:
+                    entry["error"] = timing["error"]
+                    status = "FAILED: " + timing["error"]
+                else:
+                    entry["wall"].append(timing["wall"])
+                    entry["cpu"].append(timing["cpu"])
+                    entry["version"] = timing.get("version", "")
+                    status = f"{timing['wall']:.3f} s"
+                print(f"  rep {rep + 1}/{repeat} {workload:9} {driver.name:18} {status}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+    for per_driver in results.values():
+        for entry in per_driver.values():
+            if entry["wall"] and "error" not in entry:
+                entry["median"] = statistics.median(entry["wall"])
+                entry["min"] = min(entry["wall"])
+                entry["cpu_median"] = statistics.median(entry["cpu"])
+    return results
+
+
+def ratio(entry: Timing, reference: Timing | None) -> str:
+    if "median" not in entry or reference is None or "median" not in reference:
+        return "n/a"
+    return f"{entry['median'] / reference['median']:.2f}"
+
+
+def report(
+    results: dict[str, dict[str, Timing]], drivers: list[Driver], workloads: dict[str, int]
+) -> str:
+    """Render one markdown table per workload."""
+    out: list[str] = []
+    for workload, n in workloads.items():
+        per_driver = results[workload]
+        unit, units = WORKLOADS[workload]
+        out.append(f"\n### {workload}: {n:,} {units}\n")
+        out.append(
+            "Times are medians over repetitions. `÷ sync` = median / psycopg3-sync median; "
+            "`÷ flavour` = median / median of our adapter of the same flavour (sync peers "
+            "vs psycopg3-sync, asyncio peers vs psycopg3-asyncio). Above 1 = slower than "
+            "ours. CPU = client process CPU time.\n"
+        )
+        out.append(
+            f"| driver | flavour | median s | µs/{unit} | min s | CPU µs/{unit} "
+            f"| ÷ sync | ÷ flavour | runs |"
+        )
+        out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+        for driver in drivers:
+            entry = per_driver[driver.name]
+            if "error" in entry or "median" not in entry:
+                error = str(entry.get("error", "no result")).replace("|", "/")
+                out.append(f"| {driver.name} | {driver.flavour} | failed: {error} |||||||")
+                continue
+            out.append(
+                f"| {driver.name} | {driver.flavour} | {entry['median']:.3f} "
+                f"| {entry['median'] / n * 1e6:.2f} | {entry['min']:.3f} "
+                f"| {entry['cpu_median'] / n * 1e6:.2f} "
+                f"| {ratio(entry, per_driver.get(OURS['sync']))} "
+                f"| {ratio(entry, per_driver.get(OURS[driver.flavour]))} "
+                f"| {len(entry['wall'])} |"
+            )
+    notes = [f"- {d.name}: {d.note}" for d in drivers if d.note]
+    versions = {str(e.get("version", "")) for r in results.values() for e in r.values()} - {""}
+    out.append("\nNotes:\n" + "\n".join(notes) + "\n- versions: " + "; ".join(sorted(versions)))
+    return "\n".join(out)
+
+
+@contextmanager
+def server_dsn(given: str | None) -> Iterator[str]:
+    """Yield the DSN to use: the given one, or a throwaway cluster's."""
+    if given:
+        yield given
+        return
+    sys.path.insert(0, str(Path(__file__).parent))
+    from pgcluster import Cluster
+
+    print("starting a throwaway PostgreSQL cluster...", file=sys.stderr)
+    with Cluster() as cluster:
+        yield cluster.dsn
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=None, help="repetitions (default 5)")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated")
+    parser.add_argument("--drivers", default=None, help="comma-separated driver names")
+    parser.add_argument("--quick", action="store_true", help="2 repetitions, 1/10 sizes")
+    parser.add_argument("--roundtrips", type=int, default=None, help="default 5000")
+    parser.add_argument("--rows", type=int, default=None, help="default 200000")
+    parser.add_argument("--dsn", default=os.environ.get("PSYCOPG3_TEST_DSN"))
+    parser.add_argument("--json", metavar="PATH", help="also write results as JSON")
+    args = parser.parse_args(argv)
+
+    scale = 10 if args.quick else 1
+    sizes = {"roundtrip": args.roundtrips or 5000 // scale, "fetch": args.rows or 200_000 // scale}
+    workloads = {w: sizes[w] for w in args.workloads.split(",") if w}
+    unknown = set(workloads) - set(WORKLOADS)
+    drivers = DRIVERS
+    if args.drivers:
+        wanted = [name.strip() for name in args.drivers.split(",")]
+        unknown |= set(wanted) - {d.name for d in DRIVERS}
+        drivers = [d for d in DRIVERS if d.name in wanted]
+    if unknown:
+        parser.error(f"unknown workloads or drivers: {', '.join(sorted(unknown))}")
+    repeat = args.repeat or (2 if args.quick else 5)
+
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    with server_dsn(args.dsn) as dsn:
+        results = run_all(dsn, drivers, workloads, repeat)
+    meta = {
+        "started": started,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+        "repeat": repeat,
+        "sizes": workloads,
+        "server": re.sub(r"password=\S+", "password=***", dsn),
+    }
+    print(f"## psycopg3 benchmark ({started}, Python {meta['python']}, {meta['machine']}, "
+          f"{repeat} repetitions)\n\nServer: `{meta['server']}`")  # fmt: skip
+    print(report(results, drivers, workloads))
+    if args.json:
+        document = {"meta": meta, "results": results}
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        sys.exit(worker_main(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    sys.exit(main())
