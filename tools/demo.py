@@ -31,7 +31,10 @@ def demo_sync(dsn: str) -> None:
         conn.execute("create temp table fruit (name text, price numeric)")
         cur = conn.cursor()
         for name, price in [("apple", "0.5"), ("pear", "0.75")]:
-            cur.execute("insert into fruit values (%(name)s, %(price)s::numeric)", {"name": name, "price": price})
+            cur.execute(
+                "insert into fruit values (%(name)s, %(price)s::numeric)",
+                {"name": name, "price": price},
+            )
         cur.execute("select name, price from fruit order by name")
         print("  fruit ->", cur.fetchall(), "columns:", [c.name for c in cur.description])
         try:
@@ -66,7 +69,9 @@ async def demo_trio(dsn: str) -> None:
             print("  rows ->", [row async for row in cur])
         with trio.move_on_after(0.5) as scope:
             await conn.execute("select pg_sleep(10)")
-        print("  pg_sleep(10) under move_on_after(0.5) -> cancelled_caught =", scope.cancelled_caught)
+        print(
+            "  pg_sleep(10) under move_on_after(0.5) -> cancelled_caught =", scope.cancelled_caught
+        )
         cur = await conn.execute("select 'still usable'")
         print("  next query ->", await cur.fetchone())
 

@@ -63,7 +63,9 @@ async def test_context_manager_commits(flavour: Any, connect_cm: Any, dsn: str, 
     assert admin.execute("select count(*) from cm_commit").fetchone() == (1,)
 
 
-async def test_context_manager_rolls_back(flavour: Any, connect_cm: Any, dsn: str, admin: Any) -> None:
+async def test_context_manager_rolls_back(
+    flavour: Any, connect_cm: Any, dsn: str, admin: Any
+) -> None:
     admin.execute("drop table if exists cm_rollback")
     admin.execute("create table cm_rollback (x int)")
     with pytest.raises(ZeroDivisionError):
@@ -111,5 +113,22 @@ async def test_repr_hides_password(flavour: Any, dsn: str) -> None:
         if password:
             assert password not in repr(target)
             assert password not in repr(target.pgconn)
+    finally:
+        await conn.close()
+
+
+async def test_host_name_resolved_before_libpq(flavour: Any, dsn: str) -> None:
+    params = conninfo_to_dict(dsn)
+    if params.get("host") != "127.0.0.1":
+        pytest.skip("needs the test server on 127.0.0.1")  # an external DSN may differ
+    conn = await flavour.connect(dsn, host="localhost")
+    try:
+        cur = await conn.execute("select 1")
+        assert await cur.fetchone() == (1,)
+        target = getattr(conn, "target", conn)
+        assert target.pgconn.host == b"localhost"
+        if not flavour.is_sync:
+            # The async flavours gave libpq a numeric address: no DNS inside libpq.
+            assert target.pgconn.hostaddr in (b"127.0.0.1", b"::1")
     finally:
         await conn.close()

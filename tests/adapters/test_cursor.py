@@ -49,7 +49,22 @@ async def test_named_placeholder_reused(aconn: Any, admin: Any) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [None, True, False, 0, -1, 2**31, 2**63 - 1, -(2**63), 10**30, 1.5, -0.25, "", "héllo ☃", b"\x00\x01\xff"],
+    [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        2**31,
+        2**63 - 1,
+        -(2**63),
+        10**30,
+        1.5,
+        -0.25,
+        "",
+        "héllo ☃",
+        b"\x00\x01\xff",
+    ],
 )
 async def test_param_round_trip(aconn: Any, value: Any) -> None:
     cur = await aconn.execute("select %s", (value,))

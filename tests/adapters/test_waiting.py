@@ -124,7 +124,9 @@ async def test_generator_error_propagates(waiter: Any, pair: Any) -> None:
 
 
 @pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
-async def test_cancel_closes_generator_and_unregisters(flavour: Any, waiter: Any, pair: Any) -> None:
+async def test_cancel_closes_generator_and_unregisters(
+    flavour: Any, waiter: Any, pair: Any
+) -> None:
     a, b = pair
     closed = []
 

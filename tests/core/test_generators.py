@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pytest
 
 from psycopg3 import errors, generators
-from psycopg3.pq import ExecStatus, PGconn, TransactionStatus
+from psycopg3.pq import ExecStatus, TransactionStatus
 from psycopg3.waiting import PQGen, Ready
 
 T = TypeVar("T")

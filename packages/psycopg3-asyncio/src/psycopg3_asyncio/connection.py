@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from psycopg3._async_base import AsyncConnectionBase, ConnectContext
-from psycopg3._connection_base import CANCEL_TIMEOUT, DRAIN_TIMEOUT
-from psycopg3.waiting import PQGen
+from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT, AsyncConnectionBase, ConnectContext, PQGen
 
 from .cursor import Cursor
 from .waiting import wait_asyncio
@@ -37,7 +36,7 @@ class Connection(AsyncConnectionBase):
         cls, conninfo: str = "", *, autocommit: bool = False, **kwargs: Any
     ) -> Connection:
         """Connect to a server: see ``asyncio_connect()``."""
-        gen, timeout = cls._connect_gen(conninfo, **kwargs)
+        gen, timeout = await cls._async_connect_gen(conninfo, kwargs, _resolve)
         return cls(await wait_asyncio(gen, timeout=timeout), autocommit=autocommit)
 
     def cursor(self, *, binary: bool = False) -> Cursor:
@@ -65,6 +64,11 @@ class Connection(AsyncConnectionBase):
         except asyncio.TimeoutError:
             pass  # the worker frees what it owns; the drain's deadline decides
         await wait_asyncio(self._drain_gen(), timeout=DRAIN_TIMEOUT)
+
+
+async def _resolve(host: str, port: str) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 async def _run_shielded(coro: Coroutine[Any, Any, None]) -> None:

@@ -16,6 +16,9 @@ from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
 from ._connection_base import BaseConnection
+from ._dns import Resolver, resolve_conninfo
+from .conninfo import conninfo_to_dict, make_conninfo
+from .pq import PGconn
 from ._cursor_base import BaseCursor, Params, Query, Row
 from .waiting import PQGen
 
@@ -35,6 +38,18 @@ class AsyncConnectionBase(BaseConnection, ABC):
     """The async connection API, minus what only a framework can do."""
 
     lock: AsyncLock
+
+    @classmethod
+    async def _async_connect_gen(
+        cls, conninfo: str, kwargs: dict[str, Any], resolve: Resolver
+    ) -> tuple[PQGen[PGconn], float | None]:
+        """Like ``_connect_gen()``, with host names resolved by ``resolve`` first.
+
+        libpq's own lookup would block the event loop: the framework's
+        resolver does it instead (see ``psycopg3._dns``).
+        """
+        params = conninfo_to_dict(make_conninfo(conninfo, **kwargs))
+        return cls._connect_gen(await resolve_conninfo(params, resolve))
 
     @abstractmethod
     async def _wait(self, gen: PQGen[T]) -> T:

@@ -31,8 +31,9 @@ from typing import Any
 
 from . import errors, generators
 from ._encodings import pgconn_encoding
-from .adapt import AdaptersMap, adapters as global_adapters
-from .conninfo import make_conninfo, conninfo_to_dict, timeout_from_conninfo
+from .adapt import AdaptersMap
+from .adapt import adapters as global_adapters
+from .conninfo import conninfo_to_dict, make_conninfo, timeout_from_conninfo
 from .pq import ConnStatus, ExecStatus, PGconn, PGresult, TransactionStatus
 from .waiting import PQGen
 
@@ -92,8 +93,7 @@ class BaseConnection:
         self._check_usable()
         if self.pgconn.transaction_status != TransactionStatus.IDLE:
             raise errors.ProgrammingError(
-                "cannot change autocommit inside a transaction:"
-                " call commit() or rollback() first"
+                "cannot change autocommit inside a transaction: call commit() or rollback() first"
             )
         self._autocommit = bool(value)
 
@@ -103,9 +103,11 @@ class BaseConnection:
         return pgconn_encoding(self.pgconn)
 
     def _check_usable(self) -> None:
+        # Cheap on purpose: it runs before every command. A connection lost
+        # since the last command is found out by libpq when sending.
         if self._closed_by_user:
             raise errors.InterfaceError("the connection is closed")
-        if self.broken or self.pgconn.status == ConnStatus.BAD:
+        if self._broken:
             raise errors.OperationalError("the connection is lost (it is broken)")
 
     def _close(self) -> None:
@@ -124,9 +126,7 @@ class BaseConnection:
     # -- connecting ------------------------------------------------------
 
     @classmethod
-    def _connect_gen(
-        cls, conninfo: str = "", **kwargs: Any
-    ) -> tuple[PQGen[PGconn], float | None]:
+    def _connect_gen(cls, conninfo: str = "", **kwargs: Any) -> tuple[PQGen[PGconn], float | None]:
         """Return the connect generator and the timeout its waiter must use.
 
         :param conninfo: a libpq connection string or URI.

@@ -33,6 +33,7 @@ from ._adapt.base import (
     PyFormat,
     context_encoding,
 )
+from ._adapt.global_map import adapters as global_adapters
 from ._encodings import PyEncoding
 from .pq import Format
 
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["Transformer"]
 
 _TEXT = Format.TEXT
+# Iterating an Enum is slow: spell the members out where a transformer is made.
+_AUTO, _TEXT_FMT, _BINARY_FMT = PyFormat.AUTO, PyFormat.TEXT, PyFormat.BINARY
 
 
 class Transformer:
@@ -73,9 +76,7 @@ class Transformer:
 
     def __init__(self, context: AdaptContext | None = None):
         if context is None:
-            from ._adapt.global_map import adapters
-
-            self.adapters: AdaptersMap = adapters
+            self.adapters: AdaptersMap = global_adapters
         else:
             self.adapters = context.adapters
         self.pgconn: PGconn | None = getattr(context, "pgconn", None)
@@ -85,7 +86,9 @@ class Transformer:
         self.formats: list[Format] = []
         # Python type -> (dumper, does it choose by value?), one table per PyFormat.
         self._dumpers: dict[PyFormat, dict[type, tuple[Dumper, bool]]] = {
-            fmt: {} for fmt in PyFormat
+            _AUTO: {},
+            _TEXT_FMT: {},
+            _BINARY_FMT: {},
         }
         self._upgraded: dict[tuple[PyFormat, DumperKey], Dumper] = {}
         self._loaders: list[dict[int, Loader | None]] = [{}, {}]

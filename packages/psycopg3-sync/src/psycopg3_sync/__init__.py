@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from psycopg3 import errors
-from psycopg3._version import __version__
+from psycopg3 import __version__, errors
 from psycopg3.errors import (
     DatabaseError,
     DataError,

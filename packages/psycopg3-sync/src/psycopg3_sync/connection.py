@@ -6,8 +6,7 @@ import threading
 from types import TracebackType
 from typing import Any, TypeVar
 
-from psycopg3._connection_base import CANCEL_TIMEOUT, DRAIN_TIMEOUT, BaseConnection
-from psycopg3.waiting import PQGen
+from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT, BaseConnection, PQGen
 
 from .cursor import Cursor
 from .waiting import wait_select
@@ -39,7 +38,10 @@ class Connection(BaseConnection):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         try:
             with self.lock:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from psycopg3._cursor_base import BaseCursor, Params, Query, Row
+from psycopg3.abc import BaseCursor, Params, Query, Row
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -23,7 +23,10 @@ class Cursor(BaseCursor):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -32,7 +35,9 @@ class Cursor(BaseCursor):
         """The connection this cursor belongs to."""
         return self._conn
 
-    def execute(self, query: Query, params: Params | None = None, *, binary: bool | None = None) -> Cursor:
+    def execute(
+        self, query: Query, params: Params | None = None, *, binary: bool | None = None
+    ) -> Cursor:
         """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``."""
         with self._conn.lock:
             self._conn._wait(self._execute_gen(query, params, binary=binary))
@@ -56,4 +61,3 @@ class Cursor(BaseCursor):
     def close(self) -> None:
         """Close the cursor; its results are released."""
         self._close()
-

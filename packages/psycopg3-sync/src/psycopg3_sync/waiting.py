@@ -19,9 +19,15 @@ T = TypeVar("T")
 _HAS_POLL = hasattr(select, "poll")
 # Wait flags to poll() events; an error or hang-up wakes either direction so
 # that libpq gets to see (and report) it.
-_POLL_EVENTS = {Wait.R: select.POLLIN, Wait.W: select.POLLOUT, Wait.RW: select.POLLIN | select.POLLOUT} if _HAS_POLL else {}
+_POLL_EVENTS = (
+    {Wait.R: select.POLLIN, Wait.W: select.POLLOUT, Wait.RW: select.POLLIN | select.POLLOUT}
+    if _HAS_POLL
+    else {}
+)
 _POLL_READ = (select.POLLIN | select.POLLERR | select.POLLHUP | select.POLLNVAL) if _HAS_POLL else 0
-_POLL_WRITE = (select.POLLOUT | select.POLLERR | select.POLLHUP | select.POLLNVAL) if _HAS_POLL else 0
+_POLL_WRITE = (
+    (select.POLLOUT | select.POLLERR | select.POLLHUP | select.POLLNVAL) if _HAS_POLL else 0
+)
 
 
 def wait_select(gen: PQGen[T], *, timeout: float | None = None) -> T:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from psycopg3._version import __version__
+from psycopg3 import __version__
 
 from .connection import Connection, connect, trio_connect
 from .cursor import Cursor

@@ -7,9 +7,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from psycopg3._async_base import AsyncConnectionBase, ConnectContext
-from psycopg3._connection_base import CANCEL_TIMEOUT, DRAIN_TIMEOUT
-from psycopg3.waiting import PQGen
+from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT, AsyncConnectionBase, ConnectContext, PQGen
 
 from .cursor import Cursor
 from .waiting import wait_trio
@@ -38,7 +36,7 @@ class Connection(AsyncConnectionBase):
         cls, conninfo: str = "", *, autocommit: bool = False, **kwargs: Any
     ) -> Connection:
         """Connect to a server: see ``trio_connect()``."""
-        gen, timeout = cls._connect_gen(conninfo, **kwargs)
+        gen, timeout = await cls._async_connect_gen(conninfo, kwargs, _resolve)
         return cls(await wait_trio(gen, timeout=timeout), autocommit=autocommit)
 
     def cursor(self, *, binary: bool = False) -> Cursor:
@@ -82,6 +80,11 @@ class Connection(AsyncConnectionBase):
                         )
                     await wait_trio(self._drain_gen(), timeout=DRAIN_TIMEOUT)
             raise
+
+
+async def _resolve(host: str, port: str) -> list[str]:
+    infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def trio_connect(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from psycopg3._async_base import AsyncCursorBase
+from psycopg3.abc import AsyncCursorBase
 
 if TYPE_CHECKING:
     from .connection import Connection

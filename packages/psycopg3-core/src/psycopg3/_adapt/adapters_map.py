@@ -32,6 +32,8 @@ __all__ = ["AdaptersMap"]
 
 _DumperTable = dict[type | str, type[Dumper]]
 _LoaderTable = dict[int, type[Loader]]
+# Maps are made per cursor: avoid iterating the PyFormat Enum (slow) each time.
+_FORMATS = tuple(PyFormat)
 
 
 class AdaptersMap:
@@ -43,27 +45,26 @@ class AdaptersMap:
         snapshot of the template's, or an empty one.
     """
 
-    __slots__ = ("types", "_dumpers", "_loaders", "_own_dumpers", "_own_loaders", "_has_names")
+    __slots__ = ("types", "_dumpers", "_loaders", "_owned", "_has_names")
 
     def __init__(self, template: AdaptersMap | None = None, types: TypesRegistry | None = None):
         self._dumpers: dict[PyFormat, _DumperTable]
         self._loaders: list[_LoaderTable]  # indexed by Format
-        self._own_dumpers: dict[PyFormat, bool]
-        self._own_loaders: list[bool]
+        # The tables this map may write to: PyFormat for dumpers, Format for loaders.
+        self._owned: set[PyFormat | Format]
         self.types: TypesRegistry
         if template is None:
-            self._dumpers = {fmt: {} for fmt in PyFormat}
+            self._dumpers = {fmt: {} for fmt in _FORMATS}
             self._loaders = [{}, {}]
             self._has_names = False
+            self._owned = {*_FORMATS, Format.TEXT, Format.BINARY}
         else:
-            self._dumpers = dict(template._dumpers)
-            self._loaders = list(template._loaders)
+            self._dumpers = template._dumpers.copy()
+            self._loaders = template._loaders.copy()
             self._has_names = template._has_names
             # Tables are shared from now on: the next writer on either side copies.
-            template._own_dumpers = dict.fromkeys(PyFormat, False)
-            template._own_loaders = [False, False]
-        self._own_dumpers = dict.fromkeys(PyFormat, template is None)
-        self._own_loaders = [template is None] * 2
+            template._owned = set()
+            self._owned = set()
         if types is None:
             types = TypesRegistry(template.types) if template is not None else TypesRegistry()
         self.types = types
@@ -85,9 +86,9 @@ class AdaptersMap:
         if not isinstance(cls, (type, str)):
             raise TypeError(f"dumpers are registered for a type or its name, got {cls!r}")
         for fmt in (PyFormat.from_pq(dumper.format), PyFormat.AUTO):
-            if not self._own_dumpers[fmt]:
+            if fmt not in self._owned:
                 self._dumpers[fmt] = dict(self._dumpers[fmt])
-                self._own_dumpers[fmt] = True
+                self._owned.add(fmt)
             self._dumpers[fmt][cls] = dumper
         if isinstance(cls, str):
             self._has_names = True
@@ -104,9 +105,9 @@ class AdaptersMap:
         elif not isinstance(oid, int):
             raise TypeError(f"loaders are registered for an OID or a type name, got {oid!r}")
         fmt = loader.format
-        if not self._own_loaders[fmt]:
+        if fmt not in self._owned:
             self._loaders[fmt] = dict(self._loaders[fmt])
-            self._own_loaders[fmt] = True
+            self._owned.add(fmt)
         self._loaders[fmt][oid] = loader
 
     def get_dumper(self, cls: type, format: PyFormat) -> type[Dumper]:

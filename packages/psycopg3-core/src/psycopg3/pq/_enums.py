@@ -5,7 +5,9 @@ Must not: import anything of psycopg3, or hold anything but constants.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
+from typing import TypeVar
 
 __all__ = [
     "ConnStatus",
@@ -125,3 +127,30 @@ class DiagnosticField(IntEnum):
     SOURCE_FILE = ord("F")
     SOURCE_LINE = ord("L")
     SOURCE_FUNCTION = ord("R")
+
+
+E = TypeVar("E", bound=IntEnum)
+
+
+def member_lookup(enum: type[E]) -> Callable[[int], E]:
+    """Return a fast ``int -> member`` conversion for ``enum``.
+
+    ``Enum.__call__`` costs microseconds; the status of every connection and
+    result is read several times per query, so the hot paths use a dict.
+    """
+    members: dict[int, E] = dict(enum._value2member_map_)  # type: ignore[arg-type]
+
+    def lookup(value: int) -> E:
+        try:
+            return members[value]
+        except KeyError:
+            return enum(value)
+
+    return lookup
+
+
+conn_status = member_lookup(ConnStatus)
+transaction_status = member_lookup(TransactionStatus)
+polling_status = member_lookup(PollingStatus)
+exec_status = member_lookup(ExecStatus)
+pipeline_status = member_lookup(PipelineStatus)

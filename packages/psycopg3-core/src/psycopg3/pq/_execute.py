@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import NotSupportedError, OperationalError
 from . import _libpq as impl
 from ._cstrings import build_oids, build_params, check_length, check_nul, check_result_format
-from ._enums import Format, PipelineStatus
+from ._enums import Format, PipelineStatus, pipeline_status
 from .misc import PGnotify, version_string
 from .pgresult import PGresult
 
@@ -300,7 +300,7 @@ class ExecuteMixin:
         ptr = self._ptr()
         if impl.PQpipelineStatus is None:
             return PipelineStatus.OFF
-        return PipelineStatus(impl.PQpipelineStatus(ptr))
+        return pipeline_status(impl.PQpipelineStatus(ptr))
 
     def enter_pipeline_mode(self) -> None:
         """Enter pipeline mode (the connection must be idle)."""

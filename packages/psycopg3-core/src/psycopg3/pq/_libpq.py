@@ -32,7 +32,6 @@ from ctypes import (
 )
 from typing import Any
 
-
 # The names the dynamic loader finds by itself, tried before ctypes.util:
 # find_library() imports subprocess (and with it select and selectors), which
 # the core must not pull in where the loader's own search is enough.

@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import OperationalError
 from . import _libpq as impl
 from ._cstrings import check_nul
-from ._enums import ConnStatus, PollingStatus, TransactionStatus
+from ._enums import ConnStatus, PollingStatus, TransactionStatus, conn_status, transaction_status, polling_status
 from ._execute import ExecuteMixin, missing_feature
 from .misc import ConninfoOption, options_from_array
 from .pgcancel import PGcancel
@@ -117,7 +117,7 @@ class PGconn(ExecuteMixin):
 
     def connect_poll(self) -> PollingStatus:
         """Advance a connection started by `connect_start()`."""
-        return PollingStatus(impl.PQconnectPoll(self._ptr()))
+        return polling_status(impl.PQconnectPoll(self._ptr()))
 
     def finish(self) -> None:
         """Close the connection and free it (idempotent)."""
@@ -140,7 +140,7 @@ class PGconn(ExecuteMixin):
         ptr = self._pgconn_ptr
         if ptr is None:
             return f"<{name} [closed] at 0x{id(self):x}>"
-        status = ConnStatus(impl.PQstatus(ptr)).name
+        status = conn_status(impl.PQstatus(ptr)).name
         where = " ".join(
             f"{key}={value.decode('utf-8', 'replace')}"
             for key, value in (
@@ -183,12 +183,12 @@ class PGconn(ExecuteMixin):
     @property
     def status(self) -> ConnStatus:
         """The connection status (``PQstatus``)."""
-        return ConnStatus(impl.PQstatus(self._ptr()))
+        return conn_status(impl.PQstatus(self._ptr()))
 
     @property
     def transaction_status(self) -> TransactionStatus:
         """The transaction status of the session (``PQtransactionStatus``)."""
-        return TransactionStatus(impl.PQtransactionStatus(self._ptr()))
+        return transaction_status(impl.PQtransactionStatus(self._ptr()))
 
     @property
     def error_message(self) -> bytes:

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import OperationalError
 from . import _libpq as impl
 from ._cstrings import check_index
-from ._enums import ExecStatus, Format
+from ._enums import ExecStatus, Format, exec_status
 
 __all__ = ["PGresult", "Loader"]
 
@@ -52,7 +52,7 @@ class PGresult:
         ptr = self._pgresult_ptr
         if ptr is None:
             return f"<{type(self).__name__} [cleared] at 0x{id(self):x}>"
-        status = ExecStatus(impl.PQresultStatus(ptr)).name
+        status = exec_status(impl.PQresultStatus(ptr)).name
         return f"<{type(self).__name__} [{status}] at 0x{id(self):x}>"
 
     def clear(self) -> None:
@@ -84,7 +84,7 @@ class PGresult:
     @property
     def status(self) -> ExecStatus:
         """The result status (``PQresultStatus``)."""
-        return ExecStatus(impl.PQresultStatus(self._ptr()))
+        return exec_status(impl.PQresultStatus(self._ptr()))
 
     @property
     def error_message(self) -> bytes:

@@ -17,7 +17,7 @@ integers, then the digits.
 from __future__ import annotations
 
 import struct
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 
 from .. import errors
 
@@ -73,20 +73,34 @@ def decimal_to_numeric(value: Decimal) -> bytes:
 def numeric_to_decimal(data: bytes) -> Decimal:
     """Return the Decimal of a binary numeric value."""
     ndigits, weight, sign, dscale = _header.unpack_from(data)
-    if sign == _NAN:
-        return _DEC_NAN
-    if sign == _PINF:
-        return _DEC_PINF
-    if sign == _NINF:
-        return _DEC_NINF
-    if sign not in (_POSITIVE, _NEGATIVE):
+    if sign != _POSITIVE and sign != _NEGATIVE:
+        if sign == _NAN:
+            return _DEC_NAN
+        if sign == _PINF:
+            return _DEC_PINF
+        if sign == _NINF:
+            return _DEC_NINF
         raise errors.DataError(f"bad sign in binary numeric: 0x{sign:04X}")
-    groups = struct.unpack_from(f"!{ndigits}h", data, 8)
-    text = "".join(f"{g:04d}" for g in groups)
-    # The value is int(text) * 10000 ** (weight - ndigits + 1): rescale it to dscale.
+    digits = _digits_struct(ndigits).unpack_from(data, 8)
+    coeff = 0
+    for digit in digits:
+        coeff = coeff * 10000 + digit
+    # The value is coeff * 10000 ** (weight - ndigits + 1): rescale it to dscale
+    # decimal places. Only zeros are dropped: digits beyond dscale are padding.
     shift = 4 * (weight - ndigits + 1) + dscale
     if shift >= 0:
-        text += "0" * shift
+        coeff *= 10**shift
     else:
-        text = text[:shift]  # only zeros are dropped: digits beyond dscale are padding
-    return Decimal((1 if sign == _NEGATIVE else 0, tuple(map(int, text or "0")), -dscale))
+        coeff //= 10**-shift
+    return Decimal(-coeff if sign == _NEGATIVE else coeff).scaleb(-dscale, _EXACT)
+
+
+# A context that never rounds: scaleb() only moves the exponent.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+_DIGITS_STRUCTS = [struct.Struct(f"!{n}h") for n in range(32)]
+
+
+def _digits_struct(ndigits: int) -> struct.Struct:
+    if ndigits < 32:
+        return _DIGITS_STRUCTS[ndigits]
+    return struct.Struct(f"!{ndigits}h")
