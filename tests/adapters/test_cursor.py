@@ -205,3 +205,18 @@ async def test_many_rows(aconn: Any) -> None:
     rows = await cur.fetchall()
     assert len(rows) == 20000
     assert rows[-1] == (20000, "20000")
+
+
+@pytest.mark.parametrize("encoding", ["LATIN1", "UTF8", "SQL_ASCII"])
+async def test_client_encoding_change(aconn: Any, encoding: str) -> None:
+    cur = aconn.cursor()
+    await cur.execute("select %s::text", ("é",))  # the transformer exists already
+    await cur.execute(f"set client_encoding to {encoding}")
+    await cur.execute("select %s::text, chr(233), length(%s::text)", ("é", "é"))
+    row = await cur.fetchone()
+    if encoding == "SQL_ASCII":
+        # No conversion by the server: the UTF-8 bytes of the database come as
+        # they are, and ours go as UTF-8: both round-trip.
+        assert row[0] == "é" and row[1] == "é"
+    else:
+        assert row == ("é", "é", 1)

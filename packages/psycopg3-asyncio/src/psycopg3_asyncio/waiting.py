@@ -15,6 +15,10 @@ __all__ = ["wait_asyncio"]
 
 T = TypeVar("T")
 
+# (reading, writing) for each request: IntFlag arithmetic is slow on a path
+# that every query takes.
+_DIRECTIONS = {Wait.R: (True, False), Wait.W: (False, True), Wait.RW: (True, True)}
+
 
 async def wait_asyncio(gen: PQGen[T], *, timeout: float | None = None) -> T:
     """Drive ``gen`` to its end without blocking the event loop.
@@ -33,8 +37,7 @@ async def wait_asyncio(gen: PQGen[T], *, timeout: float | None = None) -> T:
                 if not future.done():
                     future.set_result(ready)
 
-            reading = bool(wait & Wait.R)
-            writing = bool(wait & Wait.W)
+            reading, writing = _DIRECTIONS[wait]
             if reading:
                 loop.add_reader(fileno, wake, Ready.R)
             if writing:

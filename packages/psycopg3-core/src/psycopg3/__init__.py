@@ -13,6 +13,7 @@ from __future__ import annotations
 from . import errors, pq
 from ._column import Column
 from ._version import __version__
+from .adapt import adapters
 from .errors import (
     DatabaseError,
     DataError,
@@ -30,6 +31,7 @@ __all__ = [
     "__version__",
     "errors",
     "pq",
+    "adapters",
     "Column",
     "Warning",
     "Error",

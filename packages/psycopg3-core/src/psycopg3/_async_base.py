@@ -16,10 +16,10 @@ from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
 from ._connection_base import BaseConnection
+from ._cursor_base import BaseCursor, Params, Query, Row
 from ._dns import Resolver, resolve_conninfo
 from .conninfo import conninfo_to_dict, make_conninfo
 from .pq import PGconn
-from ._cursor_base import BaseCursor, Params, Query, Row
 from .waiting import PQGen
 
 T = TypeVar("T")

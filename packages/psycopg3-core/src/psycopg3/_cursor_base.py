@@ -44,6 +44,7 @@ class BaseCursor:
         self.arraysize = 1
         self._closed = False
         self._tx: Transformer | None = None
+        self._tx_client_encoding: bytes | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -114,6 +115,20 @@ class BaseCursor:
             tx = self._tx = Transformer(self)
         return tx
 
+    def _fresh_transformer(self) -> Transformer:
+        """The transformer for a new command: a new one if the encoding changed.
+
+        ``SET client_encoding`` may run between two commands: the transformer
+        reads the encoding once, so it is replaced when the server reports
+        another one.
+        """
+        encoding = self._conn.pgconn.parameter_status(b"client_encoding")
+        tx = self._tx
+        if tx is None or encoding != self._tx_client_encoding:
+            tx = self._tx = Transformer(self)
+            self._tx_client_encoding = encoding
+        return tx
+
     def _execute_gen(
         self, query: Query, params: Params | None = None, *, binary: bool | None = None
     ) -> PQGen[None]:
@@ -129,7 +144,7 @@ class BaseCursor:
         conn = self._conn
         pgconn = conn.pgconn
         binary = self._binary if binary is None else binary
-        tx = self._transformer()
+        tx = self._fresh_transformer()
         pg_query = PostgresQuery(tx)
         pg_query.convert(query, params)
         yield from conn._start_query_gen()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from . import errors
 from ._adapt.base import PyFormat
@@ -117,7 +117,6 @@ def _positional_values(parsed: _ParsedQuery, params: Params) -> Sequence[Any]:
                 "the query uses positional placeholders (%s) but the parameters are a"
                 f" mapping ({type(params).__name__}): pass a sequence, or use %(name)s"
             )
-    params = cast(Sequence[Any], params)  # checked above; isinstance() on an ABC is slow
     if len(params) != len(parsed.formats):
         nparams = len(params)
         raise errors.ProgrammingError(

@@ -17,17 +17,33 @@ __all__ = ["wait_select"]
 T = TypeVar("T")
 
 _HAS_POLL = hasattr(select, "poll")
-# Wait flags to poll() events; an error or hang-up wakes either direction so
-# that libpq gets to see (and report) it.
-_POLL_EVENTS = (
-    {Wait.R: select.POLLIN, Wait.W: select.POLLOUT, Wait.RW: select.POLLIN | select.POLLOUT}
-    if _HAS_POLL
-    else {}
-)
-_POLL_READ = (select.POLLIN | select.POLLERR | select.POLLHUP | select.POLLNVAL) if _HAS_POLL else 0
-_POLL_WRITE = (
-    (select.POLLOUT | select.POLLERR | select.POLLHUP | select.POLLNVAL) if _HAS_POLL else 0
-)
+
+# Flag arithmetic on IntFlag members costs microseconds; a wait is on the
+# path of every query, so the translations are tables built once.
+if _HAS_POLL:
+    _POLL_EVENTS = {
+        Wait.R: select.POLLIN,
+        Wait.W: select.POLLOUT,
+        Wait.RW: select.POLLIN | select.POLLOUT,
+    }
+    # An error or a hang-up wakes either direction, so that libpq gets to
+    # see (and report) it.
+    _READ_EVENTS = select.POLLIN | select.POLLERR | select.POLLHUP | select.POLLNVAL
+    _WRITE_EVENTS = select.POLLOUT | select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+    def _ready_for(wait: Wait, events: int) -> Ready:
+        ready = 0
+        if wait & Wait.R and events & _READ_EVENTS:
+            ready |= Ready.R
+        if wait & Wait.W and events & _WRITE_EVENTS:
+            ready |= Ready.W
+        return Ready(ready)
+
+    _EVENT_MASK = 0x3F
+    _READY_TABLE = {
+        wait: [_ready_for(wait, events) for events in range(_EVENT_MASK + 1)]
+        for wait in (Wait.R, Wait.W, Wait.RW)
+    }
 
 
 def wait_select(gen: PQGen[T], *, timeout: float | None = None) -> T:
@@ -50,12 +66,8 @@ def wait_select(gen: PQGen[T], *, timeout: float | None = None) -> T:
                     poller.unregister(registered)
                 registered = fileno
             poller.register(fileno, _POLL_EVENTS[wait])
-            ready = Ready.NONE
-            for _, events in poller.poll(timeout_ms):
-                if events & _POLL_READ and wait & Wait.R:
-                    ready |= Ready.R
-                if events & _POLL_WRITE and wait & Wait.W:
-                    ready |= Ready.W
+            events = poller.poll(timeout_ms)
+            ready = _READY_TABLE[wait][events[0][1] & _EVENT_MASK] if events else Ready.NONE
             fileno, wait = gen.send(ready)
     except StopIteration as ex:
         return ex.value  # type: ignore[no-any-return]

@@ -138,7 +138,7 @@ def member_lookup(enum: type[E]) -> Callable[[int], E]:
     ``Enum.__call__`` costs microseconds; the status of every connection and
     result is read several times per query, so the hot paths use a dict.
     """
-    members: dict[int, E] = dict(enum._value2member_map_)  # type: ignore[arg-type]
+    members: dict[int, E] = dict(enum._value2member_map_)
 
     def lookup(value: int) -> E:
         try:

@@ -27,7 +27,14 @@ from typing import Any
 from ..errors import OperationalError
 from . import _libpq as impl
 from ._cstrings import check_nul
-from ._enums import ConnStatus, PollingStatus, TransactionStatus, conn_status, transaction_status, polling_status
+from ._enums import (
+    ConnStatus,
+    PollingStatus,
+    TransactionStatus,
+    conn_status,
+    polling_status,
+    transaction_status,
+)
 from ._execute import ExecuteMixin, missing_feature
 from .misc import ConninfoOption, options_from_array
 from .pgcancel import PGcancel
