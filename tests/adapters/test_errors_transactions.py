@@ -27,6 +27,7 @@ async def test_error_classes(aconn: Any, sql: str, cls: type, sqlstate: str) -> 
     assert excinfo.value.sqlstate == sqlstate
     assert excinfo.value.diag.sqlstate == sqlstate
     assert excinfo.value.diag.message_primary
+    assert str(excinfo.value).startswith(excinfo.value.diag.message_primary)
     assert aconn.pgconn.transaction_status == TransactionStatus.INERROR
     # PostgreSQL refuses everything in a failed transaction until rollback.
     with pytest.raises(psycopg3.InternalError) as excinfo2:

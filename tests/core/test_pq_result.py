@@ -186,6 +186,7 @@ CALLS_ON_CLEARED: list[tuple[str, tuple[Any, ...]]] = [
     ("get_isnull", (0, 0)),
     ("get_length", (0, 0)),
     ("load_row", (0, [None])),
+    ("columns", ()),
     ("load_rows", (0, 1, [None])),
 ]
 

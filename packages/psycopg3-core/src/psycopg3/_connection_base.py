@@ -140,12 +140,15 @@ class BaseConnection:
 
     # -- commands --------------------------------------------------------
 
+    def _needs_begin(self) -> bool:
+        """Tell if the DB-API implicit transaction must be opened first."""
+        return not self._autocommit and self.pgconn.transaction_status == TransactionStatus.IDLE
+
     def _start_query_gen(self) -> PQGen[None]:
         """Open a transaction first if the DB-API implicit one is due."""
         self._check_usable()
-        if self._autocommit or self.pgconn.transaction_status != TransactionStatus.IDLE:
-            return
-        yield from self._exec_command_gen(b"BEGIN")
+        if self._needs_begin():
+            yield from self._exec_command_gen(b"BEGIN")
 
     def _exec_command_gen(self, command: bytes) -> PQGen[None]:
         """Run a parameterless command, raising if the server reports an error."""

@@ -147,7 +147,8 @@ class BaseCursor:
         tx = self._fresh_transformer()
         pg_query = PostgresQuery(tx)
         pg_query.convert(query, params)
-        yield from conn._start_query_gen()
+        if conn._needs_begin():
+            yield from conn._exec_command_gen(b"BEGIN")
         result_format = Format.BINARY if binary else Format.TEXT
         if pg_query.params is None and not binary:
             pgconn.send_query(pg_query.query)

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 __all__ = ["Transformer"]
 
 _TEXT = Format.TEXT
+_FORMATS = (Format.TEXT, Format.BINARY)
+# Column layouts whose loaders a transformer remembers (see set_pgresult()).
+_MAX_COLUMN_SETS = 32
 # Iterating an Enum is slow: spell the members out where a transformer is made.
 _AUTO, _TEXT_FMT, _BINARY_FMT = PyFormat.AUTO, PyFormat.TEXT, PyFormat.BINARY
 
@@ -72,6 +75,7 @@ class Transformer:
         "_pgresult",
         "_ntuples",
         "_row_loaders",
+        "_loaders_by_columns",
     )
 
     def __init__(self, context: AdaptContext | None = None):
@@ -95,6 +99,9 @@ class Transformer:
         self._pgresult: PGresult | None = None
         self._ntuples = 0
         self._row_loaders: list[LoadFunction | None] = []
+        self._loaders_by_columns: dict[
+            tuple[tuple[int, ...], tuple[int, ...]], list[LoadFunction | None]
+        ] = {}
 
     def __repr__(self) -> str:
         return f"<Transformer {self.encoding.pgname} at 0x{id(self):x}>"
@@ -200,11 +207,21 @@ class Transformer:
         self._ntuples = pgresult.ntuples
         if not set_loaders:
             return
-        row_loaders: list[LoadFunction | None] = []
-        for col in range(pgresult.nfields):
-            fmt = format if format is not None else Format(pgresult.fformat(col))
-            loader = self.get_loader(pgresult.ftype(col), fmt)
-            row_loaders.append(loader.load_function() if loader is not None else None)
+        types, formats = pgresult.columns()
+        if format is not None:
+            formats = (format,) * len(types)
+        # Consecutive results usually have the same columns (the same query
+        # run again): their loaders are kept per (types, formats).
+        key = (types, formats)
+        row_loaders = self._loaders_by_columns.get(key)
+        if row_loaders is None:
+            row_loaders = []
+            for oid, fmt in zip(types, formats):
+                loader = self.get_loader(oid, _FORMATS[fmt])
+                row_loaders.append(loader.load_function() if loader is not None else None)
+            if len(self._loaders_by_columns) >= _MAX_COLUMN_SETS:
+                self._loaders_by_columns.clear()
+            self._loaders_by_columns[key] = row_loaders
         self._row_loaders = row_loaders
 
     @property

@@ -200,6 +200,12 @@ def error_from_result(pgresult: PGresult, encoding: str = "utf-8") -> Error:
     raw_state = pgresult.error_field(_FIELDS["sqlstate"])
     sqlstate = raw_state.decode("ascii", "replace") if raw_state else None
     message = pgresult.error_message.decode(encoding, "replace").strip()
+    # libpq prefixes the severity ("ERROR:  "): the exception class says it.
+    severity = pgresult.error_field(_FIELDS["severity"])
+    if severity:
+        prefix = severity.decode(encoding, "replace") + ":  "
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
     if not message:
         message = f"the server returned a result with status {pgresult.status!r} and no message"
     cls = class_for_sqlstate(sqlstate)

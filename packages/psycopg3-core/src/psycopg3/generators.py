@@ -125,9 +125,20 @@ def fetch_many(pgconn: PGconn) -> PQGen[list[PGresult]]:
     The command must have been sent. Reading stops after the last result or
     at a COPY result: the COPY must then be handled by the caller.
     """
+    # The loop of fetch(), inlined: this runs for every query.
+    is_busy = pgconn.is_busy
+    get_result = pgconn.get_result
     results: list[PGresult] = []
     while True:
-        result = yield from fetch(pgconn)
+        if is_busy():
+            fileno = pgconn.socket
+            while True:
+                ready = yield fileno, Wait.R
+                if ready:
+                    pgconn.consume_input()
+                    if not is_busy():
+                        break
+        result = get_result()
         if result is None:
             return results
         results.append(result)
@@ -137,7 +148,8 @@ def fetch_many(pgconn: PGconn) -> PQGen[list[PGresult]]:
 
 def execute(pgconn: PGconn) -> PQGen[list[PGresult]]:
     """Send the command queued by a ``send_*`` call and return all its results."""
-    yield from send(pgconn)
+    if pgconn.flush():
+        yield from send(pgconn)
     return (yield from fetch_many(pgconn))
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import OperationalError
 from . import _libpq as impl
 from ._cstrings import check_index
-from ._enums import ExecStatus, Format, exec_status
+from ._enums import ExecStatus, Format, exec_status, format_lookup
 
 __all__ = ["PGresult", "Loader"]
 
@@ -28,11 +28,16 @@ class PGresult:
     handler returns.
     """
 
-    __slots__ = ("_pgresult_ptr", "_owned", "__weakref__")
+    __slots__ = ("_pgresult_ptr", "_owned", "_status", "_shape", "__weakref__")
 
     def __init__(self, pgresult_ptr: int, *, owned: bool = True):
         self._pgresult_ptr: int | None = pgresult_ptr
         self._owned = owned
+        # A result's status never changes: read once, on first use (it is
+        # asked several times for every query).
+        self._status: ExecStatus | None = None
+        # (ntuples, column types, column formats), read once when needed.
+        self._shape: tuple[int, tuple[int, ...], tuple[int, ...]] | None = None
 
     @classmethod
     def borrow(cls, pgresult_ptr: int) -> PGresult:
@@ -84,7 +89,13 @@ class PGresult:
     @property
     def status(self) -> ExecStatus:
         """The result status (``PQresultStatus``)."""
-        return exec_status(impl.PQresultStatus(self._ptr()))
+        ptr = self._pgresult_ptr
+        if ptr is None:
+            raise OperationalError("the result was cleared")
+        status = self._status
+        if status is None:
+            status = self._status = exec_status(impl.PQresultStatus(ptr))
+        return status
 
     @property
     def error_message(self) -> bytes:
@@ -132,7 +143,7 @@ class PGresult:
 
     def fformat(self, column: int) -> Format:
         """The format of a column."""
-        return Format(impl.PQfformat(self._ptr(), check_index(column, "column")))
+        return format_lookup(impl.PQfformat(self._ptr(), check_index(column, "column")))
 
     def ftype(self, column: int) -> int:
         """The type OID of a column."""
@@ -204,8 +215,51 @@ class PGresult:
 
         :param loaders: one per column; None returns the raw bytes.
         :return: a tuple with None for NULL values.
+        :raises IndexError: if the row is not within the result.
+        :raises ValueError: if there are not as many loaders as columns.
         """
-        return self.load_rows(row, row + 1, loaders)[0]
+        # fetchone() calls this once per row: no per-call list building as in
+        # load_rows(), and the shape of the result is read only once.
+        ptr = self._ptr()
+        ntuples, _, formats = self._shape or self._read_shape(ptr)
+        if not 0 <= row < ntuples:
+            raise IndexError(f"row {row} is out of the result's range")
+        if len(loaders) != len(formats):
+            raise ValueError(f"got {len(loaders)} loaders for {len(formats)} columns")
+        getvalue = impl.PQgetvalue_text
+        values: list[Any] = []
+        for col, load in enumerate(loaders):
+            if formats[col]:
+                value = self._binary_value(ptr, row, col)
+                if value is None:
+                    values.append(None)
+                    continue
+            else:
+                value = getvalue(ptr, row, col)
+                if not value and impl.PQgetisnull(ptr, row, col):
+                    values.append(None)
+                    continue
+            values.append(value if load is None else load(value))
+        return tuple(values)
+
+    def columns(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Return the type OIDs and the formats of all the columns, in one call."""
+        _, types, formats = self._shape or self._read_shape(self._ptr())
+        return types, formats
+
+    def _read_shape(self, ptr: int) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+        columns = range(impl.PQnfields(ptr))
+        types = tuple(impl.PQftype(ptr, col) for col in columns)
+        formats = tuple(impl.PQfformat(ptr, col) for col in columns)
+        shape = self._shape = (impl.PQntuples(ptr), types, formats)
+        return shape
+
+    @staticmethod
+    def _binary_value(ptr: int, row: int, col: int) -> bytes | None:
+        length = impl.PQgetlength(ptr, row, col)
+        if length:
+            return string_at(impl.PQgetvalue_ptr(ptr, row, col), length)
+        return None if impl.PQgetisnull(ptr, row, col) else b""
 
     def load_rows(
         self, row0: int, row1: int, loaders: Sequence[Loader | None]
