@@ -22,7 +22,8 @@ PACKAGES = [
     "packages/psycopg3-trio",
 ]
 LINTED = ["packages", "tests", "tools", "noxfile.py"]
-TEST_TOOLS = ["pytest", "pytest-trio", "anyio", "pytest-timeout", "hypothesis"]
+# hatchling: tests/test_packaging.py builds the wheels offline (--no-build-isolation).
+TEST_TOOLS = ["pytest", "pytest-trio", "anyio", "pytest-timeout", "hypothesis", "hatchling"]
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_venv = "no"

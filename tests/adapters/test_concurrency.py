@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import anyio
 import pytest
 
+import psycopg3
 import psycopg3_sync
 from fix_flavours import ASYNC_FLAVOURS
 
@@ -55,3 +57,46 @@ def test_shared_connection_threads(dsn: str) -> None:
             thread.join()
     assert failures == []
     assert count[0] == 400
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_close_from_another_task(flavour: Any, dsn: str) -> None:
+    conn = await flavour.connect(dsn)
+    errors: list[BaseException] = []
+
+    async def query() -> None:
+        try:
+            await conn.execute("select pg_sleep(5)")
+        except psycopg3.OperationalError as ex:
+            errors.append(ex)
+
+    start = time.monotonic()
+    async with anyio.create_task_group() as group:
+        group.start_soon(query)
+        await anyio.sleep(0.2)
+        await conn.close()
+    assert time.monotonic() - start < 3  # the waiting task was woken, not left hanging
+    assert len(errors) == 1 and "closed" in str(errors[0])
+    assert conn.closed
+
+
+def test_close_from_another_thread(dsn: str) -> None:
+    conn = psycopg3_sync.connect(dsn)
+    errors: list[BaseException] = []
+
+    def query() -> None:
+        try:
+            conn.execute("select pg_sleep(5)")
+        except psycopg3.Error as ex:
+            errors.append(ex)
+
+    thread = threading.Thread(target=query)
+    start = time.monotonic()
+    thread.start()
+    time.sleep(0.2)
+    conn.close()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert time.monotonic() - start < 3
+    assert len(errors) == 1 and isinstance(errors[0], psycopg3.OperationalError)

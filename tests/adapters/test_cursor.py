@@ -220,3 +220,25 @@ async def test_client_encoding_change(aconn: Any, encoding: str) -> None:
         assert row[0] == "é" and row[1] == "é"
     else:
         assert row == ("é", "é", 1)
+
+
+@pytest.mark.parametrize("direction", ["from stdin", "to stdout"])
+async def test_copy_through_execute_is_refused(aconn: Any, direction: str) -> None:
+    await aconn.execute("create temp table cp (x int)")
+    await aconn.commit()
+    query = "copy cp from stdin" if direction == "from stdin" else "copy (select 1) to stdout"
+    with pytest.raises(psycopg3.NotSupportedError, match="COPY"):
+        await aconn.execute(query)
+    # The COPY was ended: the connection works after a rollback.
+    await aconn.rollback()
+    cur = await aconn.execute("select count(*) from cp")
+    assert await cur.fetchone() == (0,)
+
+
+async def test_empty_query(aconn: Any) -> None:
+    cur = aconn.cursor()
+    await cur.execute("")
+    assert cur.description is None
+    assert cur.rowcount == -1
+    with pytest.raises(psycopg3.ProgrammingError):
+        await cur.fetchone()

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT, AsyncConnectionBase, ConnectContext, PQGen
 
 from .cursor import Cursor
-from .waiting import wait_asyncio
+from .waiting import notify_closing, wait_asyncio
 
 __all__ = ["Connection", "asyncio_connect", "connect"]
 
@@ -43,6 +43,15 @@ class Connection(AsyncConnectionBase):
         """Return a new cursor on this connection."""
         self._check_usable()
         return Cursor(self, binary=binary)
+
+    async def close(self) -> None:
+        """Close the connection; closing twice does nothing.
+
+        A task waiting on the connection gets an ``OperationalError``.
+        """
+        if not self.closed:
+            notify_closing(self.pgconn.socket)
+        self._close()
 
     async def cancel(self) -> None:
         """Ask the server to cancel the command in progress, from a worker thread."""

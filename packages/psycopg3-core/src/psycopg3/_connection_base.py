@@ -43,6 +43,8 @@ logger = logging.getLogger("psycopg3")
 CANCEL_TIMEOUT = 5.0
 #: Seconds given to the drain after an interruption before closing.
 DRAIN_TIMEOUT = 5.0
+_COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
+
 #: Longest wait between two checks of the connect deadline.
 CONNECT_POLL_INTERVAL = 1.0
 
@@ -154,17 +156,31 @@ class BaseConnection:
         """Run a parameterless command, raising if the server reports an error."""
         self._check_usable()
         self.pgconn.send_query(command)
-        results = yield from generators.execute(self.pgconn)
+        results = yield from self._results_gen()
         self._check_results(results)
+
+    def _results_gen(self) -> PQGen[list[PGresult]]:
+        """Flush the command just sent and return its results.
+
+        A COPY started by a plain execute is ended at once (the COPY has its
+        own API): what follows it is read, and the COPY result is left last
+        for ``_check_results()`` to report.
+        """
+        results = yield from generators.execute(self.pgconn)
+        if results and results[-1].status in _COPY_STATUSES:
+            deadline = time.monotonic() + DRAIN_TIMEOUT
+            yield from generators.drain(self.pgconn, deadline=deadline)
+        return results
 
     def _check_results(self, results: list[PGresult]) -> None:
         for result in results:
             status = result.status
             if status == ExecStatus.FATAL_ERROR or status == ExecStatus.BAD_RESPONSE:
                 raise errors.error_from_result(result, self.encoding)
-            if status in (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH):
+            if status in _COPY_STATUSES:
                 raise errors.NotSupportedError(
-                    "COPY cannot run through execute(): the COPY was aborted"
+                    "COPY cannot run through execute(): it was aborted, and the"
+                    " transaction with it if one was open"
                 )
 
     def _commit_gen(self) -> PQGen[None]:

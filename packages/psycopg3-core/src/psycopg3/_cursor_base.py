@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import errors, generators
+from . import errors
 from ._column import Column
 from ._queries import PostgresQuery
 from ._transformer import Transformer
@@ -160,7 +160,7 @@ class BaseCursor:
                 param_formats=pg_query.formats,
                 result_format=result_format,
             )
-        results = yield from generators.execute(pgconn)
+        results = yield from conn._results_gen()
         conn._check_results(results)
         self._results = results
         self._select_result(0)

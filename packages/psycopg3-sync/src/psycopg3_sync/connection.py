@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from types import TracebackType
 from typing import Any, TypeVar
@@ -50,7 +51,15 @@ class Connection(BaseConnection):
             self.close()
 
     def close(self) -> None:
-        """Close the connection; closing twice does nothing."""
+        """Close the connection; closing twice does nothing.
+
+        Callable from any thread: a thread waiting on the connection wakes
+        up with an ``OperationalError``.
+        """
+        if not self.closed and self.lock.locked():
+            # Another thread may be blocked in poll() on this socket: closing
+            # the fd would not wake it, shutting the socket down does.
+            _shutdown(self.pgconn.socket)
         self._close()
 
     def cursor(self, *, binary: bool = False) -> Cursor:
@@ -89,6 +98,16 @@ class Connection(BaseConnection):
                 worker.join(CANCEL_TIMEOUT)
                 wait_select(self._drain_gen(), timeout=DRAIN_TIMEOUT)
             raise
+
+
+def _shutdown(fileno: int) -> None:
+    sock = socket.socket(fileno=fileno)
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already disconnected: nothing to wake
+    finally:
+        sock.detach()  # the fd stays libpq's, to close
 
 
 def connect(conninfo: str = "", *, autocommit: bool = False, **kwargs: Any) -> Connection:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import trio
 
 from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT, AsyncConnectionBase, ConnectContext, PQGen
+from psycopg3.errors import OperationalError
 
 from .cursor import Cursor
 from .waiting import wait_trio
@@ -55,7 +56,10 @@ class Connection(AsyncConnectionBase):
             await super().__aexit__(exc_type, exc, tb)
 
     async def close(self) -> None:
-        """Close the connection; closing twice does nothing."""
+        """Close the connection; closing twice does nothing.
+
+        A task waiting on the connection gets an ``OperationalError``.
+        """
         if not self.closed:
             # Wake any task still waiting on the socket before the fd goes.
             trio.lowlevel.notify_closing(self.pgconn.socket)
@@ -69,6 +73,9 @@ class Connection(AsyncConnectionBase):
     async def _wait(self, gen: PQGen[T]) -> T:
         try:
             return await wait_trio(gen)
+        except trio.ClosedResourceError as ex:
+            # close() called from another task while this one waited.
+            raise OperationalError("the connection was closed while waiting for the server") from ex
         except BaseException:
             if self._interrupted():
                 # trio's cancellation is level-triggered: unshielded, the
