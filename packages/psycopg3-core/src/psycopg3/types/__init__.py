@@ -10,7 +10,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._adapt.typeinfo import TypeInfo, TypesRegistry, builtin_types
-from . import bool, none, numeric, string
+from . import (
+    array,
+    bool,
+    composite,
+    datetime,
+    enum,
+    hstore,
+    json,
+    net,
+    none,
+    numeric,
+    range,
+    string,
+    uuid,
+)
 
 if TYPE_CHECKING:
     from .._adapt.adapters_map import AdaptersMap
@@ -20,5 +34,7 @@ __all__ = ["TypeInfo", "TypesRegistry", "builtin_types", "register_default_adapt
 
 def register_default_adapters(adapters: AdaptersMap) -> None:
     """Install every built-in dumper and loader on *adapters*."""
-    for module in (string, numeric, bool, none):
+    # Arrays last: they build on the dumpers and loaders of their elements.
+    families = (string, numeric, bool, none, datetime, uuid, json, net, range, enum)
+    for module in (*families, composite, hstore, array):
         module.register_default_adapters(adapters)
