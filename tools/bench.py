@@ -29,28 +29,35 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 WORKER_TIMEOUT_S = 600.0
 # workload -> what one operation is, singular and plural
-WORKLOADS = {"roundtrip": ("query", "queries"), "fetch": ("row", "rows")}
+WORKLOADS = {
+    "roundtrip": ("query", "queries"),
+    "fetch": ("row", "rows"),  # results in text format (asyncpg: always binary)
+    "fetch_binary": ("row", "rows"),  # the same query, results in binary format
+}
+EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
 
 def fetch_sql(rows: int) -> str:
-    """The one query of the fetch workload: six columns of common types, no parameter."""
-    # mod() rather than `%`, so that no driver mistakes it for a placeholder.
+    """The one query of the fetch workloads: six columns of common types, no parameter."""
     return (
         "select i::int4, i::int8, 'row ' || i, i * 1.5::float8, (i / 7.0)::numeric(12, 4),"
-        f" mod(i, 2) = 0 from generate_series(1, {rows}) as i"
+        f" timestamptz '{EPOCH.isoformat()}' + i * interval '1.25 s'"
+        f" from generate_series(1, {rows}) as i"
     )
 
 
 def check_last_row(rows: Any, n: int) -> None:
     """Fail the run unless ``n`` rows came back and the last one holds the expected values."""
     numeric = (Decimal(n) / 7).quantize(Decimal("0.0001"), ROUND_HALF_UP)
-    expected = (n, n, f"row {n}", n * 1.5, numeric, n % 2 == 0)
+    # Aware datetimes compare as instants, whatever time zone a driver uses.
+    expected = (n, n, f"row {n}", n * 1.5, numeric, EPOCH + timedelta(seconds=n * 1.25))
     if len(rows) != n or tuple(rows[-1]) != expected:
         raise AssertionError(f"got {len(rows)} rows ending {tuple(rows[-1])!r}, expected {n}")
 
@@ -69,6 +76,7 @@ class Driver:
     flavour: str  # "sync", "asyncio" or "trio": which of ours it is compared with
     impl: str | None = None  # value for PSYCOPG_IMPL, or None to leave it unset
     note: str = ""
+    binary: bool = True  # can it fetch binary results (fetch_binary)?
 
 
 DRIVERS = [
@@ -78,8 +86,8 @@ DRIVERS = [
     Driver("psycopg (C)", "sync", impl="binary", note="psycopg 3 with its C speedups"),
     Driver("psycopg (python)", "sync", impl="python", note="psycopg 3 pure-Python mode"),
     Driver("psycopg async (C)", "asyncio", impl="binary", note="AsyncConnection, C speedups"),
-    Driver("asyncpg", "asyncio", note="`select $1::int8`; prepares every statement"),
-    Driver("psycopg2", "sync", note="`%s` interpolated client-side"),
+    Driver("asyncpg", "asyncio", note="`select $1::int8`; prepares every statement; binary"),
+    Driver("psycopg2", "sync", note="`%s` interpolated client-side; text only", binary=False),
 ]
 OURS = {"sync": "psycopg3-sync", "asyncio": "psycopg3-asyncio", "trio": "psycopg3-trio"}
 
@@ -101,7 +109,7 @@ def stopwatch(result: Timing) -> Iterator[None]:
 
 def dbapi_workload(conn: Any, workload: str, n: int, result: Timing) -> None:
     """Run a workload on a blocking DB-API connection with ``%s`` placeholders."""
-    cur = conn.cursor()
+    cur = conn.cursor(binary=True) if workload == "fetch_binary" else conn.cursor()
     if workload == "roundtrip":
         for i in range(50):  # warm-up (also lets psycopg auto-prepare, as users get)
             cur.execute("select %s", (i,))
@@ -123,7 +131,7 @@ def dbapi_workload(conn: Any, workload: str, n: int, result: Timing) -> None:
 
 async def async_cursor_workload(conn: Any, workload: str, n: int, result: Timing) -> None:
     """Run a workload on an async connection with psycopg-style cursors."""
-    cur = conn.cursor()
+    cur = conn.cursor(binary=True) if workload == "fetch_binary" else conn.cursor()
     if workload == "roundtrip":
         for i in range(50):
             await cur.execute("select %s", (i,))
@@ -278,7 +286,9 @@ def run_all(
         for workload, n in workloads.items():
             for driver in order:
                 entry = results[workload][driver.name]
-                if "error" in entry:
+                if workload == "fetch_binary" and not driver.binary:
+                    entry["na"] = "no binary results"
+                if "error" in entry or "na" in entry:
                     continue  # a driver that failed once is not retried
                 timing = measure(driver, workload, n, dsn)
                 if "error" in timing:
@@ -300,10 +310,10 @@ def run_all(
     return results
 
 
-def ratio(entry: Timing, reference: Timing | None) -> str:
-    if "median" not in entry or reference is None or "median" not in reference:
+def ratio(entry: Timing, reference: Timing | None, key: str = "median") -> str:
+    if key not in entry or reference is None or key not in reference:
         return "n/a"
-    return f"{entry['median'] / reference['median']:.2f}"
+    return f"{entry[key] / reference[key]:.2f}"
 
 
 def report(
@@ -318,19 +328,22 @@ def report(
         out.append(
             "Times are medians over repetitions. `÷ sync` = median / psycopg3-sync median; "
             "`÷ flavour` = median / median of our adapter of the same flavour (sync peers "
-            "vs psycopg3-sync, asyncio peers vs psycopg3-asyncio). Above 1 = slower than "
-            "ours. CPU = client process CPU time.\n"
+            "vs psycopg3-sync, asyncio peers vs psycopg3-asyncio); `CPU ÷ sync` the same "
+            "with CPU medians. Above 1 = slower than ours. CPU = client process CPU time.\n"
         )
         out.append(
             f"| driver | flavour | median s | µs/{unit} | min s | CPU µs/{unit} "
-            f"| ÷ sync | ÷ flavour | runs |"
+            f"| ÷ sync | ÷ flavour | CPU ÷ sync | runs |"
         )
-        out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+        out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
         for driver in drivers:
             entry = per_driver[driver.name]
+            if "na" in entry:
+                out.append(f"| {driver.name} | {driver.flavour} | n/a: {entry['na']} ||||||||")
+                continue
             if "error" in entry or "median" not in entry:
                 error = str(entry.get("error", "no result")).replace("|", "/")
-                out.append(f"| {driver.name} | {driver.flavour} | failed: {error} |||||||")
+                out.append(f"| {driver.name} | {driver.flavour} | failed: {error} ||||||||")
                 continue
             out.append(
                 f"| {driver.name} | {driver.flavour} | {entry['median']:.3f} "
@@ -338,8 +351,17 @@ def report(
                 f"| {entry['cpu_median'] / n * 1e6:.2f} "
                 f"| {ratio(entry, per_driver.get(OURS['sync']))} "
                 f"| {ratio(entry, per_driver.get(OURS[driver.flavour]))} "
+                f"| {ratio(entry, per_driver.get(OURS['sync']), 'cpu_median')} "
                 f"| {len(entry['wall'])} |"
             )
+    # The issue's targets: psycopg's pure-Python mode vs ours, >= 1.5 fetching, >= 1 round trips.
+    target = {"roundtrip": 1.0, "fetch": 1.5, "fetch_binary": 1.5}
+    out.append("\nTargets (psycopg (python) ÷ psycopg3-sync, wall / CPU):\n")
+    for workload in workloads:
+        ours, peer = results[workload].get(OURS["sync"]), results[workload].get("psycopg (python)")
+        if ours is not None and peer is not None:
+            wall, cpu = ratio(peer, ours), ratio(peer, ours, "cpu_median")
+            out.append(f"- {workload}: {wall} / {cpu} (target >= {target[workload]})")
     notes = [f"- {d.name}: {d.note}" for d in drivers if d.note]
     versions = {str(e.get("version", "")) for r in results.values() for e in r.values()} - {""}
     out.append("\nNotes:\n" + "\n".join(notes) + "\n- versions: " + "; ".join(sorted(versions)))
@@ -373,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     scale = 10 if args.quick else 1
-    sizes = {"roundtrip": args.roundtrips or 5000 // scale, "fetch": args.rows or 200_000 // scale}
+    rows = args.rows or 200_000 // scale
+    sizes = {"roundtrip": args.roundtrips or 5000 // scale, "fetch": rows, "fetch_binary": rows}
     workloads = {w: sizes[w] for w in args.workloads.split(",") if w}
     unknown = set(workloads) - set(WORKLOADS)
     drivers = DRIVERS

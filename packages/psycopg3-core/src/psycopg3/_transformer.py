@@ -15,11 +15,16 @@ Rules:
    of a result's columns are chosen once, in `set_pgresult()`, so the row loop
    does no per-value dispatch.
 4. ``None`` is a NULL parameter: no dumper is called, its OID is 0.
+5. A loader whose values depend on session state that may change between
+   two queries (timestamptz and the ``TimeZone``) opts in with a ``refresh()``
+   method: the transformer calls it once per result, before any row loads;
+   loaders without one cost nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from struct import Struct
 from typing import TYPE_CHECKING, Any
 
 from . import errors
@@ -40,6 +45,11 @@ from .pq import Format
 if TYPE_CHECKING:
     from ._adapt.adapters_map import AdaptersMap
     from .pq import PGconn, PGresult
+    from .pq.pgresult import ColumnLoader
+
+# A result's column loaders: per value (load_row), per column (load_rows), and
+# the binary columns read as C strings (see Transformer._plan_columns()).
+_ColumnPlan = tuple[list["LoadFunction | None"], list["ColumnLoader"], frozenset[int]]
 
 __all__ = ["Transformer"]
 
@@ -75,7 +85,10 @@ class Transformer:
         "_pgresult",
         "_ntuples",
         "_row_loaders",
+        "_column_loaders",
+        "_nul_free",
         "_loaders_by_columns",
+        "_refreshing_loaders",
     )
 
     def __init__(self, context: AdaptContext | None = None):
@@ -99,9 +112,11 @@ class Transformer:
         self._pgresult: PGresult | None = None
         self._ntuples = 0
         self._row_loaders: list[LoadFunction | None] = []
-        self._loaders_by_columns: dict[
-            tuple[tuple[int, ...], tuple[int, ...]], list[LoadFunction | None]
-        ] = {}
+        self._column_loaders: Sequence[ColumnLoader] = []
+        self._nul_free: frozenset[int] = frozenset()
+        self._loaders_by_columns: dict[tuple[tuple[int, ...], tuple[int, ...]], _ColumnPlan] = {}
+        # Loaders with a refresh() method (rule 5).
+        self._refreshing_loaders: list[Any] = []
 
     def __repr__(self) -> str:
         return f"<Transformer {self.encoding.pgname} at 0x{id(self):x}>"
@@ -203,26 +218,51 @@ class Transformer:
             self._ntuples = 0
             if set_loaders:
                 self._row_loaders = []
+                self._column_loaders = []
+                self._nul_free = frozenset()
             return
         self._ntuples = pgresult.ntuples
         if not set_loaders:
             return
+        for loader in self._refreshing_loaders:
+            loader.refresh()
         types, formats = pgresult.columns()
         if format is not None:
             formats = (format,) * len(types)
         # Consecutive results usually have the same columns (the same query
         # run again): their loaders are kept per (types, formats).
         key = (types, formats)
-        row_loaders = self._loaders_by_columns.get(key)
-        if row_loaders is None:
-            row_loaders = []
-            for oid, fmt in zip(types, formats):
-                loader = self.get_loader(oid, _FORMATS[fmt])
-                row_loaders.append(loader.load_function() if loader is not None else None)
+        plan = self._loaders_by_columns.get(key)
+        if plan is None:
+            plan = self._plan_columns(types, formats, hints=format is None)
             if len(self._loaders_by_columns) >= _MAX_COLUMN_SETS:
                 self._loaders_by_columns.clear()
-            self._loaders_by_columns[key] = row_loaders
-        self._row_loaders = row_loaders
+            self._loaders_by_columns[key] = plan
+        self._row_loaders, self._column_loaders, self._nul_free = plan
+
+    def _plan_columns(
+        self, types: Sequence[int], formats: Sequence[int], *, hints: bool
+    ) -> _ColumnPlan:
+        # The loaders of a result's columns: the functions that load_row()
+        # calls per value, and what load_rows() uses per column: a binary
+        # loader may name the struct.Struct of its fixed-size values
+        # (``fixed_struct``: the column is unpacked in one call) or say its
+        # values never contain NUL (``nul_free``: read as C strings).
+        row_loaders: list[LoadFunction | None] = []
+        column_loaders: list[ColumnLoader] = []
+        nul_free: list[int] = []
+        for col, (oid, fmt) in enumerate(zip(types, formats)):
+            loader = self.get_loader(oid, _FORMATS[fmt])
+            function = loader.load_function() if loader is not None else None
+            row_loaders.append(function)
+            column_loaders.append(function)
+            if hints and fmt and loader is not None:
+                fixed_struct = getattr(loader, "fixed_struct", None)
+                if isinstance(fixed_struct, Struct):
+                    column_loaders[col] = fixed_struct
+                elif getattr(loader, "nul_free", False):
+                    nul_free.append(col)
+        return row_loaders, column_loaders, frozenset(nul_free)
 
     @property
     def pgresult(self) -> PGresult | None:
@@ -231,11 +271,14 @@ class Transformer:
 
     def set_loader_types(self, types: Sequence[int], format: Format) -> None:
         """Choose the column loaders from a list of OIDs (for data without a result)."""
+        for loader in self._refreshing_loaders:
+            loader.refresh()
         row_loaders: list[LoadFunction | None] = []
         for oid in types:
             loader = self.get_loader(oid, format)
             row_loaders.append(loader.load_function() if loader is not None else None)
-        self._row_loaders = row_loaders
+        self._row_loaders = self._column_loaders = row_loaders
+        self._nul_free = frozenset()
 
     def get_loader(self, oid: int, format: Format) -> Loader | None:
         """Return the (cached) loader of a type OID and format.
@@ -250,6 +293,8 @@ class Transformer:
             pass
         loader_cls = self.adapters.get_loader(oid, format) or self.adapters.get_loader(0, format)
         loader = table[oid] = loader_cls(oid, self) if loader_cls is not None else None
+        if hasattr(loader, "refresh"):
+            self._refreshing_loaders.append(loader)
         return loader
 
     def load_rows(self, row0: int, row1: int) -> list[tuple[Any, ...]]:
@@ -260,7 +305,7 @@ class Transformer:
         """
         if self._pgresult is None:
             raise errors.InterfaceError("there is no result to load rows from")
-        return self._pgresult.load_rows(row0, row1, self._row_loaders)
+        return self._pgresult.load_rows(row0, row1, self._column_loaders, nul_free=self._nul_free)
 
     def load_row(self, row: int) -> tuple[Any, ...] | None:
         """Return one row of the current result, or None past its end."""

@@ -1,14 +1,36 @@
-"""PostgreSQL type names and OIDs: ``TypeInfo`` and the ``TypesRegistry`` of built-ins.
+"""PostgreSQL type names and OIDs: ``TypeInfo``, its catalog lookup, the ``TypesRegistry``.
 
-Must not: query the server (looking up non-builtin types is a later feature
-built on top of this), talk to libpq, or import any concurrency framework.
+Must not: talk to libpq or import any concurrency framework. Looking a type up
+in the server's catalog (`TypeInfo.fetch()`) goes through the public methods
+of the connection it is given; the query and the parsing of its rows are
+written once here, and only the call shape differs between a blocking
+connection and an async one (which gets a coroutine to await).
+
+Rules:
+
+1. A catalog query returns one row per fact of the type (one per enum label,
+   one per composite field): scalar columns only, so that looking a type up
+   needs no array loader. The first five columns are always the type's
+   ``typname``, ``oid``, ``typarray``, ``oid::regtype`` and ``typtype``.
+2. The name is resolved by the server with ``to_regtype()``: quoting,
+   schema qualification and ``search_path`` work as they do in SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from .. import errors
+
+if TYPE_CHECKING:
+    from .._async_base import AsyncConnectionBase
+    from .._connection_base import BaseConnection
+    from .base import AdaptContext
 
 __all__ = ["TypeInfo", "TypesRegistry", "builtin_types"]
+
+InfoT = TypeVar("InfoT", bound="TypeInfo")
 
 
 class TypeInfo:
@@ -30,7 +52,101 @@ class TypeInfo:
         self.regtype = regtype or name
 
     def __repr__(self) -> str:
-        return f"<TypeInfo {self.name} oid={self.oid} array_oid={self.array_oid}>"
+        return f"<{type(self).__name__} {self.name} oid={self.oid} array_oid={self.array_oid}>"
+
+    # What the catalog query of this class selects and joins; subclasses add
+    # their own facts as further columns (see rule 1).
+    _typtype: str | None = None  # the pg_type.typtype required, None for any
+    _query = """\
+select t.typname, t.oid, t.typarray, t.oid::regtype::text, t.typtype
+from pg_type t
+where t.oid = to_regtype(%s)"""
+
+    @overload
+    @classmethod
+    def fetch(  # type: ignore[overload-overlap]
+        cls: type[InfoT], conn: AsyncConnectionBase, name: str
+    ) -> Awaitable[InfoT | None]: ...
+
+    @overload
+    @classmethod
+    def fetch(cls: type[InfoT], conn: BaseConnection, name: str) -> InfoT | None: ...
+
+    @classmethod
+    def fetch(
+        cls: type[InfoT], conn: BaseConnection, name: str
+    ) -> InfoT | None | Awaitable[InfoT | None]:
+        """Look a type up by name in the server's catalog.
+
+        On an async connection this returns an awaitable:
+        ``info = await TypeInfo.fetch(aconn, "mood")``. Outside autocommit the
+        query runs in the connection's transaction, as any other would.
+
+        :param conn: a connection, blocking or async.
+        :param name: the type's name as written in SQL, maybe schema-qualified
+            (``myschema.mood``) or quoted (``'"My Type"'``).
+        :return: the type's information, or None if no such type exists.
+        :raises ProgrammingError: if the type exists but is not of the kind
+            this class describes (an `EnumInfo` of a composite type).
+        """
+        from .._async_base import AsyncConnectionBase  # late: it imports this module
+
+        if isinstance(conn, AsyncConnectionBase):
+            return cls._fetch_async(conn, name)
+        cur: Any = conn.cursor()  # type: ignore[attr-defined]
+        try:
+            cur.execute(cls._query, (name,))
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        return cls._from_rows(name, rows)
+
+    @classmethod
+    async def _fetch_async(cls: type[InfoT], conn: AsyncConnectionBase, name: str) -> InfoT | None:
+        cur = conn.cursor()
+        try:
+            await cur.execute(cls._query, (name,))
+            rows = await cur.fetchall()
+        finally:
+            await cur.close()
+        return cls._from_rows(name, rows)
+
+    @classmethod
+    def _from_rows(cls: type[InfoT], name: str, rows: Sequence[Sequence[Any]]) -> InfoT | None:
+        if not rows:
+            return None
+        typname, oid, array_oid, regtype, typtype = rows[0][:5]
+        if cls._typtype is not None and typtype != cls._typtype:
+            raise errors.ProgrammingError(
+                f"the type {regtype!r} (from {name!r}) is not of the kind {cls.__name__}"
+                f" describes (typtype {typtype!r}, expected {cls._typtype!r})"
+            )
+        return cls._from_record(typname, oid, array_oid or 0, regtype, rows)
+
+    @classmethod
+    def _from_record(
+        cls: type[InfoT],
+        name: str,
+        oid: int,
+        array_oid: int,
+        regtype: str,
+        rows: Sequence[Sequence[Any]],
+    ) -> InfoT:
+        """Build the instance from the first five columns and every row's others."""
+        return cls(name, oid, array_oid, regtype=regtype)
+
+    def register(self, context: AdaptContext | None = None) -> None:
+        """Make the type known by name to a context's adapters.
+
+        :param context: a connection or a cursor (only it and what it later
+            creates see the type), or None for the global adapters.
+        """
+        if context is None:
+            from .global_map import adapters  # late: it imports this module
+
+            adapters.types.add(self)
+        else:
+            context.adapters.types.add(self)
 
 
 class TypesRegistry:
@@ -157,6 +273,12 @@ _BUILTINS: list[tuple[str, int, int, str | None]] = [
     ("tstzrange", 3910, 3911, None),
     ("daterange", 3912, 3913, None),
     ("int8range", 3926, 3927, None),
+    ("int4multirange", 4451, 6150, None),
+    ("nummultirange", 4532, 6151, None),
+    ("tsmultirange", 4533, 6152, None),
+    ("tstzmultirange", 4534, 6153, None),
+    ("datemultirange", 4535, 6155, None),
+    ("int8multirange", 4536, 6157, None),
     ("jsonpath", 4072, 4073, None),
 ]
 

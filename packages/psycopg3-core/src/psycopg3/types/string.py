@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import binascii
+import codecs
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,8 @@ class TextLoader(Loader):
 
     def load_function(self) -> LoadFunction:
         codec, errors = self._codec, self._errors
+        if errors == "strict" and codecs.lookup(codec).name == "utf-8":
+            return bytes.decode  # decode()'s defaults: no Python frame per value
 
         def load(data: bytes) -> Any:
             return data.decode(codec, errors)
@@ -112,6 +115,12 @@ class TextBinaryLoader(TextLoader):
     """Load text-like values sent in binary format (the same bytes as text)."""
 
     format = Format.BINARY
+
+    def __init__(self, oid: int, context: AdaptContext | None = None):
+        super().__init__(oid, context)
+        # Text never contains NUL, so the row loop may read these values as C
+        # strings; not "char", whose empty value is sent as one NUL byte.
+        self.nul_free = oid != CHAR_OID
 
 
 # bytea's escape output format (bytea_output = escape): '\\' and '\ooo' octal.
