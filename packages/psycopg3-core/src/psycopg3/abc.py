@@ -7,7 +7,8 @@ example. Must not: import any concurrency framework.
 
 from __future__ import annotations
 
-from ._async_base import AsyncConnectionBase, AsyncCursorBase, AsyncLock, ConnectContext
+from ._async_connection import AsyncConnectionBase, AsyncLock, ConnectContext
+from ._async_cursor import AsyncCursorBase
 from ._connection_base import CANCEL_TIMEOUT, DRAIN_TIMEOUT, BaseConnection
 from ._cursor_base import BaseCursor, Params, Query, Row
 from .waiting import AsyncWaiter, PQGen, Ready, Wait, Waiter

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .. import errors
 
 if TYPE_CHECKING:
-    from .._async_base import AsyncConnectionBase
+    from .._async_connection import AsyncConnectionBase
     from .._connection_base import BaseConnection
     from .base import AdaptContext
 
@@ -89,7 +89,7 @@ where t.oid = to_regtype(%s)"""
         :raises ProgrammingError: if the type exists but is not of the kind
             this class describes (an `EnumInfo` of a composite type).
         """
-        from .._async_base import AsyncConnectionBase  # late: it imports this module
+        from .._async_connection import AsyncConnectionBase  # late: it imports this module
 
         if isinstance(conn, AsyncConnectionBase):
             return cls._fetch_async(conn, name)

@@ -1,4 +1,4 @@
-"""The async connection and cursor methods shared by every async adapter.
+"""The async connection methods shared by every async adapter.
 
 ``async with lock`` and ``await`` are plain Python: these classes work with
 any framework's lock and waiter. An adapter subclasses them, creates its
@@ -11,16 +11,19 @@ Must not: import asyncio, trio, anyio or any other framework.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._connection_base import BaseConnection
-from ._cursor_base import BaseCursor, Params, Query, Row
+from ._cursor_base import Params, Query
 from ._dns import Resolver, resolve_conninfo
 from .conninfo import conninfo_to_dict, make_conninfo
 from .pq import PGconn
 from .waiting import PQGen
+
+if TYPE_CHECKING:
+    from ._async_cursor import AsyncCursorBase
 
 T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound="AsyncConnectionBase")
@@ -95,51 +98,6 @@ class AsyncConnectionBase(BaseConnection, ABC):
         """Roll back the current transaction."""
         async with self.lock:
             await self._wait(self._rollback_gen())
-
-
-class AsyncCursorBase(BaseCursor):
-    """The async cursor API: the DB-API cursor with ``await`` where it waits."""
-
-    _conn: AsyncConnectionBase
-
-    async def __aenter__(self: T) -> T:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def execute(
-        self, query: Query, params: Params | None = None, *, binary: bool | None = None
-    ) -> AsyncCursorBase:
-        """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``."""
-        async with self._conn.lock:
-            await self._conn._wait(self._execute_gen(query, params, binary=binary))
-        return self
-
-    async def fetchone(self) -> Row | None:
-        """Return the next row of the current result, or None."""
-        return self._fetchone()
-
-    async def fetchmany(self, size: int | None = None) -> list[Row]:
-        """Return up to ``size`` (default ``arraysize``) further rows."""
-        return self._fetchmany(size)
-
-    async def fetchall(self) -> list[Row]:
-        """Return the remaining rows of the current result."""
-        return self._fetchall()
-
-    async def __aiter__(self) -> AsyncIterator[Row]:
-        while (row := self._fetchone()) is not None:
-            yield row
-
-    async def close(self) -> None:
-        """Close the cursor; its results are released."""
-        self._close()
 
 
 class ConnectContext(Generic[ConnT]):
