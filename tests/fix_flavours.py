@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+import psycopg3
 import psycopg3_asyncio
 import psycopg3_sync
 import psycopg3_trio
@@ -39,6 +40,14 @@ _AWAITED = {
     "rollback",
     "close",
     "cancel",
+    "tpc_begin",
+    "tpc_prepare",
+    "tpc_commit",
+    "tpc_rollback",
+    "tpc_recover",
+    "executemany",
+    "callproc",
+    "scroll",
 }
 
 
@@ -54,13 +63,16 @@ class SyncFacade:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._target, name)
-        if name == "cursor":
+        if name in ("cursor", "transaction"):
             return lambda *a, **k: SyncFacade(value(*a, **k))
         if name in _AWAITED and callable(value):
 
             async def call(*args: Any, **kwargs: Any) -> Any:
                 result = value(*args, **kwargs)
-                if isinstance(result, (psycopg3_sync.Cursor, psycopg3_sync.Connection)):
+                if isinstance(
+                    result,
+                    (psycopg3_sync.Cursor, psycopg3_sync.ServerCursor, psycopg3_sync.Connection),
+                ):
                     return SyncFacade(result)
                 return result
 
@@ -73,12 +85,13 @@ class SyncFacade:
         else:
             setattr(self._target, name, value)
 
-    async def __aenter__(self) -> SyncFacade:
-        self._target.__enter__()
-        return self
+    async def __aenter__(self) -> Any:
+        entered = self._target.__enter__()
+        # A transaction block is returned as is: Rollback(tx) must name it.
+        return entered if isinstance(entered, psycopg3.Transaction) else self
 
-    async def __aexit__(self, *exc: Any) -> None:
-        self._target.__exit__(*exc)
+    async def __aexit__(self, *exc: Any) -> Any:
+        return self._target.__exit__(*exc)
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         for row in self._target:

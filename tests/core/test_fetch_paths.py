@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 import psycopg3_sync
-from psycopg3.adapt import Transformer, adapters
+from psycopg3.adapt import AdaptersMap, LoadFunction, Transformer, adapters
 from psycopg3.pq import ExecStatus, Format, PGconn, PGresult
+from psycopg3.types.numeric import Int4BinaryLoader
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def pgconn(dsn: str) -> Iterator[PGconn]:
 
 class Context:
     def __init__(self, pgconn: PGconn):
-        self.adapters = adapters
+        self.adapters: AdaptersMap = adapters
         self.pgconn = pgconn
 
 
@@ -127,3 +128,21 @@ def test_fetch_in_chunks_matches_fetchall(dsn: str, binary: bool) -> None:
     assert len(everything) == 2500
     assert everything[-1][:3] == (2500, "r2500", 3750.0)
     assert str(everything[-1][3]) == "357.143"
+
+
+def test_subclassed_fixed_loader_is_called(pgconn: PGconn) -> None:
+    # A subclass with its own load function must not be bypassed by the column unpack.
+    class TenfoldLoader(Int4BinaryLoader):
+        def load_function(self) -> LoadFunction:
+            return lambda data: 10 * int.from_bytes(data, "big", signed=True)
+
+    amap = AdaptersMap(adapters)
+    amap.register_loader("int4", TenfoldLoader)
+    context = Context(pgconn)
+    context.adapters = amap
+    tx = Transformer(context)
+    assert TenfoldLoader(23).fixed_struct is None
+    assert getattr(Int4BinaryLoader(23).fixed_struct, "format", None) == "!i"
+    res = execute(pgconn, "select g::int4 from generate_series(-1, 2) g", Format.BINARY)
+    tx.set_pgresult(res)
+    assert tx.load_rows(0, 4) == [(-10,), (0,), (10,), (20,)]

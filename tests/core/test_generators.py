@@ -108,6 +108,9 @@ def test_drain_after_cancel(pgconn: Any) -> None:
     pgconn.send_query(b"select pg_sleep(10)")
     drive(generators.send(pgconn))
     assert pgconn.transaction_status == TransactionStatus.ACTIVE
+    # A cancel request that reaches the backend before it starts running the
+    # query is ignored by the server: let the query start first.
+    time.sleep(0.3)
     cancel = pgconn.get_cancel()
     cancel.cancel()
     cancel.free()

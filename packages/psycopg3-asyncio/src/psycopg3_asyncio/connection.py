@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT, AsyncConnectionBase, ConnectContext, PQGen
+from psycopg3.rows import ConnectionRow, RowFactory
 
-from .cursor import Cursor
+from .cursor import Cursor, ServerCursor
 from .waiting import notify_closing, wait_asyncio
 
 __all__ = ["Connection", "asyncio_connect", "connect"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class Connection(AsyncConnectionBase):
+class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
     """A connection to a PostgreSQL server, for asyncio.
 
     Safe to share between tasks: its operations are serialised by an
@@ -33,16 +35,79 @@ class Connection(AsyncConnectionBase):
 
     @classmethod
     async def connect(
-        cls, conninfo: str = "", *, autocommit: bool = False, **kwargs: Any
-    ) -> Connection:
+        cls,
+        conninfo: str = "",
+        *,
+        autocommit: bool = False,
+        row_factory: RowFactory[Any] | None = None,
+        **kwargs: Any,
+    ) -> Connection[Any]:
         """Connect to a server: see ``asyncio_connect()``."""
         gen, timeout = await cls._async_connect_gen(conninfo, kwargs, _resolve)
-        return cls(await wait_asyncio(gen, timeout=timeout), autocommit=autocommit)
+        conn = cls(await wait_asyncio(gen, timeout=timeout), autocommit=autocommit)
+        if row_factory is not None:
+            conn.row_factory = row_factory
+        return conn
 
-    def cursor(self, *, binary: bool = False) -> Cursor:
-        """Return a new cursor on this connection."""
+    @overload
+    def cursor(
+        self, *, binary: bool = False, row_factory: None = None
+    ) -> Cursor[ConnectionRow]: ...
+
+    @overload
+    def cursor(self, *, binary: bool = False, row_factory: RowFactory[R]) -> Cursor[R]: ...
+
+    @overload
+    def cursor(
+        self,
+        name: str,
+        *,
+        binary: bool = False,
+        row_factory: None = None,
+        scrollable: bool | None = None,
+        withhold: bool = False,
+    ) -> ServerCursor[ConnectionRow]: ...
+
+    @overload
+    def cursor(
+        self,
+        name: str,
+        *,
+        binary: bool = False,
+        row_factory: RowFactory[R],
+        scrollable: bool | None = None,
+        withhold: bool = False,
+    ) -> ServerCursor[R]: ...
+
+    def cursor(
+        self,
+        name: str = "",
+        *,
+        binary: bool = False,
+        row_factory: RowFactory[Any] | None = None,
+        scrollable: bool | None = None,
+        withhold: bool = False,
+    ) -> Cursor[Any] | ServerCursor[Any]:
+        """Return a new cursor on this connection; a server-side one if ``name`` is given.
+
+        :param name: the name of a server-side cursor (``DECLARE``), or "".
+        :param binary: ask for results in binary format.
+        :param row_factory: the shape of the rows (default: ``self.row_factory``).
+        :param scrollable: server-side cursors: ``SCROLL`` (True), ``NO SCROLL``
+            (False), or the server's default (None).
+        :param withhold: server-side cursors: declare ``WITH HOLD``.
+        """
         self._check_usable()
-        return Cursor(self, binary=binary)
+        if name:
+            return ServerCursor(
+                self,
+                name,
+                binary=binary,
+                row_factory=row_factory,
+                scrollable=scrollable,
+                withhold=withhold,
+            )
+        return Cursor(self, binary=binary, row_factory=row_factory)
 
     async def close(self) -> None:
         """Close the connection; closing twice does nothing.
@@ -95,9 +160,21 @@ async def _run_shielded(coro: Coroutine[Any, Any, None]) -> None:
     task.result()
 
 
+@overload
+def asyncio_connect(
+    conninfo: str = "", *, autocommit: bool = False, row_factory: RowFactory[R], **kwargs: Any
+) -> ConnectContext[Connection[R]]: ...
+
+
+@overload
+def asyncio_connect(
+    conninfo: str = "", *, autocommit: bool = False, row_factory: None = None, **kwargs: Any
+) -> ConnectContext[Connection]: ...
+
+
 def asyncio_connect(
     conninfo: str = "", *, autocommit: bool = False, **kwargs: Any
-) -> ConnectContext[Connection]:
+) -> ConnectContext[Connection[Any]]:
     """Connect to a PostgreSQL server from asyncio.
 
     Use as ``conn = await asyncio_connect(dsn)`` or
@@ -105,7 +182,9 @@ def asyncio_connect(
 
     :param conninfo: a libpq connection string or URI.
     :param autocommit: whether each command commits on its own.
-    :param kwargs: connection parameters overriding those in ``conninfo``.
+    :param kwargs: connection parameters overriding those in ``conninfo``;
+        ``row_factory`` (``psycopg3.rows``) sets the shape of the rows of the
+        connection's cursors.
     :raises OperationalError: if the connection cannot be made.
     """
     return ConnectContext(lambda: Connection.connect(conninfo, autocommit=autocommit, **kwargs))

@@ -1,23 +1,34 @@
-"""The asyncio ``Cursor``: the core's async cursor, bound to asyncio's connection."""
+"""The asyncio ``Cursor`` and ``ServerCursor``: the core's async cursors, for asyncio."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from psycopg3.abc import AsyncCursorBase
+from psycopg3.abc import AsyncCursorBase, AsyncServerCursorBase, Row
 
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["Cursor"]
+__all__ = ["Cursor", "ServerCursor"]
 
 
-class Cursor(AsyncCursorBase):
+class Cursor(AsyncCursorBase[Row]):
     """A cursor for asyncio: the DB-API cursor with ``await`` where it waits."""
 
-    _conn: Connection
+    _conn: Connection[Any]
 
     @property
-    def connection(self) -> Connection:
+    def connection(self) -> Connection[Any]:
+        """The connection this cursor belongs to."""
+        return self._conn
+
+
+class ServerCursor(AsyncServerCursorBase[Row]):
+    """A server-side (named) cursor for asyncio: rows stay on the server until fetched."""
+
+    _conn: Connection[Any]
+
+    @property
+    def connection(self) -> Connection[Any]:
         """The connection this cursor belongs to."""
         return self._conn

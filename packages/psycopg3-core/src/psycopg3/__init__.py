@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from . import errors, pq
 from ._column import Column
+from ._conn_info import ConnectionInfo
+from ._tpc import Xid
+from ._transaction import AsyncTransaction, IsolationLevel, Rollback, Transaction
 from ._version import __version__
 from .adapt import adapters
 from .errors import (
@@ -33,6 +36,12 @@ __all__ = [
     "pq",
     "adapters",
     "Column",
+    "ConnectionInfo",
+    "IsolationLevel",
+    "Rollback",
+    "Transaction",
+    "AsyncTransaction",
+    "Xid",
     "Warning",
     "Error",
     "InterfaceError",

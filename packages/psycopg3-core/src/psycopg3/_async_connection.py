@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from ._connection_base import BaseConnection
 from ._cursor_base import Params, Query
 from ._dns import Resolver, resolve_conninfo
+from ._tpc import Xid
+from ._transaction import AsyncTransaction
 from .conninfo import conninfo_to_dict, make_conninfo
 from .pq import PGconn
 from .waiting import PQGen
@@ -63,8 +65,18 @@ class AsyncConnectionBase(BaseConnection, ABC):
         self._close()
 
     @abstractmethod
-    def cursor(self, *, binary: bool = False) -> AsyncCursorBase:
-        """Return a new cursor on this connection."""
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        """Return a new cursor on this connection; a server-side one if ``name`` is given.
+
+        The parameters, which an adapter's overloads type precisely:
+
+        :param name: the name of a server-side cursor (``DECLARE``), or "".
+        :param binary: ask for results in binary format.
+        :param row_factory: the shape of the rows (default: ``self.row_factory``).
+        :param scrollable: server-side cursors: ``SCROLL`` (True), ``NO SCROLL``
+            (False), or the server's default (None).
+        :param withhold: server-side cursors: declare ``WITH HOLD``.
+        """
 
     async def __aenter__(self: ConnT) -> ConnT:
         return self
@@ -83,9 +95,9 @@ class AsyncConnectionBase(BaseConnection, ABC):
 
     async def execute(
         self, query: Query, params: Params | None = None, *, binary: bool = False
-    ) -> AsyncCursorBase:
+    ) -> AsyncCursorBase[Any]:
         """Execute a query on a new cursor and return the cursor."""
-        cur = self.cursor(binary=binary)
+        cur: AsyncCursorBase[Any] = self.cursor(binary=binary)
         await cur.execute(query, params)
         return cur
 
@@ -98,6 +110,57 @@ class AsyncConnectionBase(BaseConnection, ABC):
         """Roll back the current transaction."""
         async with self.lock:
             await self._wait(self._rollback_gen())
+
+    def transaction(
+        self, savepoint_name: str | None = None, force_rollback: bool = False
+    ) -> AsyncTransaction:
+        """Return a transaction block: ``async with conn.transaction() as tx:``.
+
+        See ``psycopg3._transaction`` for the rules (BEGIN or SAVEPOINT,
+        commit on success, rollback on error, ``psycopg3.Rollback``).
+
+        :param savepoint_name: the name of the block's savepoint, if it uses one.
+        :param force_rollback: roll back at the end even if the block succeeds.
+        """
+        return AsyncTransaction(self, savepoint_name, force_rollback)
+
+    async def _wait_shielded(self, gen: PQGen[T]) -> T:
+        """Drive ``gen`` under the lock to its end, even if the caller is being cancelled.
+
+        asyncio delivers a cancellation once, so there is nothing more to do
+        here; a framework whose cancellation is level-triggered (trio, anyio)
+        overrides this to shield the wait, within ``DRAIN_TIMEOUT``.
+        """
+        async with self.lock:
+            return await self._wait(gen)
+
+    async def tpc_begin(self, xid: Xid | str) -> None:
+        """Begin a two-phase transaction (see ``BaseConnection.xid()``).
+
+        :raises ProgrammingError: in a transaction, in autocommit mode.
+        """
+        async with self.lock:
+            await self._wait(self._tpc_begin_gen(xid))
+
+    async def tpc_prepare(self) -> None:
+        """Prepare the two-phase transaction (``PREPARE TRANSACTION``)."""
+        async with self.lock:
+            await self._wait(self._tpc_prepare_gen())
+
+    async def tpc_commit(self, xid: Xid | str | None = None) -> None:
+        """Commit the two-phase transaction, or the prepared one ``xid``."""
+        async with self.lock:
+            await self._wait(self._tpc_finish_gen(True, xid))
+
+    async def tpc_rollback(self, xid: Xid | str | None = None) -> None:
+        """Roll back the two-phase transaction, or the prepared one ``xid``."""
+        async with self.lock:
+            await self._wait(self._tpc_finish_gen(False, xid))
+
+    async def tpc_recover(self) -> list[Xid]:
+        """Return the server's prepared transactions, oldest first."""
+        async with self.lock:
+            return await self._wait(self._tpc_recover_gen())
 
 
 class ConnectContext(Generic[ConnT]):

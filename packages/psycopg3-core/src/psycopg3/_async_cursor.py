@@ -9,19 +9,21 @@ Must not: import asyncio, trio, anyio or any other framework.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._cursor_base import BaseCursor, Params, Query, Row
+from ._cursor_base import BaseCursor, Params, Query
+from .rows import Row, RowFactory
 
 if TYPE_CHECKING:
     from ._async_connection import AsyncConnectionBase
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class AsyncCursorBase(BaseCursor):
+class AsyncCursorBase(BaseCursor[Row]):
     """The async cursor API: the DB-API cursor with ``await`` where it waits."""
 
     _conn: AsyncConnectionBase
@@ -37,13 +39,59 @@ class AsyncCursorBase(BaseCursor):
     ) -> None:
         await self.close()
 
+    @overload
     async def execute(
         self, query: Query, params: Params | None = None, *, binary: bool | None = None
-    ) -> AsyncCursorBase:
-        """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``."""
+    ) -> AsyncCursorBase[Row]: ...
+
+    @overload
+    async def execute(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool | None = None,
+        row_factory: RowFactory[R],
+    ) -> AsyncCursorBase[R]: ...
+
+    async def execute(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool | None = None,
+        row_factory: RowFactory[Any] | None = None,
+    ) -> AsyncCursorBase[Any]:
+        """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``.
+
+        :param row_factory: the shape of this execution's rows, instead of the
+            cursor's ``row_factory``.
+        """
+        gen = self._execute_gen(query, params, binary=binary, row_factory=row_factory)
         async with self._conn.lock:
-            await self._conn._wait(self._execute_gen(query, params, binary=binary))
+            await self._conn._wait(gen)
         return self
+
+    async def executemany(
+        self, query: Query, params_seq: Iterable[Params], *, returning: bool = False
+    ) -> None:
+        """Execute ``query`` once per parameter set, sent without waiting for each reply.
+
+        :param returning: keep each statement's result (``INSERT … RETURNING``),
+            one per ``nextset()``.
+        """
+        gen = self._executemany_gen(query, params_seq, returning=returning)
+        async with self._conn.lock:
+            await self._conn._wait(gen)
+
+    async def callproc(self, name: str, params: Params | None = None) -> Params | None:
+        """Call a database function; its result is fetched like a query's.
+
+        :return: ``params``, unchanged (PostgreSQL has no output parameters).
+        """
+        async with self._conn.lock:
+            await self._conn._wait(self._callproc_gen(name, params))
+        return params
 
     async def fetchone(self) -> Row | None:
         """Return the next row of the current result, or None."""
@@ -56,6 +104,13 @@ class AsyncCursorBase(BaseCursor):
     async def fetchall(self) -> list[Row]:
         """Return the remaining rows of the current result."""
         return self._fetchall()
+
+    async def scroll(self, value: int, mode: str = "relative") -> None:
+        """Move in the current result by ``value`` rows, or to row ``value`` if absolute.
+
+        :raises IndexError: if that leaves the result.
+        """
+        self._scroll(value, mode)
 
     async def __aiter__(self) -> AsyncIterator[Row]:
         while (row := self._fetchone()) is not None:

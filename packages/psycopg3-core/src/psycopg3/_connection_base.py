@@ -30,11 +30,15 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors, generators
+from ._conn_info import ConnectionInfo
 from ._encodings import pgconn_encoding
+from ._tpc import TwoPhaseCommit
+from ._transaction import BaseTransaction, TransactionCharacteristics
 from .adapt import AdaptersMap
 from .adapt import adapters as global_adapters
 from .conninfo import conninfo_to_dict, make_conninfo, timeout_from_conninfo
 from .pq import ConnStatus, ExecStatus, PGconn, PGresult, TransactionStatus
+from .rows import RowFactory, tuple_row
 from .waiting import PQGen
 
 logger = logging.getLogger("psycopg3")
@@ -49,12 +53,29 @@ _COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
 CONNECT_POLL_INTERVAL = 1.0
 
 
-class BaseConnection:
+#: What ``add_notice_handler()`` accepts: called with each notice or warning.
+NoticeHandler = Callable[[errors.Diagnostic], None]
+
+
+class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
     """Framework-free state and generators of a connection.
 
     :param pgconn: a connected ``PGconn`` in non-blocking mode.
     :param autocommit: whether each command commits on its own.
     """
+
+    # The DB-API exception classes as attributes (a PEP 249 extension), so that
+    # code holding only a connection can catch them.
+    Warning = errors.Warning
+    Error = errors.Error
+    InterfaceError = errors.InterfaceError
+    DatabaseError = errors.DatabaseError
+    DataError = errors.DataError
+    OperationalError = errors.OperationalError
+    IntegrityError = errors.IntegrityError
+    InternalError = errors.InternalError
+    ProgrammingError = errors.ProgrammingError
+    NotSupportedError = errors.NotSupportedError
 
     def __init__(self, pgconn: PGconn, *, autocommit: bool = False):
         self.pgconn = pgconn
@@ -62,6 +83,11 @@ class BaseConnection:
         self._closed_by_user = False
         self._broken = False
         self.adapters = AdaptersMap(global_adapters)
+        #: The row factory of the cursors this connection creates (``psycopg3.rows``).
+        self.row_factory: RowFactory[Any] = tuple_row
+        #: The ``transaction()`` blocks entered and not left, innermost last.
+        self._transaction_blocks: list[BaseTransaction] = []
+        self._notice_handlers: list[NoticeHandler] = []
         pgconn.notice_handler = self._on_notice
 
     def __repr__(self) -> str:
@@ -93,6 +119,15 @@ class BaseConnection:
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
         self._check_usable()
+        if self._transaction_blocks:
+            raise errors.ProgrammingError(
+                "cannot change autocommit inside a transaction() block: leave the block first"
+            )
+        if self._tpc_xid is not None:
+            raise errors.ProgrammingError(
+                "cannot change autocommit in a two-phase transaction:"
+                " call tpc_commit() or tpc_rollback() first"
+            )
         if self.pgconn.transaction_status != TransactionStatus.IDLE:
             raise errors.ProgrammingError(
                 "cannot change autocommit inside a transaction: call commit() or rollback() first"
@@ -121,9 +156,48 @@ class BaseConnection:
         self._broken = True
         self.pgconn.finish()
 
+    @property
+    def info(self) -> ConnectionInfo:
+        """What the connection is connected to: host, port, server version, status…"""
+        return ConnectionInfo(self.pgconn)
+
+    # -- notices ---------------------------------------------------------
+
+    def add_notice_handler(self, handler: NoticeHandler) -> None:
+        """Call ``handler`` with each notice or warning the server sends.
+
+        The handler receives a ``psycopg3.errors.Diagnostic`` (``severity``,
+        ``message_primary``…), in the order the server sent them, while the
+        connection is busy: it must not use the connection. An exception it
+        raises is logged and ignored. Once a handler is added, notices are no
+        longer logged by default.
+        """
+        self._notice_handlers.append(handler)
+
+    def remove_notice_handler(self, handler: NoticeHandler) -> None:
+        """Stop calling a handler added by ``add_notice_handler()``.
+
+        :raises ValueError: if the handler was not added.
+        """
+        self._notice_handlers.remove(handler)
+
     def _on_notice(self, result: PGresult) -> None:
-        message = result.error_message.decode(self.encoding, "replace").strip()
-        logger.info("server notice: %s", message)
+        # libpq frees the result when we return: read every field now.
+        diag = errors.Diagnostic(result, self.encoding)
+        diag.__setstate__(diag.__getstate__())
+        if not self._notice_handlers:
+            severity = diag.severity_nonlocalized or ""
+            level = logging.WARNING if severity == "WARNING" else logging.INFO
+            logger.log(level, "server %s: %s", severity.lower() or "notice", diag.message_primary)
+            return
+        for handler in list(self._notice_handlers):
+            try:
+                handler(diag)
+            except Exception:
+                logger.exception("the notice handler %r failed", handler)
+
+    def _log_failed_rollback(self, ex: BaseException) -> None:
+        logger.warning("rollback on leaving the transaction block failed: %s", ex)
 
     # -- connecting ------------------------------------------------------
 
@@ -150,7 +224,7 @@ class BaseConnection:
         """Open a transaction first if the DB-API implicit one is due."""
         self._check_usable()
         if self._needs_begin():
-            yield from self._exec_command_gen(b"BEGIN")
+            yield from self._exec_command_gen(self._begin_command())
 
     def _exec_command_gen(self, command: bytes) -> PQGen[None]:
         """Run a parameterless command, raising if the server reports an error."""
@@ -183,14 +257,25 @@ class BaseConnection:
                     " transaction with it if one was open"
                 )
 
+    def _check_no_transaction_block(self, method: str) -> None:
+        if self._transaction_blocks:
+            raise errors.ProgrammingError(
+                f"{method}() cannot be used inside a transaction() block: leave the block to"
+                " commit, or raise psycopg3.Rollback in it to roll back"
+            )
+
     def _commit_gen(self) -> PQGen[None]:
         self._check_usable()
+        self._check_no_transaction_block("commit")
+        self._check_not_tpc("commit")
         if self.pgconn.transaction_status == TransactionStatus.IDLE:
             return
         yield from self._exec_command_gen(b"COMMIT")
 
     def _rollback_gen(self) -> PQGen[None]:
         self._check_usable()
+        self._check_no_transaction_block("rollback")
+        self._check_not_tpc("rollback")
         if self.pgconn.transaction_status == TransactionStatus.IDLE:
             return
         yield from self._exec_command_gen(b"ROLLBACK")

@@ -9,38 +9,51 @@ Must not: wait, take a lock, or import a concurrency framework.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic
 
-from . import errors
+from . import errors, generators
 from ._column import Column
-from ._queries import PostgresQuery
+from ._queries import Params, PostgresQuery, Query
 from ._transformer import Transformer
 from .adapt import AdaptersMap
-from .pq import ExecStatus, Format, PGresult
+from .pq import ExecStatus, Format, PGresult, PipelineStatus, version
+from .rows import Row, RowFactory, RowMaker, tuple_row
 from .waiting import PQGen
 
 if TYPE_CHECKING:
     from ._connection_base import BaseConnection
 
-Query = str | bytes
-Params = Sequence[Any] | Mapping[str, Any]
-Row = tuple[Any, ...]
+__all__ = ["BaseCursor", "Params", "Query", "Row"]
 
 _TUPLES_STATUSES = (ExecStatus.TUPLES_OK, ExecStatus.SINGLE_TUPLE)
+_PIPELINE_LIBPQ = 140000
 
 
-class BaseCursor:
+class BaseCursor(Generic[Row]):
     """Framework-free state of a cursor: results, position, description.
+
+    Generic in the type of its rows, which its row factory decides.
 
     :param connection: the connection the cursor sends its commands through.
     :param binary: ask the server for results in binary format by default.
+    :param row_factory: what rows look like (see ``psycopg3.rows``); by
+        default the connection's ``row_factory``.
     """
 
-    def __init__(self, connection: BaseConnection, *, binary: bool = False):
+    def __init__(
+        self,
+        connection: BaseConnection,
+        *,
+        binary: bool = False,
+        row_factory: RowFactory[Row] | None = None,
+    ):
         self._conn = connection
         self.adapters = AdaptersMap(connection.adapters)
         self._binary = binary
+        if row_factory is None:
+            row_factory = connection.row_factory
+        self._row_factory: RowFactory[Any] = row_factory
         self.arraysize = 1
         self._closed = False
         self._tx: Transformer | None = None
@@ -49,6 +62,10 @@ class BaseCursor:
 
     def _reset(self) -> None:
         self._results: list[PGresult] = []
+        # The factory of one execute() call, None to use the cursor's.
+        self._execute_row_factory: RowFactory[Any] | None = None
+        # None while rows are the loaded tuples themselves (the fast path).
+        self._make_row: RowMaker[Any] | None = None
         self._index = 0
         self._result: PGresult | None = None
         self._pos = 0
@@ -61,6 +78,22 @@ class BaseCursor:
         return f"<{cls} [{state}] at 0x{id(self):x}>"
 
     # -- attributes --------------------------------------------------------
+
+    @property
+    def row_factory(self) -> RowFactory[Row]:
+        """The row factory of the cursor; setting it also changes the current result's rows."""
+        return self._row_factory
+
+    @row_factory.setter
+    def row_factory(self, row_factory: RowFactory[Row]) -> None:
+        self._row_factory = row_factory
+        self._execute_row_factory = None
+        if self._result is not None and self._result.status in _TUPLES_STATUSES:
+            self._set_row_maker()
+
+    def _set_row_maker(self) -> None:
+        factory = self._execute_row_factory or self._row_factory
+        self._make_row = None if factory is tuple_row else factory(self)
 
     @property
     def pgconn(self) -> Any:
@@ -130,17 +163,24 @@ class BaseCursor:
         return tx
 
     def _execute_gen(
-        self, query: Query, params: Params | None = None, *, binary: bool | None = None
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool | None = None,
+        row_factory: RowFactory[Any] | None = None,
     ) -> PQGen[None]:
         """Send a query with its parameters and read every result.
 
         Without parameters (and without binary results) the query goes through
         the simple protocol, so it may hold several statements separated by
         semicolons; with parameters, it is one statement whose values are sent
-        apart from the SQL text as ``$1, $2…``.
+        apart from the SQL text as ``$1, $2…``. ``row_factory``, if given,
+        shapes the rows of this execution's results only.
         """
         self._check_open()
         self._reset()
+        self._execute_row_factory = row_factory
         conn = self._conn
         pgconn = conn.pgconn
         binary = self._binary if binary is None else binary
@@ -148,7 +188,7 @@ class BaseCursor:
         pg_query = PostgresQuery(tx)
         pg_query.convert(query, params)
         if conn._needs_begin():
-            yield from conn._exec_command_gen(b"BEGIN")
+            yield from conn._exec_command_gen(conn._begin_command())
         result_format = Format.BINARY if binary else Format.TEXT
         if pg_query.params is None and not binary:
             pgconn.send_query(pg_query.query)
@@ -178,7 +218,9 @@ class BaseCursor:
         if result.status in _TUPLES_STATUSES:
             self._ntuples = result.ntuples
             self._rowcount = self._ntuples
+            self._set_row_maker()
         else:
+            self._make_row = None
             self._ntuples = 0
             affected = result.command_tuples
             self._rowcount = affected if affected is not None else -1
@@ -197,7 +239,7 @@ class BaseCursor:
     # -- fetching (no I/O: results are on the client) ----------------------
 
     def _check_fetch(self) -> PGresult:
-        if self._closed:
+        if self._closed or self._conn._closed_by_user:
             raise errors.InterfaceError("the cursor is closed")
         result = self._result
         if result is None:
@@ -213,7 +255,9 @@ class BaseCursor:
         if pos >= self._ntuples:
             return None
         self._pos = pos + 1
-        return self._transformer().load_row(pos)
+        row = self._transformer().load_row(pos)
+        make_row = self._make_row
+        return row if make_row is None else make_row(row)  # type: ignore[arg-type,return-value]
 
     def _fetchmany(self, size: int | None) -> list[Row]:
         self._check_fetch()
@@ -224,13 +268,31 @@ class BaseCursor:
         pos = self._pos
         end = min(pos + size, self._ntuples)
         self._pos = end
-        return self._transformer().load_rows(pos, end) if end > pos else []
+        return self._make_rows(self._transformer().load_rows(pos, end)) if end > pos else []
 
     def _fetchall(self) -> list[Row]:
         self._check_fetch()
         pos = self._pos
-        self._pos = self._ntuples
-        return self._transformer().load_rows(pos, self._ntuples) if self._ntuples > pos else []
+        end = self._pos = self._ntuples
+        return self._make_rows(self._transformer().load_rows(pos, end)) if end > pos else []
+
+    def _make_rows(self, rows: list[tuple[Any, ...]]) -> list[Row]:
+        make_row = self._make_row
+        if make_row is None:
+            return rows  # type: ignore[return-value]
+        return [make_row(row) for row in rows]
+
+    def _scroll(self, value: int, mode: str) -> None:
+        """Move the position in the current result (no I/O: the rows are here).
+
+        :raises IndexError: if the new position is outside the result (the
+            position just after the last row is allowed).
+        """
+        self._check_fetch()
+        newpos = _scroll_target(self._pos, value, mode)
+        if not 0 <= newpos <= self._ntuples:
+            raise IndexError(f"cannot scroll to row {newpos}: the result has {self._ntuples} rows")
+        self._pos = newpos
 
     def _iter_rows(self) -> Iterable[Row]:
         while (row := self._fetchone()) is not None:
@@ -239,3 +301,98 @@ class BaseCursor:
     def _close(self) -> None:
         self._closed = True
         self._reset()
+
+    # -- executemany and callproc ------------------------------------------
+
+    def _executemany_gen(
+        self, query: Query, params_seq: Iterable[Params], *, returning: bool = False
+    ) -> PQGen[None]:
+        """Run ``query`` once per parameter set, sending them all before reading.
+
+        Every parameter set is converted before anything is sent, so a value
+        that cannot be dumped raises with nothing executed. With libpq >= 14
+        the statements go in one pipeline (see
+        ``generators.pipeline_execute_many``): with no transaction open
+        (autocommit), they form one implicit transaction and an error rolls
+        them all back; otherwise they run inside the current transaction.
+        Older libpq runs them one by one.
+
+        ``rowcount`` becomes the sum of every statement's; with ``returning``
+        the result of each statement is kept, reachable with ``nextset()``.
+        """
+        self._check_open()
+        self._reset()
+        conn = self._conn
+        pgconn = conn.pgconn
+        tx = self._fresh_transformer()
+        result_format = Format.BINARY if self._binary else Format.TEXT
+        commands: list[generators.PipelineCommand] = []
+        for params in params_seq:
+            pg_query = PostgresQuery(tx)
+            pg_query.convert(query, params)
+            values, types, formats = list(pg_query.params or ()), pg_query.types, pg_query.formats
+            commands.append((pg_query.query, values, types[:], formats[:], result_format))
+        if not commands:
+            self._rowcount = 0
+            return
+        yield from conn._start_query_gen()
+        if version() >= _PIPELINE_LIBPQ:
+            try:
+                per_command = yield from generators.pipeline_execute_many(pgconn, commands)
+            except BaseException:
+                # Interrupted half-way (a cancellation): libpq is still in
+                # pipeline mode with results pending, which the drain after an
+                # interruption does not undo. The connection is flagged broken
+                # (not reusable) but left open for the cancel and the drain.
+                if not conn.closed and pgconn.pipeline_status != PipelineStatus.OFF:
+                    conn._broken = True
+                raise
+        else:
+            per_command = []
+            for command in commands:
+                pgconn.send_query_params(*command)
+                per_command.append((yield from conn._results_gen()))
+                conn._check_results(per_command[-1])  # stop at the first error
+        for command_results in per_command:
+            conn._check_results(command_results)  # the pipeline's first error
+        rowcount = sum(r.command_tuples or 0 for results in per_command for r in results)
+        if returning:
+            self._results = [results[-1] for results in per_command if results]
+            self._select_result(0)
+        self._rowcount = rowcount
+
+    def _callproc_gen(self, name: str, params: Params | None) -> PQGen[None]:
+        """Call the function ``name`` as ``select * from name(...)``.
+
+        ``name`` is quoted as an identifier (a dotted name is split into schema
+        and function): it is matched as written, case included. A mapping of
+        parameters is passed by name (``arg => value``).
+        """
+        self._check_open()
+        encoding = self._conn.encoding
+        escape = self._conn.pgconn.escape_identifier
+
+        def quote(identifier: str) -> bytes:
+            # '%' would read as a placeholder: double it.
+            return escape(identifier.encode(encoding)).replace(b"%", b"%%")
+
+        function = b".".join(quote(part) for part in name.split("."))
+        values: list[Any] = []
+        if params is None:
+            arguments = b""
+        elif isinstance(params, Sequence):
+            values = list(params)
+            arguments = b", ".join([b"%s"] * len(values))
+        else:
+            values = list(params.values())
+            arguments = b", ".join(quote(str(key)) + b" => %s" for key in params)
+        query = b"select * from " + function + b"(" + arguments + b")"
+        yield from self._execute_gen(query, values)
+
+
+def _scroll_target(position: int, value: int, mode: str) -> int:
+    if mode == "relative":
+        return position + value
+    if mode == "absolute":
+        return value
+    raise errors.ProgrammingError(f"scroll mode must be 'relative' or 'absolute', got {mode!r}")

@@ -13,7 +13,10 @@ Rules:
    cached; dumpers that choose by value (``get_key``) cache one dumper per key.
 3. Loaders are instantiated once per (OID, format) and cached; the functions
    of a result's columns are chosen once, in `set_pgresult()`, so the row loop
-   does no per-value dispatch.
+   does no per-value dispatch. Two optional loader attributes let it do less
+   still (binary columns only): ``fixed_struct``, a ``struct.Struct`` of one
+   value, to unpack a whole column in one call, and ``nul_free``, true when
+   values never contain NUL (text), to read them with one libpq call.
 4. ``None`` is a NULL parameter: no dumper is called, its OID is 0.
 5. A loader whose values depend on session state that may change between
    two queries (timestamptz and the ``TimeZone``) opts in with a ``refresh()``
@@ -228,13 +231,16 @@ class Transformer:
             loader.refresh()
         types, formats = pgresult.columns()
         if format is not None:
-            formats = (format,) * len(types)
+            # Formats the result does not declare: no hints on how to read it.
+            plan_as = self._plan_columns(types, (format,) * len(types), hints=False)
+            self._row_loaders, self._column_loaders, self._nul_free = plan_as
+            return
         # Consecutive results usually have the same columns (the same query
         # run again): their loaders are kept per (types, formats).
         key = (types, formats)
         plan = self._loaders_by_columns.get(key)
         if plan is None:
-            plan = self._plan_columns(types, formats, hints=format is None)
+            plan = self._plan_columns(types, formats, hints=True)
             if len(self._loaders_by_columns) >= _MAX_COLUMN_SETS:
                 self._loaders_by_columns.clear()
             self._loaders_by_columns[key] = plan

@@ -11,6 +11,7 @@ from ._async_connection import AsyncConnectionBase, AsyncLock, ConnectContext
 from ._async_cursor import AsyncCursorBase
 from ._connection_base import CANCEL_TIMEOUT, DRAIN_TIMEOUT, BaseConnection
 from ._cursor_base import BaseCursor, Params, Query, Row
+from ._server_cursor import AsyncServerCursorBase, BaseServerCursor
 from .waiting import AsyncWaiter, PQGen, Ready, Wait, Waiter
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "BaseCursor",
     "AsyncConnectionBase",
     "AsyncCursorBase",
+    "BaseServerCursor",
+    "AsyncServerCursorBase",
     "AsyncLock",
     "ConnectContext",
     "CANCEL_TIMEOUT",

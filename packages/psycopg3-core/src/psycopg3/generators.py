@@ -23,6 +23,7 @@ Rules every generator here follows:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from . import errors
 from .pq import ConnStatus, ExecStatus, PGconn, PGresult, PollingStatus
@@ -34,6 +35,7 @@ __all__ = [
     "fetch",
     "fetch_many",
     "execute",
+    "pipeline_execute_many",
     "drain",
 ]
 
@@ -151,6 +153,47 @@ def execute(pgconn: PGconn) -> PQGen[list[PGresult]]:
     if pgconn.flush():
         yield from send(pgconn)
     return (yield from fetch_many(pgconn))
+
+
+#: A command for ``pipeline_execute_many``: query, parameters, their type OIDs
+#: and formats, and the result format, as ``PGconn.send_query_params`` takes them.
+PipelineCommand = tuple[bytes, Sequence[bytes | None], Sequence[int], Sequence[int], int]
+
+
+def pipeline_execute_many(
+    pgconn: PGconn, commands: Sequence[PipelineCommand], *, batch_size: int = 100
+) -> PQGen[list[list[PGresult]]]:
+    """Run ``commands`` in one pipeline: send them all, then read every result.
+
+    The connection must be idle, out of pipeline mode (libpq >= 14). Commands
+    are queued ``batch_size`` at a time and each batch is flushed once; while
+    a flush is blocked the input is consumed, so the server never stalls on
+    its replies. One sync ends the pipeline: if no transaction is open, the
+    commands form a single implicit transaction (an error rolls them all
+    back). The connection leaves pipeline mode before this returns.
+
+    :return: the results of each command, in order. After a failed command
+        the following ones each have one ``PIPELINE_ABORTED`` result.
+    """
+    pgconn.enter_pipeline_mode()
+    for start in range(0, len(commands), batch_size):
+        for query, params, types, formats, result_format in commands[start : start + batch_size]:
+            pgconn.send_query_params(query, params, types, formats, result_format)
+        yield from send(pgconn)
+    pgconn.pipeline_sync()
+    yield from send(pgconn)
+    results: list[list[PGresult]] = []
+    for _ in commands:
+        command_results: list[PGresult] = []
+        while (result := (yield from fetch(pgconn))) is not None:
+            command_results.append(result)
+        results.append(command_results)
+    while True:
+        result = yield from fetch(pgconn)
+        if result is not None and result.status == ExecStatus.PIPELINE_SYNC:
+            break
+    pgconn.exit_pipeline_mode()
+    return results
 
 
 def drain(pgconn: PGconn, *, deadline: float) -> PQGen[None]:

@@ -3,6 +3,20 @@
 from __future__ import annotations
 
 from psycopg3 import __version__, errors
+from psycopg3.dbapi20 import (
+    BINARY,
+    DATETIME,
+    NUMBER,
+    ROWID,
+    STRING,
+    Binary,
+    Date,
+    DateFromTicks,
+    Time,
+    TimeFromTicks,
+    Timestamp,
+    TimestampFromTicks,
+)
 from psycopg3.errors import (
     DatabaseError,
     DataError,
@@ -17,7 +31,7 @@ from psycopg3.errors import (
 )
 
 from .connection import Connection, connect
-from .cursor import Cursor
+from .cursor import Cursor, ServerCursor
 from .waiting import wait_select
 
 #: DB-API 2.0 module globals.
@@ -34,6 +48,7 @@ __all__ = [
     "connect",
     "Connection",
     "Cursor",
+    "ServerCursor",
     "wait_select",
     "errors",
     "Warning",
@@ -46,4 +61,16 @@ __all__ = [
     "InternalError",
     "ProgrammingError",
     "NotSupportedError",
+    "STRING",
+    "BINARY",
+    "NUMBER",
+    "DATETIME",
+    "ROWID",
+    "Date",
+    "Time",
+    "Timestamp",
+    "DateFromTicks",
+    "TimeFromTicks",
+    "TimestampFromTicks",
+    "Binary",
 ]

@@ -5,24 +5,28 @@ from __future__ import annotations
 import socket
 import threading
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
+from psycopg3 import Transaction, Xid
 from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT, BaseConnection, PQGen
+from psycopg3.rows import ConnectionRow, RowFactory
 
-from .cursor import Cursor
+from .cursor import Cursor, ServerCursor
 from .waiting import wait_select
 
 __all__ = ["Connection", "connect"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class Connection(BaseConnection):
+class Connection(BaseConnection, Generic[ConnectionRow]):
     """A connection to a PostgreSQL server, for blocking code.
 
     Safe to share between threads: its operations are serialised by a lock.
     Use as a context manager to commit on success (roll back on error) and
-    close at the end of the block.
+    close at the end of the block. Generic in the type of its cursors' rows,
+    which ``connect(..., row_factory=...)`` decides.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -30,12 +34,22 @@ class Connection(BaseConnection):
         self.lock = threading.Lock()
 
     @classmethod
-    def connect(cls, conninfo: str = "", *, autocommit: bool = False, **kwargs: Any) -> Connection:
+    def connect(
+        cls,
+        conninfo: str = "",
+        *,
+        autocommit: bool = False,
+        row_factory: RowFactory[Any] | None = None,
+        **kwargs: Any,
+    ) -> Connection[Any]:
         """Connect to a server: see ``psycopg3_sync.connect()``."""
         gen, timeout = cls._connect_gen(conninfo, **kwargs)
-        return cls(wait_select(gen, timeout=timeout), autocommit=autocommit)
+        conn = cls(wait_select(gen, timeout=timeout), autocommit=autocommit)
+        if row_factory is not None:
+            conn.row_factory = row_factory
+        return conn
 
-    def __enter__(self) -> Connection:
+    def __enter__(self) -> Connection[ConnectionRow]:
         return self
 
     def __exit__(
@@ -62,12 +76,69 @@ class Connection(BaseConnection):
             _shutdown(self.pgconn.socket)
         self._close()
 
-    def cursor(self, *, binary: bool = False) -> Cursor:
-        """Return a new cursor on this connection."""
-        self._check_usable()
-        return Cursor(self, binary=binary)
+    @overload
+    def cursor(
+        self, *, binary: bool = False, row_factory: None = None
+    ) -> Cursor[ConnectionRow]: ...
 
-    def execute(self, query: Any, params: Any = None, *, binary: bool = False) -> Cursor:
+    @overload
+    def cursor(self, *, binary: bool = False, row_factory: RowFactory[R]) -> Cursor[R]: ...
+
+    @overload
+    def cursor(
+        self,
+        name: str,
+        *,
+        binary: bool = False,
+        row_factory: None = None,
+        scrollable: bool | None = None,
+        withhold: bool = False,
+    ) -> ServerCursor[ConnectionRow]: ...
+
+    @overload
+    def cursor(
+        self,
+        name: str,
+        *,
+        binary: bool = False,
+        row_factory: RowFactory[R],
+        scrollable: bool | None = None,
+        withhold: bool = False,
+    ) -> ServerCursor[R]: ...
+
+    def cursor(
+        self,
+        name: str = "",
+        *,
+        binary: bool = False,
+        row_factory: RowFactory[Any] | None = None,
+        scrollable: bool | None = None,
+        withhold: bool = False,
+    ) -> Cursor[Any] | ServerCursor[Any]:
+        """Return a new cursor on this connection; a server-side one if ``name`` is given.
+
+        :param name: the name of a server-side cursor (``DECLARE``), or "".
+        :param binary: ask for results in binary format.
+        :param row_factory: the shape of the rows (default: ``self.row_factory``).
+        :param scrollable: server-side cursors: ``SCROLL`` (True), ``NO SCROLL``
+            (False), or the server's default (None).
+        :param withhold: server-side cursors: declare ``WITH HOLD``.
+        """
+        self._check_usable()
+        if name:
+            return ServerCursor(
+                self,
+                name,
+                binary=binary,
+                row_factory=row_factory,
+                scrollable=scrollable,
+                withhold=withhold,
+            )
+        return Cursor(self, binary=binary, row_factory=row_factory)
+
+    def execute(
+        self, query: Any, params: Any = None, *, binary: bool = False
+    ) -> Cursor[ConnectionRow]:
         """Execute a query on a new cursor and return the cursor."""
         cur = self.cursor(binary=binary)
         cur.execute(query, params)
@@ -82,6 +153,37 @@ class Connection(BaseConnection):
         """Roll back the current transaction."""
         with self.lock:
             self._wait(self._rollback_gen())
+
+    def transaction(
+        self, savepoint_name: str | None = None, force_rollback: bool = False
+    ) -> Transaction:
+        """Return a transaction block: ``with conn.transaction() as tx:`` (see the core)."""
+        return Transaction(self, savepoint_name, force_rollback)
+
+    def tpc_begin(self, xid: Xid | str) -> None:
+        """Begin a two-phase transaction with an id made by ``xid()``."""
+        with self.lock:
+            self._wait(self._tpc_begin_gen(xid))
+
+    def tpc_prepare(self) -> None:
+        """Prepare the two-phase transaction (``PREPARE TRANSACTION``)."""
+        with self.lock:
+            self._wait(self._tpc_prepare_gen())
+
+    def tpc_commit(self, xid: Xid | str | None = None) -> None:
+        """Commit the two-phase transaction, or the prepared one ``xid``."""
+        with self.lock:
+            self._wait(self._tpc_finish_gen(True, xid))
+
+    def tpc_rollback(self, xid: Xid | str | None = None) -> None:
+        """Roll back the two-phase transaction, or the prepared one ``xid``."""
+        with self.lock:
+            self._wait(self._tpc_finish_gen(False, xid))
+
+    def tpc_recover(self) -> list[Xid]:
+        """Return the server's prepared transactions, oldest first."""
+        with self.lock:
+            return self._wait(self._tpc_recover_gen())
 
     def cancel(self) -> None:
         """Ask the server to cancel the command in progress; callable from any thread."""
@@ -110,13 +212,26 @@ def _shutdown(fileno: int) -> None:
         sock.detach()  # the fd stays libpq's, to close
 
 
-def connect(conninfo: str = "", *, autocommit: bool = False, **kwargs: Any) -> Connection:
+@overload
+def connect(
+    conninfo: str = "", *, autocommit: bool = False, row_factory: RowFactory[R], **kwargs: Any
+) -> Connection[R]: ...
+
+
+@overload
+def connect(
+    conninfo: str = "", *, autocommit: bool = False, row_factory: None = None, **kwargs: Any
+) -> Connection: ...
+
+
+def connect(conninfo: str = "", *, autocommit: bool = False, **kwargs: Any) -> Connection[Any]:
     """Connect to a PostgreSQL server.
 
     :param conninfo: a libpq connection string or URI.
     :param autocommit: whether each command commits on its own.
     :param kwargs: connection parameters (``host``, ``dbname``…) overriding
-        those in ``conninfo``.
+        those in ``conninfo``; ``row_factory`` (``psycopg3.rows``) sets the
+        shape of the rows of the connection's cursors.
     :raises OperationalError: if the connection cannot be made.
     """
     return Connection.connect(conninfo, autocommit=autocommit, **kwargs)

@@ -1,25 +1,28 @@
-"""The blocking ``Cursor``: a thin driver of the core's ``BaseCursor``."""
+"""The blocking ``Cursor`` and ``ServerCursor``: thin drivers of the core's cursors."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from psycopg3.abc import BaseCursor, Params, Query, Row
+from psycopg3.abc import BaseCursor, BaseServerCursor, Params, Query, Row
+from psycopg3.rows import RowFactory
 
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["Cursor"]
+__all__ = ["Cursor", "ServerCursor"]
+
+R = TypeVar("R")
 
 
-class Cursor(BaseCursor):
+class Cursor(BaseCursor[Row]):
     """A DB-API cursor for blocking code."""
 
-    _conn: Connection
+    _conn: Connection[Any]
 
-    def __enter__(self) -> Cursor:
+    def __enter__(self) -> Cursor[Row]:
         return self
 
     def __exit__(
@@ -31,17 +34,63 @@ class Cursor(BaseCursor):
         self.close()
 
     @property
-    def connection(self) -> Connection:
+    def connection(self) -> Connection[Any]:
         """The connection this cursor belongs to."""
         return self._conn
 
+    @overload
     def execute(
         self, query: Query, params: Params | None = None, *, binary: bool | None = None
-    ) -> Cursor:
-        """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``."""
+    ) -> Cursor[Row]: ...
+
+    @overload
+    def execute(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool | None = None,
+        row_factory: RowFactory[R],
+    ) -> Cursor[R]: ...
+
+    def execute(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool | None = None,
+        row_factory: RowFactory[Any] | None = None,
+    ) -> Cursor[Any]:
+        """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``.
+
+        :param row_factory: the shape of this execution's rows, instead of the
+            cursor's ``row_factory``.
+        """
         with self._conn.lock:
-            self._conn._wait(self._execute_gen(query, params, binary=binary))
+            self._conn._wait(
+                self._execute_gen(query, params, binary=binary, row_factory=row_factory)
+            )
         return self
+
+    def executemany(
+        self, query: Query, params_seq: Iterable[Params], *, returning: bool = False
+    ) -> None:
+        """Execute ``query`` once per parameter set, sent without waiting for each reply.
+
+        :param returning: keep each statement's result (``INSERT … RETURNING``),
+            one per ``nextset()``.
+        """
+        with self._conn.lock:
+            self._conn._wait(self._executemany_gen(query, params_seq, returning=returning))
+
+    def callproc(self, name: str, params: Params | None = None) -> Params | None:
+        """Call a database function; its result is fetched like a query's.
+
+        :return: ``params``, unchanged (PostgreSQL has no output parameters).
+        """
+        with self._conn.lock:
+            self._conn._wait(self._callproc_gen(name, params))
+        return params
 
     def fetchone(self) -> Row | None:
         """Return the next row of the current result, or None."""
@@ -55,9 +104,84 @@ class Cursor(BaseCursor):
         """Return the remaining rows of the current result."""
         return self._fetchall()
 
+    def scroll(self, value: int, mode: str = "relative") -> None:
+        """Move in the current result by ``value`` rows, or to row ``value`` if absolute.
+
+        :raises IndexError: if that leaves the result.
+        """
+        self._scroll(value, mode)
+
     def __iter__(self) -> Iterator[Row]:
         return iter(self._iter_rows())
 
     def close(self) -> None:
         """Close the cursor; its results are released."""
         self._close()
+
+
+class ServerCursor(BaseServerCursor[Row]):
+    """A server-side (named) cursor for blocking code: rows stay on the server.
+
+    Rows come in ``FETCH`` batches: ``fetchmany(n)`` asks for ``n``,
+    iteration for ``itersize`` at a time.
+    """
+
+    _conn: Connection[Any]
+
+    def __enter__(self) -> ServerCursor[Row]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def connection(self) -> Connection[Any]:
+        """The connection this cursor belongs to."""
+        return self._conn
+
+    def execute(
+        self, query: Query, params: Params | None = None, *, binary: bool | None = None
+    ) -> ServerCursor[Row]:
+        """Declare the cursor on the server for ``query``; no row is fetched yet."""
+        with self._conn.lock:
+            self._conn._wait(self._declare_gen(query, params, binary=binary))
+        return self
+
+    def fetchone(self) -> Row | None:
+        """Fetch the next row from the server, or None."""
+        with self._conn.lock:
+            rows = self._conn._wait(self._fetch_gen(1))
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: int | None = None) -> list[Row]:
+        """Fetch up to ``size`` (default ``arraysize``) rows from the server."""
+        with self._conn.lock:
+            return self._conn._wait(self._fetch_gen(self._fetchmany_size(size)))
+
+    def fetchall(self) -> list[Row]:
+        """Fetch every remaining row from the server."""
+        with self._conn.lock:
+            return self._conn._wait(self._fetch_gen(None))
+
+    def __iter__(self) -> Iterator[Row]:
+        while True:
+            with self._conn.lock:
+                rows = self._conn._wait(self._fetch_gen(self.itersize))
+            yield from rows
+            if len(rows) < self.itersize:
+                return
+
+    def scroll(self, value: int, mode: str = "relative") -> None:
+        """Move the server cursor (``MOVE``) by ``value`` rows, or to row ``value``."""
+        with self._conn.lock:
+            self._conn._wait(self._scroll_gen(value, mode))
+
+    def close(self) -> None:
+        """Close the cursor on the server too, if it still exists there."""
+        with self._conn.lock:
+            self._conn._wait(self._close_gen())

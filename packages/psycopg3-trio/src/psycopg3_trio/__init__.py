@@ -5,7 +5,15 @@ from __future__ import annotations
 from psycopg3 import __version__
 
 from .connection import Connection, connect, trio_connect
-from .cursor import Cursor
+from .cursor import Cursor, ServerCursor
 from .waiting import wait_trio
 
-__all__ = ["__version__", "Connection", "Cursor", "connect", "trio_connect", "wait_trio"]
+__all__ = [
+    "__version__",
+    "Connection",
+    "Cursor",
+    "ServerCursor",
+    "connect",
+    "trio_connect",
+    "wait_trio",
+]

@@ -1,23 +1,34 @@
-"""The trio ``Cursor``: the core's async cursor, bound to trio's connection."""
+"""The trio ``Cursor`` and ``ServerCursor``: the core's async cursors, for trio."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from psycopg3.abc import AsyncCursorBase
+from psycopg3.abc import AsyncCursorBase, AsyncServerCursorBase, Row
 
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["Cursor"]
+__all__ = ["Cursor", "ServerCursor"]
 
 
-class Cursor(AsyncCursorBase):
+class Cursor(AsyncCursorBase[Row]):
     """A cursor for trio: the DB-API cursor with ``await`` where it waits."""
 
-    _conn: Connection
+    _conn: Connection[Any]
 
     @property
-    def connection(self) -> Connection:
+    def connection(self) -> Connection[Any]:
+        """The connection this cursor belongs to."""
+        return self._conn
+
+
+class ServerCursor(AsyncServerCursorBase[Row]):
+    """A server-side (named) cursor for trio: rows stay on the server until fetched."""
+
+    _conn: Connection[Any]
+
+    @property
+    def connection(self) -> Connection[Any]:
         """The connection this cursor belongs to."""
         return self._conn

@@ -46,17 +46,11 @@ _pack_int4 = struct.Struct("!i").pack
 _pack_int8 = struct.Struct("!q").pack
 _pack_float8 = struct.Struct("!d").pack
 _int2_struct = struct.Struct("!h")
-_unpack_int2 = _int2_struct.unpack
 _int4_struct = struct.Struct("!i")
-_unpack_int4 = _int4_struct.unpack
 _int8_struct = struct.Struct("!q")
-_unpack_int8 = _int8_struct.unpack
 _oid_struct = struct.Struct("!I")
-_unpack_oid = _oid_struct.unpack
 _float4_struct = struct.Struct("!f")
-_unpack_float4 = _float4_struct.unpack
 _float8_struct = struct.Struct("!d")
-_unpack_float8 = _float8_struct.unpack
 
 # Dumpers of int: one class per PostgreSQL type, and the one choosing by value.
 
@@ -225,15 +219,24 @@ class IntLoader(Loader):
 
 class _StructLoader(Loader):
     format = Format.BINARY
-    _unpack = staticmethod(_unpack_int4)
-    # The struct of one value: the row loop unpacks a whole column with it.
-    fixed_struct = _int4_struct
+    _struct = _int4_struct
+
+    @property
+    def fixed_struct(self) -> struct.Struct | None:
+        """The struct of one value: the row loop unpacks a whole column with it.
+
+        None in a subclass that loads differently: its own function is called.
+        """
+        cls = type(self)
+        if cls.load is _StructLoader.load and cls.load_function is _StructLoader.load_function:
+            return self._struct
+        return None
 
     def load(self, data: Buffer) -> Any:
-        return self._unpack(data)[0]
+        return self._struct.unpack(data)[0]
 
     def load_function(self) -> LoadFunction:
-        unpack = self._unpack
+        unpack = self._struct.unpack
 
         def load(data: bytes) -> Any:
             return unpack(data)[0]
@@ -244,29 +247,25 @@ class _StructLoader(Loader):
 class Int2BinaryLoader(_StructLoader):
     """Load int2 in binary format."""
 
-    _unpack = staticmethod(_unpack_int2)
-    fixed_struct = _int2_struct
+    _struct = _int2_struct
 
 
 class Int4BinaryLoader(_StructLoader):
     """Load int4 in binary format."""
 
-    _unpack = staticmethod(_unpack_int4)
-    fixed_struct = _int4_struct
+    _struct = _int4_struct
 
 
 class Int8BinaryLoader(_StructLoader):
     """Load int8 in binary format."""
 
-    _unpack = staticmethod(_unpack_int8)
-    fixed_struct = _int8_struct
+    _struct = _int8_struct
 
 
 class OidBinaryLoader(_StructLoader):
     """Load oid (unsigned 32 bits) in binary format."""
 
-    _unpack = staticmethod(_unpack_oid)
-    fixed_struct = _oid_struct
+    _struct = _oid_struct
 
 
 class FloatLoader(Loader):
@@ -282,15 +281,13 @@ class FloatLoader(Loader):
 class Float4BinaryLoader(_StructLoader):
     """Load float4 in binary format."""
 
-    _unpack = staticmethod(_unpack_float4)
-    fixed_struct = _float4_struct
+    _struct = _float4_struct
 
 
 class Float8BinaryLoader(_StructLoader):
     """Load float8 in binary format."""
 
-    _unpack = staticmethod(_unpack_float8)
-    fixed_struct = _float8_struct
+    _struct = _float8_struct
 
 
 class NumericLoader(Loader):

@@ -1,0 +1,332 @@
+"""Transaction blocks (``conn.transaction()``), savepoints and transaction characteristics.
+
+Must not: wait, sleep, or import a concurrency framework. The sync and async
+context managers take the connection's lock and hand the generators below to
+the connection's ``_wait()``, like an adapter method does.
+
+The rules of a transaction block:
+
+1. Entering the outermost block while no transaction is open sends ``BEGIN``
+   (with the connection's isolation level, read only and deferrable
+   settings), even in autocommit mode; leaving it sends ``COMMIT`` or
+   ``ROLLBACK``.
+2. Any other block (nested, or entered while a transaction is already open,
+   such as the DB-API implicit one) works on a savepoint: ``SAVEPOINT`` on
+   entering, ``RELEASE SAVEPOINT`` on success, ``ROLLBACK TO SAVEPOINT`` then
+   ``RELEASE SAVEPOINT`` on failure. A block entered in an open transaction
+   leaves that transaction open.
+3. A block left by an exception rolls back and lets the exception go on,
+   except ``Rollback``: it is swallowed by the block it targets (the
+   innermost one if it names none); the inner blocks it crosses roll back
+   with their target.
+4. A block left normally while the server reports a failed transaction (an
+   error was caught inside it) is rolled back, as the server would do with
+   ``COMMIT``: ``status`` then says ``"rolled_back"``.
+5. Blocks are left in the reverse order of entering; ``commit()``,
+   ``rollback()`` and ``autocommit = True`` are refused while a block is
+   open: each misuse raises ``ProgrammingError`` saying what to do instead.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from enum import IntEnum
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
+
+from . import errors
+from .pq import PGconn, TransactionStatus
+from .waiting import PQGen
+
+if TYPE_CHECKING:
+    from ._async_connection import AsyncConnectionBase
+    from ._connection_base import BaseConnection
+
+__all__ = [
+    "IsolationLevel",
+    "Rollback",
+    "TransactionCharacteristics",
+    "BaseTransaction",
+    "Transaction",
+    "AsyncTransaction",
+]
+
+T = TypeVar("T")
+
+#: The life of a transaction block: ``"pending"`` before ``with``, ``"active"``
+#: inside, then ``"committed"``, ``"rolled_back"``, or ``"failed"`` if its
+#: COMMIT or ROLLBACK raised (the connection was lost, a deferred constraint...).
+TransactionBlockStatus = Literal["pending", "active", "committed", "rolled_back", "failed"]
+
+
+class IsolationLevel(IntEnum):
+    """The isolation levels of PostgreSQL transactions (``None`` means the server's default)."""
+
+    READ_UNCOMMITTED = 1
+    READ_COMMITTED = 2
+    REPEATABLE_READ = 3
+    SERIALIZABLE = 4
+
+
+class Rollback(Exception):
+    """Raise it in a ``transaction()`` block to roll the block back and leave it quietly.
+
+    :param transaction: the block to roll back and leave, if it is not the
+        innermost one; the blocks in between are left too.
+    """
+
+    def __init__(self, transaction: BaseTransaction | None = None):
+        super().__init__(transaction)
+        self.transaction = transaction
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}({self.transaction!r})"
+
+
+class TransactionCharacteristics:
+    """Connection settings applied to the transactions psycopg3 begins.
+
+    They shape the ``BEGIN`` of the next transaction: the DB-API implicit one
+    and those of ``transaction()`` blocks (which also begin transactions in
+    autocommit mode). Nothing is sent when they are set: they can be changed
+    only while no transaction is open. Setting them does no I/O, so the async
+    connections have the same properties.
+    """
+
+    _isolation_level: IsolationLevel | None = None
+    _read_only: bool | None = None
+    _deferrable: bool | None = None
+    _begin_statement = b"BEGIN"
+
+    if TYPE_CHECKING:  # provided by BaseConnection
+        pgconn: PGconn
+
+        def _check_usable(self) -> None: ...
+
+    @property
+    def isolation_level(self) -> IsolationLevel | None:
+        """The isolation level of the next transaction; None for the server's default."""
+        return self._isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: IsolationLevel | int | None) -> None:
+        self._check_characteristic_change("isolation_level")
+        self._isolation_level = None if value is None else IsolationLevel(value)
+        self._begin_statement = self._build_begin()
+
+    @property
+    def read_only(self) -> bool | None:
+        """Whether the next transaction is READ ONLY; None for the server's default."""
+        return self._read_only
+
+    @read_only.setter
+    def read_only(self, value: bool | None) -> None:
+        self._check_characteristic_change("read_only")
+        self._read_only = None if value is None else bool(value)
+        self._begin_statement = self._build_begin()
+
+    @property
+    def deferrable(self) -> bool | None:
+        """Whether the next transaction is DEFERRABLE; None for the server's default."""
+        return self._deferrable
+
+    @deferrable.setter
+    def deferrable(self, value: bool | None) -> None:
+        self._check_characteristic_change("deferrable")
+        self._deferrable = None if value is None else bool(value)
+        self._begin_statement = self._build_begin()
+
+    def _check_characteristic_change(self, name: str) -> None:
+        self._check_usable()
+        if self.pgconn.transaction_status != TransactionStatus.IDLE:
+            raise errors.ProgrammingError(
+                f"cannot change {name} inside a transaction: it applies to the next one;"
+                " call commit() or rollback() first"
+            )
+
+    def _build_begin(self) -> bytes:
+        parts = [b"BEGIN"]
+        if self._isolation_level is not None:
+            level = self._isolation_level.name.replace("_", " ")
+            parts.append(b"ISOLATION LEVEL " + level.encode("ascii"))
+        if self._read_only is not None:
+            parts.append(b"READ ONLY" if self._read_only else b"READ WRITE")
+        if self._deferrable is not None:
+            parts.append(b"DEFERRABLE" if self._deferrable else b"NOT DEFERRABLE")
+        return b" ".join(parts)
+
+    def _begin_command(self) -> bytes:
+        """The statement opening a transaction with the current characteristics."""
+        return self._begin_statement
+
+
+class BaseTransaction:
+    """A transaction block's state and generators; use ``conn.transaction()`` to get one.
+
+    :param connection: the connection the block works on.
+    :param savepoint_name: the savepoint's name; generated (``_pg3_<depth>``)
+        when the block needs a savepoint and none is given.
+    :param force_rollback: roll back at the end of the block even on success.
+    """
+
+    __slots__ = ("_conn", "savepoint_name", "force_rollback", "status", "_begins", "_savepoint")
+
+    def __init__(
+        self,
+        connection: BaseConnection,
+        savepoint_name: str | None = None,
+        force_rollback: bool = False,
+    ):
+        self._conn = connection
+        self.savepoint_name = savepoint_name
+        self.force_rollback = force_rollback
+        #: Where the block is in its life: see ``TransactionBlockStatus``.
+        self.status: TransactionBlockStatus = "pending"
+        self._begins = False
+        self._savepoint: bytes | None = None
+
+    def __repr__(self) -> str:
+        cls = f"{type(self).__module__}.{type(self).__qualname__}"
+        name = f" {self.savepoint_name!r}" if self.savepoint_name else ""
+        return f"<{cls}{name} [{self.status}] at 0x{id(self):x}>"
+
+    @property
+    def connection(self) -> BaseConnection:
+        """The connection of the block."""
+        return self._conn
+
+    def _enter_gen(self) -> PQGen[None]:
+        conn = self._conn
+        conn._check_usable()
+        if self.status != "pending":
+            raise errors.ProgrammingError(
+                "a transaction block can be entered only once: call conn.transaction() again"
+            )
+        if conn._tpc_xid is not None:
+            raise errors.ProgrammingError(
+                "transaction() cannot be used in a two-phase transaction:"
+                " finish it with tpc_commit() or tpc_rollback() first"
+            )
+        blocks = conn._transaction_blocks
+        begins = not blocks and conn.pgconn.transaction_status == TransactionStatus.IDLE
+        if begins:
+            yield from conn._exec_command_gen(conn._begin_command())
+        else:
+            name = self.savepoint_name or f"_pg3_{len(blocks) + 1}"
+            encoded = name.encode(conn.encoding)
+            savepoint = conn.pgconn.escape_identifier(encoded)
+            yield from conn._exec_command_gen(b"SAVEPOINT " + savepoint)
+            self.savepoint_name = name
+            self._savepoint = savepoint
+        self._begins = begins
+        blocks.append(self)
+        self.status = "active"
+
+    def _exit_gen(self, exc: BaseException | None) -> PQGen[bool]:
+        """Commit or roll back the block; return True if ``exc`` must be swallowed."""
+        conn = self._conn
+        blocks = conn._transaction_blocks
+        if self.status != "active":
+            raise errors.ProgrammingError(
+                f"this transaction block is not active (it is {self.status}): leave it only once"
+            )
+        if not blocks or blocks[-1] is not self:
+            raise errors.ProgrammingError(
+                "transaction blocks must be left in the reverse order they were entered:"
+                " leave the inner block first"
+            )
+        blocks.pop()
+        if isinstance(exc, Rollback) and exc.transaction in blocks:
+            # An outer block is the target: rolling it back undoes this one too.
+            self.status = "rolled_back"
+            return False
+        try:
+            conn._check_usable()
+            in_error = conn.pgconn.transaction_status == TransactionStatus.INERROR
+            if exc is None and not self.force_rollback and not in_error:
+                yield from self._commit_gen()
+                self.status = "committed"
+            else:
+                yield from self._rollback_gen()
+                self.status = "rolled_back"
+        except errors.Error as ex:
+            self.status = "failed"
+            if exc is None or isinstance(exc, Rollback):
+                raise
+            # The block's own exception says more than the failed rollback.
+            conn._log_failed_rollback(ex)
+            return False
+        except BaseException:
+            self.status = "failed"
+            raise
+        return isinstance(exc, Rollback) and exc.transaction in (None, self)
+
+    def _commit_gen(self) -> PQGen[None]:
+        conn = self._conn
+        if self._begins:
+            yield from conn._exec_command_gen(b"COMMIT")
+        elif self._savepoint is not None:
+            yield from conn._exec_command_gen(b"RELEASE SAVEPOINT " + self._savepoint)
+
+    def _rollback_gen(self) -> PQGen[None]:
+        conn = self._conn
+        if self._begins:
+            yield from conn._exec_command_gen(b"ROLLBACK")
+        elif self._savepoint is not None:
+            yield from conn._exec_command_gen(b"ROLLBACK TO SAVEPOINT " + self._savepoint)
+            yield from conn._exec_command_gen(b"RELEASE SAVEPOINT " + self._savepoint)
+
+
+class _BlockingDriver(Protocol):
+    lock: AbstractContextManager[Any]
+
+    def _wait(self, gen: PQGen[T]) -> T: ...
+
+
+class Transaction(BaseTransaction):
+    """A transaction block for blocking connections: ``with conn.transaction() as tx:``."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Transaction:
+        driver = cast(_BlockingDriver, self._conn)
+        with driver.lock:
+            driver._wait(self._enter_gen())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        driver = cast(_BlockingDriver, self._conn)
+        with driver.lock:
+            return driver._wait(self._exit_gen(exc))
+
+
+class AsyncTransaction(BaseTransaction):
+    """A transaction block for async connections: ``async with conn.transaction() as tx:``.
+
+    Leaving the block runs through the connection's ``_wait_shielded()``: the
+    COMMIT or ROLLBACK completes (within a deadline) even when the block is
+    left by a cancellation.
+    """
+
+    __slots__ = ()
+
+    _conn: AsyncConnectionBase
+
+    async def __aenter__(self) -> AsyncTransaction:
+        conn = self._conn
+        async with conn.lock:
+            await conn._wait(self._enter_gen())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return await self._conn._wait_shielded(self._exit_gen(exc))
