@@ -23,7 +23,16 @@ PACKAGES = [
 ]
 LINTED = ["packages", "tests", "tools", "noxfile.py"]
 # hatchling: tests/test_packaging.py builds the wheels offline (--no-build-isolation).
-TEST_TOOLS = ["pytest", "pytest-trio", "anyio", "pytest-timeout", "hypothesis", "hatchling"]
+TEST_TOOLS = [
+    "pytest",
+    "pytest-trio",
+    "anyio",
+    "pytest-timeout",
+    "hypothesis",
+    "hatchling",
+    # tests/core/test_rows_typing.py checks the row types mypy infers.
+    "mypy",
+]
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_venv = "no"

@@ -100,3 +100,33 @@ def test_close_from_another_thread(dsn: str) -> None:
     assert not thread.is_alive()
     assert time.monotonic() - start < 3
     assert len(errors) == 1 and isinstance(errors[0], psycopg3.OperationalError)
+
+
+def test_close_racing_queries_never_crashes(dsn: str) -> None:
+    # close() from another thread at random moments of a query: the PGconn
+    # must never be freed while the querying thread is inside libpq with it
+    # (a crash would take the whole test process down).
+    import random
+
+    rng = random.Random(42)
+    outcomes: list[str] = []
+    for _ in range(40):
+        conn = psycopg3_sync.connect(dsn, autocommit=True)
+
+        def query(conn: psycopg3_sync.Connection = conn) -> None:
+            try:
+                for _ in range(5):
+                    conn.execute("select pg_sleep(0.02)").fetchall()
+                outcomes.append("finished")
+            except psycopg3.Error:
+                outcomes.append("interrupted")
+
+        thread = threading.Thread(target=query)
+        thread.start()
+        time.sleep(rng.uniform(0, 0.1))
+        conn.close()
+        thread.join(10)
+        assert not thread.is_alive()
+        assert conn.closed
+    assert len(outcomes) == 40
+    assert "interrupted" in outcomes

@@ -22,11 +22,6 @@ def new_cursor(aconn: Any, row_factory: Any, **kwargs: Any) -> Any:
     return cur
 
 
-def skip_doc_example(flavour: Any, what: str) -> None:
-    if flavour.name.startswith("anyio"):
-        pytest.skip(f"the documentation's anyio example has no {what}")
-
-
 @dataclass
 class Person:
     name: str
@@ -51,7 +46,6 @@ async def test_dict_row_per_cursor(aconn: Any) -> None:
 
 
 async def test_cursor_parameter(aconn: Any, flavour: Any) -> None:
-    skip_doc_example(flavour, "row_factory parameter in cursor()")
     cur = aconn.cursor(row_factory=rows.dict_row)
     assert cur.row_factory is rows.dict_row
     await cur.execute("select 1 as a")
@@ -118,7 +112,6 @@ async def test_per_connection(aconn: Any) -> None:
 
 
 async def test_connect_with_row_factory(flavour: Any, dsn: str) -> None:
-    skip_doc_example(flavour, "row_factory parameter in connect()")
     conn = await flavour.connect(dsn, row_factory=rows.namedtuple_row)
     try:
         assert conn.row_factory is rows.namedtuple_row
@@ -196,7 +189,6 @@ async def test_binary_results_with_dict_row(aconn: Any) -> None:
 
 
 async def test_server_cursor_row_factory(aconn: Any, flavour: Any) -> None:
-    skip_doc_example(flavour, "server-side cursors")
     cur = aconn.cursor("rows_c", row_factory=rows.class_row(Person))
     await cur.execute("select 'Ann' as name, 33 as age")
     assert await cur.fetchall() == [Person("Ann", 33)]

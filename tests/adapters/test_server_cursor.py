@@ -1,8 +1,4 @@
-"""Server-side cursors (``DECLARE``/``FETCH``/``MOVE``/``CLOSE``), in every flavour.
-
-The documentation's anyio example builds its cursors itself and has no
-server-side cursor: its flavours are skipped here.
-"""
+"""Server-side cursors (``DECLARE``/``FETCH``/``MOVE``/``CLOSE``), in every flavour."""
 
 from __future__ import annotations
 
@@ -20,10 +16,6 @@ from psycopg3 import pq
 pytestmark = pytest.mark.anyio
 
 
-#: The flavours with server-side cursors (not the documentation's example).
-server_flavours = pytest.mark.parametrize("flavour", ["sync", "asyncio", "trio"], indirect=True)
-
-
 @pytest.fixture
 def sconn(aconn: Any) -> Any:
     return aconn
@@ -35,7 +27,6 @@ async def server_cursors(aconn: Any) -> list[str]:
     return [name for (name,) in await cur.fetchall()]
 
 
-@server_flavours
 async def test_fetch(sconn: Any) -> None:
     cur = sconn.cursor("fetch_c")
     assert cur.name == "fetch_c"
@@ -55,7 +46,6 @@ async def test_fetch(sconn: Any) -> None:
     await cur.close()
 
 
-@server_flavours
 async def test_description_before_fetch(sconn: Any) -> None:
     cur = sconn.cursor("desc_c")
     assert cur.description is None
@@ -67,7 +57,6 @@ async def test_description_before_fetch(sconn: Any) -> None:
     await cur.close()
 
 
-@server_flavours
 async def test_declare_uses_server_params(sconn: Any, admin: Any) -> None:
     cur = sconn.cursor("params_c")
     evil = "'; select 'pwned"
@@ -79,7 +68,6 @@ async def test_declare_uses_server_params(sconn: Any, admin: Any) -> None:
     await cur.close()
 
 
-@server_flavours
 async def test_iteration_fetches_in_batches(sconn: Any, admin: Any) -> None:
     cur = sconn.cursor("iter_c")
     cur.itersize = 7
@@ -99,7 +87,6 @@ async def test_iteration_fetches_in_batches(sconn: Any, admin: Any) -> None:
     await cur.close()
 
 
-@server_flavours
 async def test_default_itersize(sconn: Any) -> None:
     cur = sconn.cursor("itersize_c")
     assert cur.itersize == 100
@@ -108,7 +95,6 @@ async def test_default_itersize(sconn: Any) -> None:
     await cur.close()
 
 
-@server_flavours
 async def test_close_closes_on_server(sconn: Any) -> None:
     cur = sconn.cursor("close_c")
     await cur.execute("select 1")
@@ -121,7 +107,6 @@ async def test_close_closes_on_server(sconn: Any) -> None:
     await cur.close()
 
 
-@server_flavours
 async def test_close_after_transaction_end(sconn: Any) -> None:
     cur = sconn.cursor("gone_c")
     await cur.execute("select 1")
@@ -136,7 +121,6 @@ async def test_close_after_transaction_end(sconn: Any) -> None:
     assert sconn.pgconn.transaction_status == pq.TransactionStatus.INTRANS
 
 
-@server_flavours
 async def test_close_in_failed_transaction(sconn: Any) -> None:
     cur = sconn.cursor("failed_c")
     await cur.execute("select 1")
@@ -147,7 +131,6 @@ async def test_close_in_failed_transaction(sconn: Any) -> None:
     await sconn.rollback()
 
 
-@server_flavours
 async def test_execute_twice_redeclares(sconn: Any) -> None:
     cur = sconn.cursor("again_c")
     await cur.execute("select 1")
@@ -156,7 +139,6 @@ async def test_execute_twice_redeclares(sconn: Any) -> None:
     await cur.close()
 
 
-@server_flavours
 async def test_scroll(sconn: Any) -> None:
     cur = sconn.cursor("scroll_c", scrollable=True)
     await cur.execute("select generate_series(0, 9)")
@@ -177,7 +159,6 @@ async def test_scroll(sconn: Any) -> None:
     await cur.close()
 
 
-@server_flavours
 async def test_no_scroll(sconn: Any) -> None:
     cur = sconn.cursor("noscroll_c", scrollable=False)
     await cur.execute("select generate_series(0, 9)")
@@ -189,7 +170,6 @@ async def test_no_scroll(sconn: Any) -> None:
     await cur.close()
 
 
-@server_flavours
 async def test_withhold_survives_commit(sconn: Any) -> None:
     cur = sconn.cursor("hold_c", withhold=True)
     await cur.execute("select generate_series(1, 5)")
@@ -203,7 +183,6 @@ async def test_withhold_survives_commit(sconn: Any) -> None:
     assert await cur2.fetchone() == (0,)
 
 
-@server_flavours
 async def test_autocommit_needs_withhold(sconn: Any) -> None:
     sconn.autocommit = True
     cur = sconn.cursor("auto_c")
@@ -217,7 +196,6 @@ async def test_autocommit_needs_withhold(sconn: Any) -> None:
     assert await cur2.fetchone() == (0,)
 
 
-@server_flavours
 async def test_binary(sconn: Any) -> None:
     cur = sconn.cursor("binary_c", binary=True)
     await cur.execute("select 1::int4, 'x'::text, 1.5::numeric")
@@ -226,7 +204,6 @@ async def test_binary(sconn: Any) -> None:
     await cur.close()
 
 
-@server_flavours
 async def test_odd_name_is_quoted(sconn: Any) -> None:
     name = 'my "odd"; cursor'
     cur = sconn.cursor(name)
@@ -237,14 +214,12 @@ async def test_odd_name_is_quoted(sconn: Any) -> None:
     assert await cur2.fetchone() == (0,)
 
 
-@server_flavours
 async def test_fetch_before_execute(sconn: Any) -> None:
     cur = sconn.cursor("early_c")
     with pytest.raises(psycopg3.ProgrammingError):
         await cur.fetchone()
 
 
-@server_flavours
 async def test_context_manager_closes(sconn: Any) -> None:
     async with sconn.cursor("cm_c") as cur:
         await cur.execute("select 1")

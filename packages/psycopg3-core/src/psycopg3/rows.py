@@ -20,8 +20,6 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
-from . import errors
-
 if TYPE_CHECKING:
     from ._cursor_base import BaseCursor
 
@@ -173,11 +171,3 @@ def kwargs_row(func: Callable[..., _T]) -> RowFactory[_T]:
         return make_row
 
     return kwargs_row_factory
-
-
-def check_row_factory(row_factory: object) -> None:
-    """Raise ``ProgrammingError`` early if ``row_factory`` cannot be one."""
-    if not callable(row_factory):
-        raise errors.ProgrammingError(
-            f"row_factory must be a callable taking the cursor, got {type(row_factory).__name__}"
-        )

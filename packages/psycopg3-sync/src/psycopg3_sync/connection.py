@@ -74,7 +74,15 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
             # Another thread may be blocked in poll() on this socket: closing
             # the fd would not wake it, shutting the socket down does.
             _shutdown(self.pgconn.socket)
-        self._close()
+        # Free the PGconn only once no other thread is inside libpq with it:
+        # the woken thread fails fast and releases the lock. The timeout only
+        # guards against a close() called while this thread holds the lock.
+        acquired = self.lock.acquire(timeout=CLOSE_LOCK_TIMEOUT)
+        try:
+            self._close()
+        finally:
+            if acquired:
+                self.lock.release()
 
     @overload
     def cursor(
@@ -200,6 +208,10 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
                 worker.join(CANCEL_TIMEOUT)
                 wait_select(self._drain_gen(), timeout=DRAIN_TIMEOUT)
             raise
+
+
+#: Seconds close() waits for another thread to leave the connection.
+CLOSE_LOCK_TIMEOUT = 5.0
 
 
 def _shutdown(fileno: int) -> None:
