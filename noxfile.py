@@ -96,7 +96,8 @@ def tests_pgserver(session: nox.Session) -> None:
     )
     assert isinstance(bindir, str)
     env = {"PSYCOPG3_PG_BINDIR": bindir.strip(), "PSYCOPG3_TEST_DSN": None}
-    session.run("pytest", *session.posargs, env=env)
+    # The wheel's build has no contrib extensions: hstore tests need the system server.
+    session.run("pytest", "-m", "not hstore", *session.posargs, env=env)
 
 
 @nox.session

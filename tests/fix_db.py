@@ -86,3 +86,16 @@ def private_cluster() -> Iterator[Cluster]:
         pytest.skip(f"no server binaries for a private cluster: {error}")
     with cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def hstore_extension(dsn: str) -> None:
+    """The hstore extension in the test database (tests using it: ``-m hstore``).
+
+    A contrib extension: a server build without it (the pgserver wheel) runs
+    the suite with ``-m "not hstore"``.
+    """
+    import psycopg3_sync
+
+    with psycopg3_sync.connect(dsn, autocommit=True) as conn:
+        conn.execute("create extension if not exists hstore")

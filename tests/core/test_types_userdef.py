@@ -37,8 +37,7 @@ def schema(dsn: str) -> Iterator[None]:
             " create type ud_test.card as (n int8, s text, m ud_test.mood,"
             '  nums int[], sub ud_test.inner_t, amount numeric, "class" text);'
             " create table ud_test.dropped (a int, gone int, c text);"
-            " alter table ud_test.dropped drop column gone;"
-            " create extension if not exists hstore"
+            " alter table ud_test.dropped drop column gone"
         )
         yield
         conn.execute("drop schema ud_test cascade")
@@ -297,7 +296,7 @@ def test_parse_record_malformed(bad: bytes) -> None:
 
 
 @pytest.fixture
-def hstore(conn: Any) -> TypeInfo:
+def hstore(conn: Any, hstore_extension: None) -> TypeInfo:
     info = TypeInfo.fetch(conn, "hstore")
     assert info is not None
     register_hstore(info, conn)
@@ -316,6 +315,7 @@ HSTORES = [
 @pytest.mark.parametrize("value", HSTORES)
 @pytest.mark.parametrize("fmt", ["%s", "%t", "%b"])
 @pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.hstore
 def test_hstore_round_trip(
     conn: Any, hstore: TypeInfo, value: dict[str, str | None], fmt: str, binary: bool
 ) -> None:
@@ -330,12 +330,14 @@ def test_hstore_round_trip(
     assert same is True
 
 
+@pytest.mark.hstore
 def test_hstore_load_server_literal(conn: Any, hstore: TypeInfo) -> None:
     got = one(conn, """select 'a=>1, "b c"=>NULL, "d\\"e"=>"f\\\\g", h=>"NULL"'::hstore""")
     assert got == {"a": "1", "b c": None, 'd"e': "f\\g", "h": "NULL"}
     assert one(conn, "select array['a=>1'::hstore, null]") == [{"a": "1"}, None]
 
 
+@pytest.mark.hstore
 def test_hstore_bad_values(conn: Any, hstore: TypeInfo) -> None:
     for bad in ({1: "a"}, {"a": 1}, {"a\x00": "b"}):
         with pytest.raises(errors.DataError):
@@ -353,6 +355,7 @@ class AdaptersMapContext:
         self.adapters = AdaptersMap(adapters)
 
 
+@pytest.mark.hstore
 def test_hstore_registered_on_a_map_only(hstore: TypeInfo) -> None:
     context = AdaptersMapContext()
     register_hstore(hstore, context)
@@ -376,6 +379,7 @@ _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_c
     fmt=st.sampled_from(["%s", "%b"]),
     binary=st.booleans(),
 )
+@pytest.mark.hstore
 def test_hypothesis_hstore(
     conn: Any, hstore: TypeInfo, value: dict[str, str | None], fmt: str, binary: bool
 ) -> None:
