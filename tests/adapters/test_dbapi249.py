@@ -645,7 +645,9 @@ def test_two_phase_commit(dsn: str, table: str, admin: dbapi.Connection) -> None
     conn = dbapi.connect(dsn)
     try:
         xid = conn.xid(42, f"gtrid-{table}", "bqual")
-        assert (xid[0], xid[1], xid[2]) == (42, f"gtrid-{table}", "bqual")
+        format_id, gtrid, bqual = xid  # a 3-item sequence, as the PEP says
+        assert (format_id, gtrid, bqual) == (42, f"gtrid-{table}", "bqual")
+        assert len(xid) == 3
         conn.tpc_begin(xid)
         conn.execute(f"insert into {table} values (1, 'two-phase')")
         conn.tpc_prepare()

@@ -26,7 +26,7 @@ import binascii
 import re
 from base64 import b64decode, b64encode
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from . import errors
 from .pq import ExecStatus, PGconn, PGresult, TransactionStatus
@@ -46,26 +46,60 @@ _RECOVER_QUERY = (
 )
 
 
-class Xid(NamedTuple):
-    """A two-phase commit transaction id.
+class Xid(tuple[int | None, str, str | None]):
+    """A two-phase commit transaction id: ``(format_id, gtrid, bqual)``.
 
-    Build one with ``conn.xid()``; ``tpc_recover()`` returns them with
-    ``prepared``, ``owner`` and ``database`` filled in. ``str(xid)`` is the
-    transaction id the server sees.
+    A sequence of those three items, as PEP 249 asks (``format_id, gtrid,
+    bqual = xid``); ``tpc_recover()`` fills in the attributes ``prepared``,
+    ``owner`` and ``database``, which take no part in equality. Build one
+    with ``conn.xid()``. ``str(xid)`` is the transaction id the server sees.
     """
 
-    #: The XA format id (0 to 2**31 - 1), or None for an id that is not XA.
-    format_id: int | None
-    #: The global transaction id (at most 64 characters for an XA id).
-    gtrid: str
-    #: The branch qualifier (at most 64 characters), None for a non-XA id.
-    bqual: str | None
     #: When the transaction was prepared (from ``tpc_recover()``).
-    prepared: datetime | None = None
+    prepared: datetime | None
     #: The user who prepared it (from ``tpc_recover()``).
-    owner: str | None = None
+    owner: str | None
     #: The database it was prepared in (from ``tpc_recover()``).
-    database: str | None = None
+    database: str | None
+
+    def __new__(
+        cls,
+        format_id: int | None,
+        gtrid: str,
+        bqual: str | None,
+        prepared: datetime | None = None,
+        owner: str | None = None,
+        database: str | None = None,
+    ) -> Xid:
+        self = super().__new__(cls, (format_id, gtrid, bqual))
+        self.prepared = prepared
+        self.owner = owner
+        self.database = database
+        return self
+
+    def __getnewargs__(self) -> tuple[object, ...]:
+        return (*self, self.prepared, self.owner, self.database)
+
+    @property
+    def format_id(self) -> int | None:
+        """The XA format id (0 to 2**31 - 1), or None for an id that is not XA."""
+        return self[0]
+
+    @property
+    def gtrid(self) -> str:
+        """The global transaction id (at most 64 characters for an XA id)."""
+        return self[1]
+
+    @property
+    def bqual(self) -> str | None:
+        """The branch qualifier (at most 64 characters), None for a non-XA id."""
+        return self[2]
+
+    def __repr__(self) -> str:
+        return (
+            f"Xid(format_id={self.format_id!r}, gtrid={self.gtrid!r}, bqual={self.bqual!r},"
+            f" prepared={self.prepared!r}, owner={self.owner!r}, database={self.database!r})"
+        )
 
     def __str__(self) -> str:
         if self.format_id is None:
@@ -248,7 +282,8 @@ class TwoPhaseCommit:
             if epoch is not None:
                 prepared = _EPOCH + timedelta(seconds=float(epoch))
             xids.append(
-                parsed._replace(
+                Xid(
+                    *parsed,
                     prepared=prepared,
                     owner=(owner or b"").decode(encoding, "replace"),
                     database=(database or b"").decode(encoding, "replace"),
