@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from ctypes import byref, c_void_p, string_at
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotSupportedError, OperationalError
 from . import _libpq as impl
@@ -35,11 +35,11 @@ class ExecuteMixin:
 
     __slots__ = ()
 
-    def _ptr(self) -> int:
-        raise NotImplementedError
+    if TYPE_CHECKING:
+        # Provided by PGconn, which this mixes into.
+        def _ptr(self) -> int: ...
 
-    def _error(self, what: str) -> OperationalError:
-        raise NotImplementedError
+        def _error(self, what: str) -> OperationalError: ...
 
     # --- blocking execution ---
 

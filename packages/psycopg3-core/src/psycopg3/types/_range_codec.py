@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import struct
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -324,13 +325,13 @@ class BaseRangeDumper(Dumper):
         self._bound_dumper: Dumper | None = None
         self._bound_format = PyFormat.from_pq(self.format)
 
+    @abstractmethod
     def bounds_of(self, obj: Any) -> Iterable[Any]:
         """Return the bounds of *obj* (None for an infinite one)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def oid_of_range(self, info: RangeInfo) -> int:
         """Return the OID to send for a value whose ranges are of type *info*."""
-        raise NotImplementedError
 
     def get_key(self, obj: Any, format: PyFormat) -> DumperKey:
         bound_dumper = choose_bound_dumper(self._tx, self.bounds_of(obj), self._bound_format)
