@@ -94,11 +94,16 @@ class AsyncConnectionBase(BaseConnection, ABC):
             await self.close()
 
     async def execute(
-        self, query: Query, params: Params | None = None, *, binary: bool = False
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool = False,
+        prepare: bool | None = None,
     ) -> AsyncCursorBase[Any]:
-        """Execute a query on a new cursor and return the cursor."""
+        """Execute a query on a new cursor and return the cursor (see ``Cursor.execute``)."""
         cur: AsyncCursorBase[Any] = self.cursor(binary=binary)
-        await cur.execute(query, params)
+        await cur.execute(query, params, prepare=prepare)
         return cur
 
     async def commit(self) -> None:

@@ -41,7 +41,12 @@ class AsyncCursorBase(BaseCursor[Row]):
 
     @overload
     async def execute(
-        self, query: Query, params: Params | None = None, *, binary: bool | None = None
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool | None = None,
+        prepare: bool | None = None,
     ) -> AsyncCursorBase[Row]: ...
 
     @overload
@@ -52,6 +57,7 @@ class AsyncCursorBase(BaseCursor[Row]):
         *,
         binary: bool | None = None,
         row_factory: RowFactory[R],
+        prepare: bool | None = None,
     ) -> AsyncCursorBase[R]: ...
 
     async def execute(
@@ -61,13 +67,18 @@ class AsyncCursorBase(BaseCursor[Row]):
         *,
         binary: bool | None = None,
         row_factory: RowFactory[Any] | None = None,
+        prepare: bool | None = None,
     ) -> AsyncCursorBase[Any]:
         """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``.
 
         :param row_factory: the shape of this execution's rows, instead of the
             cursor's ``row_factory``.
+        :param prepare: prepare the statement on the server (True), never
+            (False), or after ``conn.prepare_threshold`` executions (None).
         """
-        gen = self._execute_gen(query, params, binary=binary, row_factory=row_factory)
+        gen = self._execute_gen(
+            query, params, binary=binary, row_factory=row_factory, prepare=prepare
+        )
         async with self._conn.lock:
             await self._conn._wait(gen)
         return self

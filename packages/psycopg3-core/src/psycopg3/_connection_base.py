@@ -32,6 +32,7 @@ from typing import Any
 from . import errors, generators
 from ._conn_info import ConnectionInfo
 from ._encodings import pgconn_encoding
+from ._prepare import PrepareManager
 from ._tpc import TwoPhaseCommit
 from ._transaction import BaseTransaction, TransactionCharacteristics
 from .adapt import AdaptersMap
@@ -89,6 +90,7 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         self._transaction_blocks: list[BaseTransaction] = []
         self._notice_handlers: list[NoticeHandler] = []
         pgconn.notice_handler = self._on_notice
+        self._prepare_manager = PrepareManager()
 
     def __repr__(self) -> str:
         cls = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -110,6 +112,38 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         if not self._closed_by_user and self.pgconn.status == ConnStatus.BAD:
             self._broken = True
         return self._broken
+
+    @property
+    def prepare_threshold(self) -> int | None:
+        """Executions of a query after which it is prepared on the server.
+
+        None disables automatic preparing (needed behind PgBouncer in
+        transaction mode); 0 prepares every query from its first execution.
+        """
+        return self._prepare_manager.prepare_threshold
+
+    @prepare_threshold.setter
+    def prepare_threshold(self, value: int | None) -> None:
+        self._prepare_manager.prepare_threshold = value
+
+    @property
+    def prepared_max(self) -> int:
+        """How many prepared statements the connection keeps (least used go first)."""
+        return self._prepare_manager.prepared_max
+
+    @prepared_max.setter
+    def prepared_max(self, value: int) -> None:
+        self._prepare_manager.prepared_max = value
+
+    def _deallocate_evicted_gen(self) -> PQGen[None]:
+        """Deallocate the statements the cache let go, outside transactions only.
+
+        (In a transaction a failing DEALLOCATE would abort the user's work.)
+        """
+        if self.pgconn.transaction_status != TransactionStatus.IDLE:
+            return
+        for name in self._prepare_manager.take_evicted():
+            yield from self._exec_command_gen(b"DEALLOCATE " + name)
 
     @property
     def autocommit(self) -> bool:

@@ -169,6 +169,7 @@ class BaseCursor(Generic[Row]):
         *,
         binary: bool | None = None,
         row_factory: RowFactory[Any] | None = None,
+        prepare: bool | None = None,
     ) -> PQGen[None]:
         """Send a query with its parameters and read every result.
 
@@ -176,7 +177,9 @@ class BaseCursor(Generic[Row]):
         the simple protocol, so it may hold several statements separated by
         semicolons; with parameters, it is one statement whose values are sent
         apart from the SQL text as ``$1, $2…``. ``row_factory``, if given,
-        shapes the rows of this execution's results only.
+        shapes the rows of this execution's results only. ``prepare``: True
+        prepares the statement now, False never, None after the connection's
+        ``prepare_threshold`` executions (see ``psycopg3._prepare``).
         """
         self._check_open()
         self._reset()
@@ -190,18 +193,36 @@ class BaseCursor(Generic[Row]):
         if conn._needs_begin():
             yield from conn._exec_command_gen(conn._begin_command())
         result_format = Format.BINARY if binary else Format.TEXT
+        manager = conn._prepare_manager
         if pg_query.params is None and not binary:
+            # The simple protocol (several statements allowed): never prepared.
             pgconn.send_query(pg_query.query)
         else:
-            pgconn.send_query_params(
-                pg_query.query,
-                pg_query.params,
-                param_types=pg_query.types,
-                param_formats=pg_query.formats,
-                result_format=result_format,
-            )
+            key = (pg_query.query, tuple(pg_query.types or ()))
+            name, must_prepare = manager.decide(key, prepare)
+            if name is None:
+                pgconn.send_query_params(
+                    pg_query.query,
+                    pg_query.params,
+                    param_types=pg_query.types,
+                    param_formats=pg_query.formats,
+                    result_format=result_format,
+                )
+            else:
+                if must_prepare:
+                    pgconn.send_prepare(name, pg_query.query, param_types=pg_query.types)
+                    conn._check_results((yield from conn._results_gen()))
+                    manager.prepared(key, name)
+                pgconn.send_query_prepared(
+                    name,
+                    pg_query.params,
+                    param_formats=pg_query.formats,
+                    result_format=result_format,
+                )
         results = yield from conn._results_gen()
+        manager.check_results(results)
         conn._check_results(results)
+        yield from conn._deallocate_evicted_gen()
         self._results = results
         self._select_result(0)
 

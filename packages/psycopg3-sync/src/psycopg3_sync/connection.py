@@ -145,11 +145,11 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
         return Cursor(self, binary=binary, row_factory=row_factory)
 
     def execute(
-        self, query: Any, params: Any = None, *, binary: bool = False
+        self, query: Any, params: Any = None, *, binary: bool = False, prepare: bool | None = None
     ) -> Cursor[ConnectionRow]:
-        """Execute a query on a new cursor and return the cursor."""
+        """Execute a query on a new cursor and return the cursor (see ``Cursor.execute``)."""
         cur = self.cursor(binary=binary)
-        cur.execute(query, params)
+        cur.execute(query, params, prepare=prepare)
         return cur
 
     def commit(self) -> None:

@@ -40,7 +40,12 @@ class Cursor(BaseCursor[Row]):
 
     @overload
     def execute(
-        self, query: Query, params: Params | None = None, *, binary: bool | None = None
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool | None = None,
+        prepare: bool | None = None,
     ) -> Cursor[Row]: ...
 
     @overload
@@ -51,6 +56,7 @@ class Cursor(BaseCursor[Row]):
         *,
         binary: bool | None = None,
         row_factory: RowFactory[R],
+        prepare: bool | None = None,
     ) -> Cursor[R]: ...
 
     def execute(
@@ -60,15 +66,20 @@ class Cursor(BaseCursor[Row]):
         *,
         binary: bool | None = None,
         row_factory: RowFactory[Any] | None = None,
+        prepare: bool | None = None,
     ) -> Cursor[Any]:
         """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``.
 
         :param row_factory: the shape of this execution's rows, instead of the
             cursor's ``row_factory``.
+        :param prepare: prepare the statement on the server (True), never
+            (False), or after ``conn.prepare_threshold`` executions (None).
         """
         with self._conn.lock:
             self._conn._wait(
-                self._execute_gen(query, params, binary=binary, row_factory=row_factory)
+                self._execute_gen(
+                    query, params, binary=binary, row_factory=row_factory, prepare=prepare
+                )
             )
         return self
 

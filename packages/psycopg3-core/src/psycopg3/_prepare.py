@@ -1,0 +1,114 @@
+"""Automatic prepared statements: which queries to prepare, and when to forget them.
+
+A query executed ``prepare_threshold`` times on a connection is prepared on
+the server (a named statement, parsed and planned once) and executed by name
+from then on; a bounded LRU keeps the prepared ones, and the oldest is
+deallocated when a new one needs its place.
+
+Must not: do I/O or import a concurrency framework. The cursor asks
+``decide()`` before sending and reports back with ``prepared()`` and
+``check_results()``; the statements to deallocate are handed out by
+``take_evicted()`` for the connection to send.
+
+Rules:
+
+1. The key of a query is its SQL bytes and its parameter types: the same
+   text with other types is another statement on the server.
+2. ``prepare=True`` prepares at once, ``prepare=False`` never; None follows
+   the threshold. ``prepare_threshold = None`` disables preparing (for
+   PgBouncer in transaction mode, where statements do not survive).
+3. Whatever the server says invalidates statements clears the cache:
+   ``DISCARD ALL``/``DEALLOCATE ALL`` succeeding, or the error "cached plan
+   must not change result type" (after a schema change).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from .pq import ExecStatus, PGresult
+
+__all__ = ["PrepareManager"]
+
+Key = tuple[bytes, tuple[int, ...]]
+
+_CLEARING_COMMANDS = (b"DISCARD ALL", b"DEALLOCATE ALL")
+_STALE_PLAN_SQLSTATE = b"0A000"
+_STALE_PLAN_MESSAGE = b"cached plan must not change result type"
+
+
+class PrepareManager:
+    """The per-connection memory of executed and prepared queries."""
+
+    __slots__ = ("prepare_threshold", "prepared_max", "_counts", "_names", "_evicted", "_serial")
+
+    def __init__(self, prepare_threshold: int | None = 5, prepared_max: int = 100):
+        #: Executions after which a query is prepared; None: never.
+        self.prepare_threshold = prepare_threshold
+        #: How many prepared statements to keep at most.
+        self.prepared_max = prepared_max
+        # Executions counted for queries not prepared yet (bounded too).
+        self._counts: OrderedDict[Key, int] = OrderedDict()
+        # Prepared statements: key -> name, least recently used first.
+        self._names: OrderedDict[Key, bytes] = OrderedDict()
+        self._evicted: list[bytes] = []
+        self._serial = 0
+
+    def decide(self, key: Key, prepare: bool | None) -> tuple[bytes | None, bool]:
+        """Tell how to run a query: ``(name, must_prepare)``.
+
+        ``(None, False)``: execute unnamed; ``(name, True)``: prepare it as
+        ``name`` first; ``(name, False)``: already prepared, execute by name.
+        """
+        name = self._names.get(key)
+        if name is not None:
+            if prepare is False:
+                return None, False
+            self._names.move_to_end(key)
+            return name, False
+        if prepare is False or (prepare is None and self.prepare_threshold is None):
+            return None, False
+        if prepare is None:
+            assert self.prepare_threshold is not None
+            count = self._counts.pop(key, 0) + 1
+            if count < self.prepare_threshold:
+                self._counts[key] = count
+                if len(self._counts) > self.prepared_max:
+                    self._counts.popitem(last=False)
+                return None, False
+        self._serial += 1
+        return b"_pg3_%d" % self._serial, True
+
+    def prepared(self, key: Key, name: bytes) -> None:
+        """Record that the server accepted ``name`` for ``key``."""
+        self._counts.pop(key, None)
+        self._names[key] = name
+        while len(self._names) > self.prepared_max:
+            _, old = self._names.popitem(last=False)
+            self._evicted.append(old)
+
+    def take_evicted(self) -> list[bytes]:
+        """Return, and forget, the statements to deallocate on the server."""
+        evicted, self._evicted = self._evicted, []
+        return evicted
+
+    def check_results(self, results: Sequence[PGresult]) -> None:
+        """Forget every statement if the results say the server dropped them."""
+        for result in results:
+            status = result.status
+            if status == ExecStatus.COMMAND_OK:
+                if result.command_status in _CLEARING_COMMANDS:
+                    self.clear(deallocate=False)
+            elif status == ExecStatus.FATAL_ERROR:
+                if result.error_field(ord("C")) == _STALE_PLAN_SQLSTATE and _STALE_PLAN_MESSAGE in (
+                    result.error_field(ord("M")) or b""
+                ):
+                    self.clear(deallocate=True)
+
+    def clear(self, *, deallocate: bool) -> None:
+        """Forget every prepared statement (deallocating them if still there)."""
+        if deallocate:
+            self._evicted.extend(self._names.values())
+        self._names.clear()
+        self._counts.clear()
