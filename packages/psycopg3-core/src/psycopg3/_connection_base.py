@@ -78,14 +78,20 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
     ProgrammingError = errors.ProgrammingError
     NotSupportedError = errors.NotSupportedError
 
-    def __init__(self, pgconn: PGconn, *, autocommit: bool = False):
+    def __init__(
+        self,
+        pgconn: PGconn,
+        *,
+        autocommit: bool = False,
+        row_factory: RowFactory[Any] | None = None,
+    ):
         self.pgconn = pgconn
         self._autocommit = autocommit
         self._closed_by_user = False
         self._broken = False
         self.adapters = AdaptersMap(global_adapters)
         #: The row factory of the cursors this connection creates (``psycopg3.rows``).
-        self.row_factory: RowFactory[Any] = tuple_row
+        self.row_factory: RowFactory[Any] = row_factory or tuple_row
         #: The ``transaction()`` blocks entered and not left, innermost last.
         self._transaction_blocks: list[BaseTransaction] = []
         self._notice_handlers: list[NoticeHandler] = []

@@ -44,10 +44,8 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
     ) -> Connection[Any]:
         """Connect to a server: see ``psycopg3_sync.connect()``."""
         gen, timeout = cls._connect_gen(conninfo, **kwargs)
-        conn = cls(wait_select(gen, timeout=timeout), autocommit=autocommit)
-        if row_factory is not None:
-            conn.row_factory = row_factory
-        return conn
+        pgconn = wait_select(gen, timeout=timeout)
+        return cls(pgconn, autocommit=autocommit, row_factory=row_factory)
 
     def __enter__(self) -> Connection[ConnectionRow]:
         return self

@@ -45,10 +45,8 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
     ) -> Connection[Any]:
         """Connect to a server: see ``trio_connect()``."""
         gen, timeout = await cls._async_connect_gen(conninfo, kwargs, _resolve)
-        conn = cls(await wait_trio(gen, timeout=timeout), autocommit=autocommit)
-        if row_factory is not None:
-            conn.row_factory = row_factory
-        return conn
+        pgconn = await wait_trio(gen, timeout=timeout)
+        return cls(pgconn, autocommit=autocommit, row_factory=row_factory)
 
     @overload
     def cursor(
