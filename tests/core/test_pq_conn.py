@@ -571,6 +571,7 @@ CALLS_ON_CLOSED: list[tuple[str, tuple[Any, ...]]] = [
     ("put_copy_end", ()),
     ("get_copy_data", (0,)),
     ("get_cancel", ()),
+    ("cancel_conn", ()),
     ("escape_literal", (b"x",)),
     ("escape_identifier", (b"x",)),
     ("escape_string", (b"x",)),
@@ -603,7 +604,15 @@ def test_set_nonblocking_on_closed_raises(dsn: str) -> None:
 
 def test_all_public_methods_covered() -> None:
     public = {n for n in dir(pq.PGconn) if not n.startswith("_")}
-    exempt = {"connect", "connect_start", "finish", "closed", "pgconn_ptr", "notice_handler"}
+    exempt = {
+        "connect",
+        "connect_start",
+        "finish",
+        "closed",
+        "owned_here",
+        "pgconn_ptr",
+        "notice_handler",
+    }
     assert public - exempt == {name for name, _ in CALLS_ON_CLOSED}
 
 

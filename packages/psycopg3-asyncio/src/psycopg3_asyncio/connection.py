@@ -7,7 +7,7 @@ import socket
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar, overload
 
-from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT, AsyncConnectionBase, ConnectContext, PQGen
+from psycopg3.abc import RECOVER_POLL_INTERVAL, AsyncConnectionBase, ConnectContext, PQGen
 from psycopg3.rows import ConnectionRow, RowFactory
 
 from .cursor import Cursor, ServerCursor
@@ -117,25 +117,22 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         self._close()
 
     async def cancel(self) -> None:
-        """Ask the server to cancel the command in progress, from a worker thread."""
-        if not self.closed:
-            await asyncio.get_running_loop().run_in_executor(None, self._cancel_function())
+        """Ask the server to cancel the command in progress, without blocking the loop.
+
+        Callable while another task waits on the connection. Returns once
+        the server took the request, or after ``CANCEL_TIMEOUT`` if it does
+        not answer; a failure is logged, not raised.
+        """
+        await wait_asyncio(self._cancel_gen(), timeout=RECOVER_POLL_INTERVAL)
 
     async def _wait(self, gen: PQGen[T]) -> T:
         try:
             return await wait_asyncio(gen)
         except BaseException:
             if self._interrupted():
-                await _run_shielded(self._recover())
+                recovery = wait_asyncio(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
+                await _run_shielded(recovery)
             raise
-
-    async def _recover(self) -> None:
-        cancel = asyncio.get_running_loop().run_in_executor(None, self._cancel_function())
-        try:
-            await asyncio.wait_for(cancel, CANCEL_TIMEOUT)
-        except asyncio.TimeoutError:
-            pass  # the worker frees what it owns; the drain's deadline decides
-        await wait_asyncio(self._drain_gen(), timeout=DRAIN_TIMEOUT)
 
 
 async def _resolve(host: str, port: str) -> list[str]:

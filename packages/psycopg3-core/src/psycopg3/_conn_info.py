@@ -79,6 +79,15 @@ class ConnectionInfo:
         return self._text(self.pgconn.options)
 
     @property
+    def ssl_in_use(self) -> bool:
+        """True if the connection is encrypted with TLS (whatever ``sslmode`` asked for).
+
+        ``sslmode=prefer`` or ``allow`` may end up on either kind of
+        connection: this says which one was made.
+        """
+        return self.pgconn.ssl_in_use
+
+    @property
     def backend_pid(self) -> int:
         """The process id of the server process serving this connection."""
         return self.pgconn.backend_pid

@@ -12,13 +12,14 @@ The interruption policy, written once here for every adapter:
 1. A wait that raises (Ctrl-C, task cancellation, a cancel scope, a lost
    connection) is reported by the adapter to ``_interrupted()``.
 2. If the connection is lost, it is marked broken and nothing more is done.
-3. If a command was in progress, the adapter sends the cancel request made by
-   ``_cancel_function()`` (bounded by ``CANCEL_TIMEOUT``, in a worker thread
-   where the libpq call blocks), then drives ``_drain_gen()``, shielded from
-   further cancellation, which reads and discards the rest of the command.
-4. A drain that fails or does not finish by ``DRAIN_TIMEOUT`` closes the
-   connection and marks it broken: never a hang, never stale results handed
-   to the next command.
+3. If a command was in progress, the adapter drives ``_recover_gen()``,
+   shielded from further cancellation: it sends a cancel request (bounded by
+   ``CANCEL_TIMEOUT``; see ``psycopg3._cancel`` for how it avoids blocking),
+   then reads and discards the rest of the command, repeating the request
+   while the server stays silent.
+4. A recovery that fails or does not finish in time closes the connection
+   and marks it broken: never a hang, never stale results handed to the
+   next command, never a late cancel request hitting the next command.
 5. Only then is the original exception re-raised.
 """
 
@@ -26,10 +27,13 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from . import errors, generators
+from ._attempts import split_attempts
+from ._cancel import CancelOutcome, cancel
 from ._conn_info import ConnectionInfo
 from ._encodings import pgconn_encoding
 from ._prepare import PrepareManager
@@ -48,6 +52,12 @@ logger = logging.getLogger("psycopg3")
 CANCEL_TIMEOUT = 5.0
 #: Seconds given to the drain after an interruption before closing.
 DRAIN_TIMEOUT = 5.0
+#: Seconds of silence from the server during a drain before the cancel
+#: request is sent again (doubling each time).
+CANCEL_RETRY_INTERVAL = 0.5
+#: The waiter timeout for ``_recover_gen()`` and ``_cancel_gen()``: how
+#: often they wake up to check their deadlines when nothing happens.
+RECOVER_POLL_INTERVAL = 0.1
 _COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
 
 #: Longest wait between two checks of the connect deadline.
@@ -104,6 +114,21 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
             return f"<{cls} [closed] at 0x{id(self):x}>"
         status = self.pgconn.transaction_status.name
         return f"<{cls} [{status}] at 0x{id(self):x}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        # Bound as a default: at interpreter exit the module may be gone.
+        pgconn = getattr(self, "pgconn", None)
+        if pgconn is None or pgconn.closed or not pgconn.owned_here or _warn is None:
+            return
+        # The PGconn finishes itself when collected: this only tells the user
+        # that a connection was left to the garbage collector.
+        _warn(
+            f"{type(self).__qualname__} was garbage collected while open;"
+            " close it, or use it as a context manager",
+            ResourceWarning,
+            stacklevel=2,
+            source=self,
+        )
 
     # -- state -----------------------------------------------------------
 
@@ -248,9 +273,10 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         :param conninfo: a libpq connection string or URI.
         :param kwargs: connection parameters; they override ``conninfo``.
         """
-        dsn = make_conninfo(conninfo, **kwargs)
-        timeout = timeout_from_conninfo(conninfo_to_dict(dsn))
-        gen = generators.connect(dsn.encode("utf-8"), timeout=timeout)
+        params = conninfo_to_dict(make_conninfo(conninfo, **kwargs))
+        timeout = timeout_from_conninfo(params)
+        attempts = [attempt.encode("utf-8") for attempt in split_attempts(params)]
+        gen = generators.connect_attempts(attempts, timeout=timeout)
         wait_timeout = None if timeout is None else min(timeout, CONNECT_POLL_INTERVAL)
         return gen, wait_timeout
 
@@ -344,34 +370,54 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
             return False
         return self.pgconn.transaction_status == TransactionStatus.ACTIVE
 
-    def _cancel_function(self) -> Callable[[], None]:
-        """Return a callable sending a cancel request for the command in progress.
+    def _cancel_gen(self) -> PQGen[CancelOutcome]:
+        """Send a cancel request for the command in progress, within ``CANCEL_TIMEOUT``.
 
-        The callable owns what it needs and frees it, so it can run in a
-        worker thread that its caller may stop waiting for.
+        The generator behind the public ``cancel()``: it never touches the
+        connection's own socket, so it runs while another thread or task
+        waits on the connection. Drive it with a waiter timeout of
+        ``RECOVER_POLL_INTERVAL``.
         """
-        cancel = self.pgconn.get_cancel()
+        if self.closed:
+            return CancelOutcome.FAILED
+        return (yield from cancel(self.pgconn, deadline=time.monotonic() + CANCEL_TIMEOUT))
 
-        def send_cancel() -> None:
-            try:
-                cancel.cancel()
-            except errors.OperationalError as ex:
-                logger.warning("the cancel request failed: %s", ex)
-            finally:
-                cancel.free()
+    def _recover_gen(self) -> PQGen[None]:
+        """Cancel and drain the interrupted command; never raises Exception.
 
-        return send_cancel
+        The adapter drives it after ``_interrupted()`` returned True,
+        shielded from further cancellation, with a waiter timeout of
+        ``RECOVER_POLL_INTERVAL``. It ends within ``CANCEL_TIMEOUT`` +
+        ``DRAIN_TIMEOUT`` (plus a repeated request's own bound) with the
+        connection idle and in sync, or closed and marked broken:
 
-    def _drain_gen(self) -> PQGen[None]:
-        """Discard what the interrupted command still produces; never raises Exception.
+        * a cancel request that got no answer in time may still arrive later
+          and cancel an innocent command: the connection is closed;
+        * while the server stays silent the request is repeated, with
+          growing intervals: it may have reached the server before the
+          command did, and the server ignores those;
+        * a drain that fails or runs out of time closes the connection.
 
-        A failure or an expired deadline closes the connection and marks it
-        broken. If the drain is itself interrupted (the waiter closes it), the
+        If the recovery is itself interrupted (the waiter closes it), the
         connection is closed too: its state is unknown.
         """
-        deadline = time.monotonic() + DRAIN_TIMEOUT
+        pgconn = self.pgconn
+
+        def cancel_again() -> PQGen[None]:
+            outcome = yield from cancel(pgconn, deadline=time.monotonic() + CANCEL_TIMEOUT)
+            if outcome == CancelOutcome.TIMED_OUT:
+                raise errors.OperationalError("a repeated cancel request got no answer in time")
+
         try:
-            yield from generators.drain(self.pgconn, deadline=deadline)
+            outcome = yield from cancel(pgconn, deadline=time.monotonic() + CANCEL_TIMEOUT)
+            if outcome == CancelOutcome.TIMED_OUT:
+                raise errors.OperationalError("the cancel request got no answer in time")
+            yield from generators.drain(
+                pgconn,
+                deadline=time.monotonic() + DRAIN_TIMEOUT,
+                on_silence=cancel_again,
+                silence=CANCEL_RETRY_INTERVAL,
+            )
         except Exception as ex:
             logger.warning("closing the connection after an interruption: %s", ex)
             self._mark_broken()

@@ -17,7 +17,7 @@ from ._column import Column
 from ._queries import Params, PostgresQuery, Query
 from ._transformer import Transformer
 from .adapt import AdaptersMap
-from .pq import ExecStatus, Format, PGresult, PipelineStatus, version
+from .pq import ExecStatus, Format, PGresult, version
 from .rows import Row, RowFactory, RowMaker, tuple_row
 from .waiting import PQGen
 
@@ -358,16 +358,9 @@ class BaseCursor(Generic[Row]):
             return
         yield from conn._start_query_gen()
         if version() >= _PIPELINE_LIBPQ:
-            try:
-                per_command = yield from generators.pipeline_execute_many(pgconn, commands)
-            except BaseException:
-                # Interrupted half-way (a cancellation): libpq is still in
-                # pipeline mode with results pending, which the drain after an
-                # interruption does not undo. The connection is flagged broken
-                # (not reusable) but left open for the cancel and the drain.
-                if not conn.closed and pgconn.pipeline_status != PipelineStatus.OFF:
-                    conn._broken = True
-                raise
+            # Interrupted half-way, libpq is left in pipeline mode with results
+            # pending: the recovery after an interruption syncs and leaves it.
+            per_command = yield from generators.pipeline_execute_many(pgconn, commands)
         else:
             per_command = []
             for command in commands:

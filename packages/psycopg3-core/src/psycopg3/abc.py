@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from ._async_connection import AsyncConnectionBase, AsyncLock, ConnectContext
 from ._async_cursor import AsyncCursorBase
-from ._connection_base import CANCEL_TIMEOUT, DRAIN_TIMEOUT, BaseConnection
+from ._connection_base import (
+    CANCEL_RETRY_INTERVAL,
+    CANCEL_TIMEOUT,
+    DRAIN_TIMEOUT,
+    RECOVER_POLL_INTERVAL,
+    BaseConnection,
+)
 from ._cursor_base import BaseCursor, Params, Query, Row
 from ._server_cursor import AsyncServerCursorBase, BaseServerCursor
 from .waiting import AsyncWaiter, PQGen, Ready, Wait, Waiter
@@ -24,6 +30,8 @@ __all__ = [
     "AsyncLock",
     "ConnectContext",
     "CANCEL_TIMEOUT",
+    "CANCEL_RETRY_INTERVAL",
+    "RECOVER_POLL_INTERVAL",
     "DRAIN_TIMEOUT",
     "PQGen",
     "Wait",

@@ -11,13 +11,19 @@ Rules of this module:
    end it early; otherwise it is single-quoted with ``\\`` and ``'``
    escaped, so ``"x sslmode=disable"`` stays one value.
 3. NUL is rejected in keys and values (it would truncate the C string).
+4. An error never shows a password. libpq's parse errors quote the token
+   they choke on, or a whole URI: every password the string holds (in a
+   URI's user info or query, or after ``password=``) is masked with
+   ``***`` in the message, and the unmasked error is not chained.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 from .errors import DataError, ProgrammingError
 from .pq import Conninfo
@@ -41,10 +47,53 @@ def _quote(value: str) -> str:
     return f"'{escaped}'"
 
 
+# The user info of a URI ends at the first "@" unless a "/" comes first.
+_URI_USERINFO = re.compile(r"postgres(?:ql)?://([^@/]*)@")
+_URI_PASSWORD = re.compile(r"[?&]password=([^&]*)")
+# A keyword-form password: quoted (maybe unterminated), or bare; the bare
+# words after it that hold no "=" are what libpq reports as missing one.
+_KEYWORD_PASSWORD = re.compile(
+    r"(?:^|\s)password\s*=\s*(?:'((?:[^'\\]|\\.)*)'?|(\S*(?:\s+[^\s=]+(?=\s|$))*))"
+)
+
+
+def _passwords_in(conninfo: str) -> Iterator[str]:
+    found: list[str] = []
+    userinfo = _URI_USERINFO.match(conninfo)
+    if userinfo is not None and ":" in userinfo.group(1):
+        found.append(userinfo.group(1).split(":", 1)[1])
+    found.extend(match.group(1) for match in _URI_PASSWORD.finditer(conninfo))
+    for match in _KEYWORD_PASSWORD.finditer(conninfo):
+        quoted, bare = match.groups()
+        found.append(bare if quoted is None else quoted)
+        if quoted is not None:
+            found.append(re.sub(r"\\(.)", r"\1", quoted))
+    for secret in found:
+        yield from (secret, unquote(secret), *secret.split())
+
+
+def _masked(message: str, conninfo: str) -> str:
+    # Longest first: a shorter secret may be part of a longer one.
+    for secret in sorted(set(_passwords_in(conninfo)), key=len, reverse=True):
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
 def _parse(conninfo: str) -> dict[str, str]:
     if "\x00" in conninfo:
         raise DataError(f"conninfo contains a NUL byte at position {conninfo.index(chr(0))}")
-    options = Conninfo.parse(conninfo.encode("utf-8"))
+    masked: str | None = None
+    try:
+        options = Conninfo.parse(conninfo.encode("utf-8"))
+    except ProgrammingError as ex:
+        masked = _masked(str(ex), conninfo)
+        if masked == str(ex):
+            raise
+    if masked is not None:
+        # Raised outside the except block: chaining would keep the secret
+        # in __context__.
+        raise ProgrammingError(masked)
     return {
         opt.keyword.decode("utf-8"): opt.val.decode("utf-8", "replace")
         for opt in options

@@ -23,20 +23,24 @@ Rules every generator here follows:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import errors
-from .pq import ConnStatus, ExecStatus, PGconn, PGresult, PollingStatus
+from ._cancel import CancelOutcome, cancel
+from .pq import ConnStatus, ExecStatus, PGconn, PGresult, PipelineStatus, PollingStatus
 from .waiting import PQGen, Ready, Wait
 
 __all__ = [
     "connect",
+    "connect_attempts",
     "send",
     "fetch",
     "fetch_many",
     "execute",
     "pipeline_execute_many",
     "drain",
+    "cancel",
+    "CancelOutcome",
 ]
 
 _COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
@@ -83,6 +87,27 @@ def connect(conninfo: bytes, *, timeout: float | None = None) -> PQGen[PGconn]:
         pgconn.finish()
         raise
     return pgconn
+
+
+def connect_attempts(conninfos: Sequence[bytes], *, timeout: float | None = None) -> PQGen[PGconn]:
+    """Try ``connect()`` on each conninfo in turn; return the first connection made.
+
+    Each attempt has its own ``timeout`` (see ``psycopg3._attempts``). An
+    interruption (anything not an ``OperationalError``) stops the attempts:
+    no further host is tried.
+
+    :raises OperationalError: if every attempt failed, with each one's reason.
+    """
+    failures: list[errors.OperationalError] = []
+    for conninfo in conninfos:
+        try:
+            return (yield from connect(conninfo, timeout=timeout))
+        except errors.OperationalError as ex:
+            failures.append(ex)
+    if len(failures) == 1:
+        raise failures[0]
+    reasons = "; ".join(f"attempt {n}: {ex}" for n, ex in enumerate(failures, 1))
+    raise errors.OperationalError(f"every connection attempt failed: {reasons}") from failures[-1]
 
 
 def _connection_error(pgconn: PGconn) -> errors.OperationalError:
@@ -196,32 +221,66 @@ def pipeline_execute_many(
     return results
 
 
-def drain(pgconn: PGconn, *, deadline: float) -> PQGen[None]:
+def drain(
+    pgconn: PGconn,
+    *,
+    deadline: float,
+    on_silence: Callable[[], PQGen[None]] | None = None,
+    silence: float = 0.5,
+) -> PQGen[None]:
     """Discard everything the command in progress still has to produce.
 
     Used after an interruption (a cancel request should have been sent, so
     the server stops soon). Whatever was being written is finished, results
-    are read and dropped, a COPY is ended, until libpq is idle again.
+    are read and dropped, a COPY is ended, a pipeline is synced and left,
+    until libpq is idle again.
 
     :param deadline: a ``time.monotonic()`` value; past it the drain gives up.
+    :param on_silence: run (``yield from``) when the server has sent nothing
+        for ``silence`` seconds, then again after twice as long, and so on:
+        the caller repeats its cancel request there, in case the first one
+        reached the server before the command did (the server ignores a
+        cancel request while it waits for a command). Drive the drain with a
+        waiter timeout shorter than ``silence`` for it to run on time.
     :raises OperationalError: if the deadline passes or the connection fails.
         The connection is then in an unknown state: the caller must close it.
     """
-
+    pipelined = pgconn.pipeline_status != PipelineStatus.OFF
+    if pipelined:
+        # A sync of our own ends whatever the pipeline holds; without one the
+        # server would wait for the rest of it forever.
+        pgconn.pipeline_sync()
     yield from _flush_until_deadline(pgconn, deadline)
 
+    next_silence_call = time.monotonic() + silence
     while True:
         while pgconn.is_busy():
             ready = yield pgconn.socket, Wait.R
-            _check_deadline(deadline)
+            now = time.monotonic()
+            if now >= deadline:
+                raise errors.OperationalError("the connection could not be drained in time")
             if ready:
                 pgconn.consume_input()
+                next_silence_call = now + silence
+            elif on_silence is not None and now >= next_silence_call:
+                yield from on_silence()
+                silence *= 2
+                next_silence_call = time.monotonic() + silence
         result = pgconn.get_result()
         if result is None:
-            # Outside pipeline mode the first NULL result ends the command.
-            return
+            if not pipelined:
+                # Outside pipeline mode the first NULL result ends the command.
+                return
+            _check_deadline(deadline)
+            continue
         status = result.status
         result.clear()
+        if status == ExecStatus.PIPELINE_SYNC:
+            try:
+                pgconn.exit_pipeline_mode()
+            except errors.OperationalError:
+                continue  # more of the pipeline to read: the sync was not ours
+            return
         if status == ExecStatus.COPY_IN:
             pgconn.put_copy_end(b"interrupted by the client")
             yield from _flush_until_deadline(pgconn, deadline)

@@ -27,6 +27,12 @@ Rules:
    from the context, as it does for ``%s``). ``None`` is ``NULL``.
 5. NUL characters cannot be represented in a PostgreSQL name or text:
    they raise ``DataError``.
+6. A query that goes with parameters is parsed for ``%s`` placeholders
+   after rendering, where ``%%`` stands for ``%``. Rendered for that parser
+   (``as_bytes(..., escape_percent=True)``), `Identifier` and `Literal`
+   double their ``%``, so a name ``100%`` or a value ``'%s'`` stays data
+   instead of becoming a placeholder or losing a character. `SQL` and
+   `Placeholder` are never escaped: their ``%`` is the programmer's.
 """
 
 from __future__ import annotations
@@ -70,11 +76,15 @@ class Composable(ABC):
         self._obj = obj
 
     @abstractmethod
-    def as_bytes(self, context: AdaptContext | None = None) -> bytes:
+    def as_bytes(
+        self, context: AdaptContext | None = None, *, escape_percent: bool = False
+    ) -> bytes:
         """Return the piece as query bytes in the context's client encoding.
 
         :param context: a connection, a cursor, a transformer, or None (UTF-8
             and the global adapters).
+        :param escape_percent: double the ``%`` of names and values, for a
+            query whose placeholders will be parsed (module rule 6).
         """
 
     def as_string(self, context: AdaptContext | None = None) -> str:
@@ -126,11 +136,13 @@ class Composed(Composable):
                 )
         super().__init__(parts)
 
-    def as_bytes(self, context: AdaptContext | None = None) -> bytes:
+    def as_bytes(
+        self, context: AdaptContext | None = None, *, escape_percent: bool = False
+    ) -> bytes:
         if context is not None and not isinstance(context, Transformer):
             # Adapt every Literal with one transformer rather than one each.
             context = Transformer(context)
-        return b"".join(part.as_bytes(context) for part in self._obj)
+        return b"".join(part.as_bytes(context, escape_percent=escape_percent) for part in self._obj)
 
     def __iter__(self) -> Iterator[Composable]:
         return iter(self._obj)
@@ -169,7 +181,9 @@ class SQL(Composable):
             raise TypeError(f"SQL takes a str, not {type(text).__name__}")
         super().__init__(text)
 
-    def as_bytes(self, context: AdaptContext | None = None) -> bytes:
+    def as_bytes(
+        self, context: AdaptContext | None = None, *, escape_percent: bool = False
+    ) -> bytes:
         return _encode(self._obj, context_encoding(context), "the SQL text")
 
     def as_string(self, context: AdaptContext | None = None) -> str:
@@ -264,9 +278,12 @@ class Identifier(Composable):
         """The parts of the name."""
         return self._obj
 
-    def as_bytes(self, context: AdaptContext | None = None) -> bytes:
+    def as_bytes(
+        self, context: AdaptContext | None = None, *, escape_percent: bool = False
+    ) -> bytes:
         quoted = ".".join('"' + name.replace('"', '""') + '"' for name in self._obj)
-        return _encode(quoted, context_encoding(context), "the identifier")
+        data = _encode(quoted, context_encoding(context), "the identifier")
+        return data.replace(b"%", b"%%") if escape_percent else data
 
     def __repr__(self) -> str:
         return f"Identifier({', '.join(map(repr, self._obj))})"
@@ -283,7 +300,9 @@ class Literal(Composable):
 
     __slots__ = ()
 
-    def as_bytes(self, context: AdaptContext | None = None) -> bytes:
+    def as_bytes(
+        self, context: AdaptContext | None = None, *, escape_percent: bool = False
+    ) -> bytes:
         obj = self._obj
         if obj is None:
             return b"NULL"
@@ -293,6 +312,8 @@ class Literal(Composable):
         if dumper.oid in _INTEGER_OIDS and data.lstrip(b"-").isdigit():
             return b"(" + data + b")" if data.startswith(b"-") else data
         quoted = _quote(data, tx)
+        if escape_percent:
+            quoted = quoted.replace(b"%", b"%%")
         type_name = _type_name(tx, dumper.oid)
         if type_name is None:
             return quoted
@@ -357,7 +378,9 @@ class Placeholder(Composable):
         """The parameter format the placeholder asks for."""
         return self._format
 
-    def as_bytes(self, context: AdaptContext | None = None) -> bytes:
+    def as_bytes(
+        self, context: AdaptContext | None = None, *, escape_percent: bool = False
+    ) -> bytes:
         code = self._format.value
         text = f"%({self._obj}){code}" if self._obj else f"%{code}"
         return _encode(text, context_encoding(context), "the placeholder name")

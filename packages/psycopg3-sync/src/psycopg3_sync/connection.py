@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from psycopg3 import Transaction, Xid
-from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT, BaseConnection, PQGen
+from psycopg3.abc import RECOVER_POLL_INTERVAL, BaseConnection, PQGen
 from psycopg3.rows import ConnectionRow, RowFactory
 
 from .cursor import Cursor, ServerCursor
@@ -192,19 +192,19 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
             return self._wait(self._tpc_recover_gen())
 
     def cancel(self) -> None:
-        """Ask the server to cancel the command in progress; callable from any thread."""
-        if not self.closed:
-            self._cancel_function()()
+        """Ask the server to cancel the command in progress; callable from any thread.
+
+        Returns once the server took the request, or after ``CANCEL_TIMEOUT``
+        if it does not answer; a failure is logged, not raised.
+        """
+        wait_select(self._cancel_gen(), timeout=RECOVER_POLL_INTERVAL)
 
     def _wait(self, gen: PQGen[T]) -> T:
         try:
             return wait_select(gen)
         except BaseException:
             if self._interrupted():
-                worker = threading.Thread(target=self._cancel_function(), daemon=True)
-                worker.start()
-                worker.join(CANCEL_TIMEOUT)
-                wait_select(self._drain_gen(), timeout=DRAIN_TIMEOUT)
+                wait_select(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
             raise
 
 

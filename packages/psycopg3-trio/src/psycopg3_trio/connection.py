@@ -7,7 +7,13 @@ from typing import Any, Generic, TypeVar, overload
 
 import trio
 
-from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT, AsyncConnectionBase, ConnectContext, PQGen
+from psycopg3.abc import (
+    DRAIN_TIMEOUT,
+    RECOVER_POLL_INTERVAL,
+    AsyncConnectionBase,
+    ConnectContext,
+    PQGen,
+)
 from psycopg3.errors import OperationalError
 from psycopg3.rows import ConnectionRow, RowFactory
 
@@ -136,9 +142,13 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         self._close()
 
     async def cancel(self) -> None:
-        """Ask the server to cancel the command in progress, from a worker thread."""
-        if not self.closed:
-            await trio.to_thread.run_sync(self._cancel_function(), abandon_on_cancel=True)
+        """Ask the server to cancel the command in progress, without blocking trio.
+
+        Callable while another task waits on the connection. Returns once
+        the server took the request, or after ``CANCEL_TIMEOUT`` if it does
+        not answer; a failure is logged, not raised.
+        """
+        await wait_trio(self._cancel_gen(), timeout=RECOVER_POLL_INTERVAL)
 
     async def _wait(self, gen: PQGen[T]) -> T:
         try:
@@ -149,13 +159,10 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         except BaseException:
             if self._interrupted():
                 # trio's cancellation is level-triggered: unshielded, the
-                # clean-up would be cancelled again at its first checkpoint.
+                # recovery would be cancelled again at its first checkpoint.
+                # It is bounded by its own deadlines.
                 with trio.CancelScope(shield=True):
-                    with trio.move_on_after(CANCEL_TIMEOUT):
-                        await trio.to_thread.run_sync(
-                            self._cancel_function(), abandon_on_cancel=True
-                        )
-                    await wait_trio(self._drain_gen(), timeout=DRAIN_TIMEOUT)
+                    await wait_trio(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
             raise
 
 

@@ -26,6 +26,7 @@ from ._enums import (  # noqa: E402 - the implementation check must come first
     PollingStatus,
     TransactionStatus,
 )
+from ._live import live_objects  # noqa: E402
 from .misc import (  # noqa: E402
     Conninfo,
     ConninfoOption,
@@ -35,7 +36,7 @@ from .misc import (  # noqa: E402
     version,
     version_string,
 )
-from .pgcancel import PGcancel  # noqa: E402
+from .pgcancel import PGcancel, PGcancelConn  # noqa: E402
 from .pgconn import NoticeHandler, PGconn  # noqa: E402
 from .pgresult import Loader, PGresult  # noqa: E402
 
@@ -47,6 +48,7 @@ from ._libpq import libpq_path  # noqa: E402
 
 __all__ = [
     "__impl__",
+    "live_objects",
     "libpq_path",
     "version",
     "version_string",
@@ -55,6 +57,7 @@ __all__ = [
     "PGconn",
     "PGresult",
     "PGcancel",
+    "PGcancelConn",
     "PGnotify",
     "NoticeHandler",
     "Loader",

@@ -11,8 +11,10 @@ from typing import Any
 
 from ..errors import OperationalError
 from . import _libpq as impl
+from . import _live
+from ._enums import PollingStatus, polling_status
 
-__all__ = ["PGcancel"]
+__all__ = ["PGcancel", "PGcancelConn"]
 
 _ERRBUF_SIZE = 256
 
@@ -31,13 +33,15 @@ class PGcancel:
 
     def __init__(self, pgcancel_ptr: int):
         self._pgcancel_ptr: int | None = pgcancel_ptr
+        next(_live.PGCANCEL.made)
 
-    def __del__(self, _free: Any = impl.PQfreeCancel) -> None:
+    def __del__(self, _free: Any = impl.PQfreeCancel, _freed: Any = _live.PGCANCEL.freed) -> None:
         ptr = self._pgcancel_ptr
         if ptr is not None:
             self._pgcancel_ptr = None
             if _free is not None:
                 _free(ptr)
+                next(_freed)
 
     def __repr__(self) -> str:
         state = "freed" if self._pgcancel_ptr is None else "ready"
@@ -49,6 +53,7 @@ class PGcancel:
         if ptr is not None:
             self._pgcancel_ptr = None
             impl.PQfreeCancel(ptr)
+            next(_live.PGCANCEL.freed)
 
     def cancel(self) -> None:
         """Ask the server to cancel the query running on the connection.
@@ -66,3 +71,69 @@ class PGcancel:
         if not impl.PQcancel(ptr, errbuf, _ERRBUF_SIZE):
             message = errbuf.value.decode("utf-8", "replace").strip()
             raise OperationalError(f"sending the cancel request failed: {message}")
+
+
+class PGcancelConn:
+    """A non-blocking cancel request (libpq 17+), made by `PGconn.cancel_conn()`.
+
+    Like a connection of its own: `start()` it, then `poll()` until
+    ``PollingStatus.OK`` or ``FAILED``, waiting on `socket` in the direction
+    each poll asks for. Independent of the ``PGconn`` it was made from.
+    """
+
+    __slots__ = ("_ptr", "__weakref__")
+
+    def __init__(self, cancel_conn_ptr: int):
+        self._ptr: int | None = cancel_conn_ptr
+        next(_live.PGCANCEL.made)
+
+    def __del__(
+        self, _finish: Any = impl.PQcancelFinish, _freed: Any = _live.PGCANCEL.freed
+    ) -> None:
+        ptr = self._ptr
+        if ptr is not None:
+            self._ptr = None
+            if _finish is not None:
+                _finish(ptr)
+                next(_freed)
+
+    def __repr__(self) -> str:
+        state = "finished" if self._ptr is None else "open"
+        return f"<{type(self).__name__} [{state}] at 0x{id(self):x}>"
+
+    def _checked(self) -> int:
+        ptr = self._ptr
+        if ptr is None:
+            raise OperationalError("the cancel connection was finished")
+        return ptr
+
+    def start(self) -> None:
+        """Start sending the request (``PQcancelStart``).
+
+        :raises OperationalError: if it cannot start, with libpq's message.
+        """
+        if not impl.PQcancelStart(self._checked()):
+            raise OperationalError(f"sending the cancel request failed: {self.error_message}")
+
+    def poll(self) -> PollingStatus:
+        """Advance the request (``PQcancelPoll``)."""
+        return polling_status(impl.PQcancelPoll(self._checked()))
+
+    @property
+    def socket(self) -> int:
+        """The socket to wait on before the next `poll()`."""
+        return int(impl.PQcancelSocket(self._checked()))
+
+    @property
+    def error_message(self) -> str:
+        """libpq's message about the request, "" if none."""
+        raw = impl.PQcancelErrorMessage(self._checked()) or b""
+        return str(raw.decode("utf-8", "replace").strip())
+
+    def finish(self) -> None:
+        """Close the request's connection and free it (idempotent)."""
+        ptr = self._ptr
+        if ptr is not None:
+            self._ptr = None
+            impl.PQcancelFinish(ptr)
+            next(_live.PGCANCEL.freed)

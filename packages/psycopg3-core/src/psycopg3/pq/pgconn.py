@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import OperationalError
 from . import _libpq as impl
+from . import _live
 from ._cstrings import check_nul
 from ._enums import (
     ConnStatus,
@@ -37,7 +38,7 @@ from ._enums import (
 )
 from ._execute import ExecuteMixin, missing_feature
 from .misc import ConninfoOption, options_from_array
-from .pgcancel import PGcancel
+from .pgcancel import PGcancel, PGcancelConn
 from .pgresult import PGresult
 
 __all__ = ["PGconn", "NoticeHandler"]
@@ -79,6 +80,7 @@ class PGconn(ExecuteMixin):
     def __init__(self, pgconn_ptr: int):
         self._pgconn_ptr: int | None = pgconn_ptr
         self._creator_pid = os.getpid()
+        next(_live.PGCONN.made)
         #: Called with each notice (a borrowed `PGresult`) the server sends.
         self.notice_handler: NoticeHandler | None = None
         conn_ref = weakref.ref(self)
@@ -132,13 +134,20 @@ class PGconn(ExecuteMixin):
         if ptr is not None:
             self._pgconn_ptr = None
             impl.PQfinish(ptr)
+            next(_live.PGCONN.freed)
 
-    def __del__(self, _finish: Any = impl.PQfinish, _getpid: Any = os.getpid) -> None:
+    def __del__(
+        self,
+        _finish: Any = impl.PQfinish,
+        _getpid: Any = os.getpid,
+        _freed: Any = _live.PGCONN.freed,
+    ) -> None:
         # Defaults bind what __del__ needs: module globals may be gone at exit.
         ptr = self._pgconn_ptr
         if ptr is None:
             return
         self._pgconn_ptr = None
+        next(_freed)
         if _finish is not None and _getpid is not None and _getpid() == self._creator_pid:
             _finish(ptr)
 
@@ -180,6 +189,11 @@ class PGconn(ExecuteMixin):
         return self._pgconn_ptr
 
     # --- status ---
+
+    @property
+    def owned_here(self) -> bool:
+        """False in a forked child: the connection belongs to the parent process."""
+        return os.getpid() == self._creator_pid
 
     @property
     def closed(self) -> bool:
@@ -316,6 +330,19 @@ class PGconn(ExecuteMixin):
         if not cancel_ptr:
             raise self._error("creating the cancel handle")
         return PGcancel(cancel_ptr)
+
+    def cancel_conn(self) -> PGcancelConn:
+        """Return a non-blocking cancel request for the running query (libpq 17+).
+
+        :raises NotSupportedError: with a libpq older than 17.
+        """
+        ptr = self._ptr()
+        if impl.PQcancelCreate is None:
+            raise missing_feature("non-blocking cancel requests", 170000)
+        cancel_ptr = impl.PQcancelCreate(ptr)
+        if not cancel_ptr:
+            raise MemoryError("libpq could not allocate a cancel request")
+        return PGcancelConn(cancel_ptr)
 
     def _take_string(self, c_ptr: int | None, what: str, size: int = -1) -> bytes:
         if not c_ptr:

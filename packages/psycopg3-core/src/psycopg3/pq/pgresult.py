@@ -13,8 +13,12 @@ from typing import Any
 
 from ..errors import OperationalError
 from . import _libpq as impl
+from . import _live
 from ._cstrings import check_index
 from ._enums import ExecStatus, Format, exec_status, format_lookup
+
+_MADE = _live.PGRESULT.made
+_FREED = _live.PGRESULT.freed
 
 __all__ = ["PGresult", "Loader", "ColumnLoader"]
 
@@ -64,6 +68,8 @@ class PGresult:
     def __init__(self, pgresult_ptr: int, *, owned: bool = True):
         self._pgresult_ptr: int | None = pgresult_ptr
         self._owned = owned
+        if owned:
+            next(_MADE)
         # A result's status never changes: read once, on first use (it is
         # asked several times for every query).
         self._status: ExecStatus | None = None
@@ -75,14 +81,15 @@ class PGresult:
         """Wrap a result that libpq frees itself (never PQclear'ed by us)."""
         return cls(pgresult_ptr, owned=False)
 
-    def __del__(self, _clear: Any = impl.PQclear) -> None:
-        # _clear is bound at definition time: at interpreter shutdown the
-        # module globals may already be gone.
+    def __del__(self, _clear: Any = impl.PQclear, _freed: Any = _FREED) -> None:
+        # The defaults are bound at definition time: at interpreter shutdown
+        # the module globals may already be gone.
         ptr = self._pgresult_ptr
         if ptr is not None:
             self._pgresult_ptr = None
             if self._owned and _clear is not None:
                 _clear(ptr)
+                next(_freed)
 
     def __repr__(self) -> str:
         ptr = self._pgresult_ptr
@@ -98,6 +105,7 @@ class PGresult:
             self._pgresult_ptr = None
             if self._owned:
                 impl.PQclear(ptr)
+                next(_FREED)
 
     @property
     def cleared(self) -> bool:
