@@ -1,0 +1,190 @@
+"""The reliability report: which test covers which scenario, and what it saw.
+
+A test names the scenario of ``shared/RELIABILITY.md`` it provokes with the
+``scenario`` marker, and records what it measured with the ``observe``
+fixture::
+
+    @pytest.mark.scenario("L1")
+    async def test_terminate_mid_query(flavour, observe, ...):
+        ...
+        observe(f"AdminShutdown after {latency * 1000:.0f} ms, broken=True")
+
+The flavour is read from the test's ``flavour`` parameter, or given to the
+marker (``scenario("C1", flavour="sync")``) for tests written for one
+flavour. ``pytest --reliability-report=docs/reliability.md`` writes the table
+of every scenario, flavour, outcome and observation at the end of the run
+(``nox -s reliability`` does that); a scenario no test covers shows as such.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+#: Every scenario of RELIABILITY.md, with a short title, in its order.
+SCENARIOS = {
+    "C1": "Ctrl-C during a blocking query",
+    "C2": "asyncio task cancellation during a query",
+    "C3": "asyncio timeouts",
+    "C4": "trio cancel scope",
+    "C5": "cancel() / close() from another thread or task",
+    "C6": "interruption storm and stale cancels",
+    "C7": "interruption and exceptions during COPY",
+    "C8": "cancellation against a frozen server is bounded",
+    "C9": "interruption during connect",
+    "L1": "pg_terminate_backend during a query",
+    "L2": "server kills an idle connection",
+    "L3": "fast restart mid-query",
+    "L4": "crash of another backend",
+    "L5": "peer closes (FIN) mid-operation",
+    "L6": "RST in the middle of a result stream",
+    "L7": "blackhole mid-query and client-side deadlines",
+    "L8": "connect to a listener that never accepts",
+    "L9": "commit acknowledgement lost",
+    "L10": "protocol robustness: trickle and corruption",
+    "L11": "pool hygiene on return and on checkout",
+    "L12": "pool under total outage, recovery, cancelled waiters",
+    "B1": "injection corpus through parameters",
+    "B2": "client-side interpolation traps",
+    "B3": "NUL bytes everywhere",
+    "B4": "encodings",
+    "B5": "parameter shape and type errors",
+    "B6": "length and integer overflow guards",
+    "B7": "huge values and server limits",
+    "B8": "property-based round-trip fuzz",
+    "R1": "no file-descriptor leaks on any path",
+    "R2": "no C-heap or Python-object leaks",
+    "R3": "GC, unclosed objects, interpreter exit, fork",
+    "R4": "large fd numbers and no busy waiting",
+    "R5": "sharing one connection between threads or tasks",
+    "S1": "TLS sslmode matrix",
+    "S2": "channel binding and authentication downgrade",
+    "S3": "secrets hygiene and conninfo escaping",
+    "D1": "DB-API 2.0 suite",
+    "P1": "pool spike and abrupt loss under load",
+    "P2": "soak with fault injection",
+}
+
+#: Scenarios that belong to a later issue's feature, and where they are covered.
+DEFERRED = {
+    "C7": "COPY API: issue 6 (COPY started by execute() is aborted: tests/reliability)",
+    "L11": "pools: issue 7",
+    "L12": "pools: issue 7",
+    "P1": "pools: issue 7",
+    "P2": "soak over a pool: issue 7",
+}
+
+FLAVOUR_ORDER = ["sync", "asyncio", "trio", "anyio-asyncio", "anyio-trio", "any"]
+
+
+@dataclass
+class _Record:
+    outcomes: list[str] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    tests: int = 0
+
+
+_records: dict[tuple[str, str], _Record] = defaultdict(_Record)
+_observations_key = pytest.StashKey[list[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-report",
+        metavar="PATH",
+        help="write the table of reliability scenarios covered by this run to PATH",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "scenario(id, flavour=None): the RELIABILITY.md scenario this test provokes",
+    )
+
+
+def _scenario_of(item: pytest.Item) -> tuple[str, str] | None:
+    marker = item.get_closest_marker("scenario")
+    if marker is None:
+        return None
+    (scenario,) = marker.args
+    if scenario not in SCENARIOS:
+        raise pytest.UsageError(f"{item.nodeid}: unknown scenario {scenario!r}")
+    flavour = marker.kwargs.get("flavour")
+    if flavour is None:
+        callspec = getattr(item, "callspec", None)
+        flavour = callspec.params.get("flavour", "any") if callspec else "any"
+    return scenario, str(flavour)
+
+
+@pytest.fixture
+def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a line of what the test observed, for the reliability report."""
+    lines = request.node.stash.setdefault(_observations_key, [])
+    return lines.append
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    key = _scenario_of(item)
+    if key is None:
+        return report
+    record = _records[key]
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        record.tests += 1
+        record.outcomes.append(report.outcome)
+        record.observations.extend(item.stash.get(_observations_key, []))
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--reliability-report")
+    if not path or not _records:
+        return
+    Path(path).write_text(render_report())
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_report() -> str:
+    """Return the markdown page of the scenarios seen in this run."""
+    lines = [
+        "# Reliability report",
+        "",
+        "Written by `nox -s reliability` (`pytest --reliability-report=docs/reliability.md`)",
+        "from the tests marked with the scenario they provoke; the scenarios are those of",
+        "`shared/RELIABILITY.md`. *Observed* is what the tests recorded on the run that",
+        "wrote this page; timings are from that run, on that machine.",
+        "",
+        "| scenario | flavour | tests | outcome | observed |",
+        "|---|---|--:|---|---|",
+    ]
+    for scenario, title in SCENARIOS.items():
+        flavours = sorted(
+            (f for s, f in _records if s == scenario),
+            key=lambda f: FLAVOUR_ORDER.index(f) if f in FLAVOUR_ORDER else len(FLAVOUR_ORDER),
+        )
+        if not flavours:
+            why = DEFERRED.get(scenario, "not covered by this run")
+            lines.append(f"| {scenario} {_cell(title)} | – | 0 | – | {_cell(why)} |")
+            continue
+        for flavour in flavours:
+            record = _records[scenario, flavour]
+            passed = record.outcomes.count("passed")
+            outcome = "passed" if passed == len(record.outcomes) else (
+                f"{passed}/{len(record.outcomes)} passed"
+            )
+            observed = "; ".join(dict.fromkeys(record.observations)) or "(no figure recorded)"
+            lines.append(
+                f"| {scenario} {_cell(title)} | {flavour} | {record.tests} | {outcome}"
+                f" | {_cell(observed)} |"
+            )
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,486 @@
+"""Interruptions at every point a command can be, in every flavour.
+
+Each test interrupts a command its flavour's way (a cancel scope or timeout
+for the async flavours, Ctrl-C or ``cancel()`` from a thread for blocking
+code) and then checks the one thing that matters: the connection runs the
+next command correctly — or, when it could not be recovered in time, is
+closed and marked broken. Never a hang, never a stale result, never a late
+cancel request hitting the next command.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+import psycopg3
+import psycopg3_sync
+from fix_flavours import ASYNC_FLAVOURS
+from psycopg3 import errors, generators, pq
+from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT
+from psycopg3.pq import TransactionStatus
+
+#: Seconds within which an interrupted command gives control back: the
+#: recovery's own bounds plus slack for a loaded machine.
+BOUND = CANCEL_TIMEOUT + DRAIN_TIMEOUT + 5
+
+
+def live_results() -> int:
+    gc.collect()
+    return pq.live_objects()["PGresult"]
+
+
+async def check_usable(conn: Any, token: int) -> None:
+    """The connection answers a fresh command with that command's own result."""
+    if conn.pgconn.transaction_status == TransactionStatus.INERROR:
+        await conn.rollback()
+    cur = await conn.execute("select %s::int", (token,))
+    assert await cur.fetchone() == (token,)
+
+
+# -- a cancel request that reached the server too early is repeated ----------
+
+
+@pytest.mark.scenario("C6")
+def test_drain_repeats_a_lost_cancel(dsn: str, observe: Callable[[str], None]) -> None:
+    # The first cancel request is "lost" (never sent, as when it reaches the
+    # server before the command does): the drain's silence hook sends one.
+    pgconn = pq.PGconn.connect(dsn.encode())
+    try:
+        pgconn.nonblocking = True
+        pgconn.send_query(b"select pg_sleep(10)")
+        sent: list[generators.CancelOutcome] = []
+
+        def cancel_again() -> Any:
+            outcome = yield from generators.cancel(pgconn, deadline=time.monotonic() + 5)
+            sent.append(outcome)
+
+        start = time.monotonic()
+        psycopg3_sync.wait_select(
+            generators.drain(pgconn, deadline=start + 8, on_silence=cancel_again, silence=0.3),
+            timeout=0.05,
+        )
+        elapsed = time.monotonic() - start
+        assert sent and sent[0] == generators.CancelOutcome.DELIVERED
+        assert elapsed < 5, "the repeated cancel did not stop the command"
+        assert pgconn.transaction_status == TransactionStatus.IDLE
+        observe(f"command stopped {elapsed * 1000:.0f} ms after a lost cancel; {len(sent)} resent")
+    finally:
+        pgconn.finish()
+
+
+@pytest.mark.scenario("C6")
+def test_cancel_before_the_command_starts(dsn: str, observe: Callable[[str], None]) -> None:
+    # A cancel request sent while the backend waits for a command is ignored
+    # by the server; the connection must still recover quickly and in sync.
+    pgconn = pq.PGconn.connect(dsn.encode())
+    try:
+        pgconn.nonblocking = True
+        outcome = psycopg3_sync.wait_select(
+            generators.cancel(pgconn, deadline=time.monotonic() + 5), timeout=0.1
+        )
+        assert outcome == generators.CancelOutcome.DELIVERED
+        pgconn.send_query(b"select 7")
+        results = psycopg3_sync.wait_select(generators.execute(pgconn))
+        assert [r.status for r in results] == [pq.ExecStatus.TUPLES_OK]
+        assert results[0].get_value(0, 0) == b"7"
+        observe("a cancel sent to an idle backend is ignored: the next command runs")
+    finally:
+        pgconn.finish()
+
+
+# -- the interruption storm ----------------------------------------------------
+
+
+@contextmanager
+def sigint_after(delay: float) -> Iterator[list[bool]]:
+    """Deliver Ctrl-C to the main thread after ``delay``, only while armed."""
+    armed = [True]
+
+    def handler(signum: int, frame: Any) -> None:
+        if armed[0]:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    try:
+        yield armed
+    finally:
+        armed[0] = False
+        timer.cancel()
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
+
+
+ITERATIONS = 150
+
+
+@pytest.mark.scenario("C6", flavour="sync")
+@pytest.mark.parametrize("how", ["sigint", "cancel"])
+@pytest.mark.parametrize("in_transaction", [False, True])
+def test_storm_sync(
+    dsn: str, how: str, in_transaction: bool, observe: Callable[[str], None]
+) -> None:
+    rng = random.Random(f"sync-{how}-{in_transaction}")
+    baseline = live_results()
+    interrupted = stale = broken = 0
+    start = time.monotonic()
+    conn = psycopg3_sync.connect(dsn, autocommit=not in_transaction)
+    try:
+        for i in range(ITERATIONS):
+            if conn.broken:
+                broken += 1
+                conn.close()
+                conn = psycopg3_sync.connect(dsn, autocommit=not in_transaction)
+            runtime = rng.uniform(0, 0.02)
+            offset = rng.uniform(0, 0.025)
+            try:
+                if how == "sigint":
+                    with sigint_after(offset):
+                        row = conn.execute("select %s::int from pg_sleep(%s)", (i, runtime))
+                        assert row.fetchone() == (i,)
+                else:
+                    timer = threading.Timer(offset, conn.cancel)
+                    timer.start()
+                    try:
+                        row = conn.execute("select %s::int from pg_sleep(%s)", (i, runtime))
+                        assert row.fetchone() == (i,)
+                    finally:
+                        timer.join()  # the request is answered before the next command
+            except (KeyboardInterrupt, errors.QueryCanceled):
+                interrupted += 1
+            if conn.broken:
+                continue
+            if conn.pgconn.transaction_status == TransactionStatus.INERROR:
+                conn.rollback()
+            try:
+                token = 1_000_000 + i
+                assert conn.execute("select %s::int", (token,)).fetchone() == (token,)
+                if in_transaction:
+                    assert conn.execute("select txid_current()").fetchone() is not None
+                    conn.commit()
+            except errors.QueryCanceled:
+                stale += 1
+                conn.rollback()
+    finally:
+        conn.close()
+    del row  # the last cursor holds its result
+    elapsed = time.monotonic() - start
+    assert stale == 0
+    assert live_results() == baseline
+    observe(
+        f"{how}: {ITERATIONS} iterations, {interrupted} interrupted, {stale} stale cancels,"
+        f" {broken} broken, 0 desync, PGresult count back to baseline ({elapsed:.1f} s)"
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("C6")
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+@pytest.mark.parametrize("in_transaction", [False, True])
+async def test_storm_async(
+    flavour: Any, dsn: str, in_transaction: bool, observe: Callable[[str], None]
+) -> None:
+    rng = random.Random(f"{flavour.name}-{in_transaction}")
+    baseline = live_results()
+    interrupted = stale = broken = 0
+    start = time.monotonic()
+    conn = await flavour.connect(dsn, autocommit=not in_transaction)
+    try:
+        for i in range(ITERATIONS):
+            if conn.broken:
+                broken += 1
+                await conn.close()
+                conn = await flavour.connect(dsn, autocommit=not in_transaction)
+            runtime = rng.uniform(0, 0.02)
+            with anyio.move_on_after(rng.uniform(0, 0.025)) as scope:
+                cur = await conn.execute("select %s::int from pg_sleep(%s)", (i, runtime))
+                assert await cur.fetchone() == (i,)
+            interrupted += scope.cancelled_caught
+            if conn.broken:
+                continue
+            try:
+                token = 1_000_000 + i
+                await check_usable(conn, token)
+                if in_transaction:
+                    await conn.execute("select txid_current()")
+                    await conn.commit()
+            except errors.QueryCanceled:
+                stale += 1
+                await conn.rollback()
+    finally:
+        await conn.close()
+    del cur  # the last cursor holds its result
+    elapsed = time.monotonic() - start
+    assert stale == 0
+    assert live_results() == baseline
+    observe(
+        f"{ITERATIONS} iterations, {interrupted} interrupted, {stale} stale cancels,"
+        f" {broken} broken, 0 desync, PGresult count back to baseline ({elapsed:.1f} s)"
+    )
+
+
+# -- interrupting each phase of a command --------------------------------------
+
+
+async def interrupt_after(flavour: Any, conn: Any, delay: float, call: Any) -> float:
+    """Run ``await call()`` and interrupt it after ``delay``; return the latency.
+
+    Async flavours use a cancel scope; the blocking flavour a ``cancel()``
+    from a thread (a QueryCanceled is then the interruption).
+    """
+    start = time.monotonic()
+    if flavour.is_sync:
+        timer = threading.Timer(delay, conn.target.cancel)
+        timer.start()
+        try:
+            with pytest.raises(errors.QueryCanceled):
+                await call()
+        finally:
+            timer.join()
+    else:
+        with anyio.move_on_after(delay) as scope:
+            await call()
+        assert scope.cancelled_caught
+    return time.monotonic() - start - delay
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("C2")
+async def test_interrupt_inside_transaction_block(
+    flavour: Any, dsn: str, admin: Any, observe: Callable[[str], None]
+) -> None:
+    admin.execute("create table if not exists c_tx_block (id int)")
+    admin.execute("truncate c_tx_block")
+    conn = await flavour.connect(dsn)
+    try:
+
+        async def block() -> None:
+            async with conn.transaction():
+                await conn.execute("insert into c_tx_block values (1)")
+                await conn.execute("select pg_sleep(10)")
+
+        latency = await interrupt_after(flavour, conn, 0.3, block)
+        assert latency < BOUND
+        assert not conn.broken
+        # The block rolled back: the insert is gone, the connection is idle.
+        assert conn.pgconn.transaction_status == TransactionStatus.IDLE
+        assert admin.execute("select count(*) from c_tx_block").fetchone() == (0,)
+        await check_usable(conn, 11)
+        observe(f"block rolled back, connection idle; control back {latency * 1000:.0f} ms late")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("C2")
+@pytest.mark.parametrize("autocommit", [True, False])
+async def test_interrupt_executemany(
+    flavour: Any, dsn: str, admin: Any, autocommit: bool, observe: Callable[[str], None]
+) -> None:
+    # executemany runs in one libpq pipeline: the drain must sync and leave it.
+    admin.execute("create table if not exists c_many (id int)")
+    admin.execute("truncate c_many")
+    conn = await flavour.connect(dsn, autocommit=autocommit)
+    try:
+        cur = conn.cursor()
+        rows = [(i,) for i in range(2000)]
+
+        async def many() -> None:
+            await cur.executemany("insert into c_many select %s from pg_sleep(0.002)", rows)
+
+        latency = await interrupt_after(flavour, conn, 0.3, many)
+        assert latency < BOUND
+        assert not conn.broken
+        assert conn.pgconn.pipeline_status == pq.PipelineStatus.OFF
+        if not autocommit:
+            await conn.rollback()
+        # One implicit transaction (or the user's, rolled back): nothing is left.
+        assert admin.execute("select count(*) from c_many").fetchone() == (0,)
+        await check_usable(conn, 12)
+        observe(f"pipeline synced and left, nothing written; {latency * 1000:.0f} ms late")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("C2")
+async def test_interrupt_while_sending_large_parameter(
+    flavour: Any, dsn: str, observe: Callable[[str], None]
+) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        big = b"x" * (64 * 1024 * 1024)
+        start = time.monotonic()
+        if flavour.is_sync:
+            timer = threading.Timer(0.02, conn.target.cancel)
+            timer.start()
+            try:
+                # The cancel may reach the server before the command does:
+                # then the command completes, which is correct too.
+                try:
+                    cur = await conn.execute("select length(%s::bytea)", (big,))
+                    assert await cur.fetchone() == (len(big),)
+                except errors.QueryCanceled:
+                    pass
+            finally:
+                timer.join()
+        else:
+            with anyio.move_on_after(0.02):
+                cur = await conn.execute("select length(%s::bytea)", (big,))
+                assert await cur.fetchone() == (len(big),)
+        elapsed = time.monotonic() - start
+        assert elapsed < BOUND + 5
+        state = "broken" if conn.broken else "usable"
+        if not conn.broken:
+            await check_usable(conn, 13)
+        observe(f"interrupted while sending 64 MiB: {state} after {elapsed:.2f} s")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("C2")
+async def test_interrupt_while_rows_stream(
+    flavour: Any, dsn: str, observe: Callable[[str], None]
+) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        cur = conn.cursor("streaming")
+        received = 0
+
+        async def stream() -> None:
+            nonlocal received
+            async with conn.transaction():
+                await cur.execute(
+                    "select g, repeat('x', 200), pg_sleep(0.0005)"
+                    " from generate_series(1, 1000000) g"
+                )
+                while rows := await cur.fetchmany(100):
+                    received += len(rows)
+
+        latency = await interrupt_after(flavour, conn, 0.5, stream)
+        assert latency < BOUND
+        assert received > 0
+        assert not conn.broken
+        await check_usable(conn, 14)
+        observe(f"{received} rows streamed, then interrupted; usable, {latency * 1000:.0f} ms late")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("C2")
+async def test_interrupt_large_result(
+    flavour: Any, dsn: str, observe: Callable[[str], None]
+) -> None:
+    # Interrupted while a client-side cursor receives a large result.
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        baseline = live_results()
+
+        async def fetch_all() -> None:
+            cur = await conn.execute(
+                "select g, repeat('y', 500) from generate_series(1, 3000000) g"
+            )
+            await cur.fetchall()
+
+        latency = await interrupt_after(flavour, conn, 0.2, fetch_all)
+        assert latency < BOUND
+        assert not conn.broken
+        await check_usable(conn, 15)
+        assert live_results() == baseline
+        observe(f"usable, no result leaked; {latency * 1000:.0f} ms late")
+    finally:
+        await conn.close()
+
+
+# -- cancel() never blocks the event loop --------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("C5")
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_cancel_does_not_block_the_loop(
+    flavour: Any, dsn: str, observe: Callable[[str], None]
+) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    ticks: list[float] = []
+    try:
+        outcome: list[BaseException] = []
+
+        async def query() -> None:
+            try:
+                await conn.execute("select pg_sleep(10)")
+            except errors.QueryCanceled as ex:
+                outcome.append(ex)
+
+        async def ticker() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await anyio.sleep(0.005)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(ticker)
+            group.start_soon(query)
+            await anyio.sleep(0.2)
+            for _ in range(20):  # many requests, each a new connection to the server
+                await conn.cancel()
+            await anyio.sleep(0.1)
+            group.cancel_scope.cancel()
+        assert len(outcome) == 1
+        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        worst = max(gaps)
+        # A blocked loop would show a gap as long as a cancel round trip
+        # many times over; the ticker's own period is 5 ms.
+        assert worst < 0.25
+        await check_usable(conn, 16)
+        observe(f"20 cancel() calls in flight: longest loop stall {worst * 1000:.1f} ms")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.scenario("C5", flavour="sync")
+def test_cancel_streaming_cursor_from_thread(dsn: str, observe: Callable[[str], None]) -> None:
+    with psycopg3_sync.connect(dsn) as conn:
+        cur = conn.cursor("streamed")
+        cur.execute("select g, pg_sleep(0.001) from generate_series(1, 100000) g")
+        got = cur.fetchmany(50)
+        assert len(got) == 50
+        timer = threading.Timer(0.2, conn.cancel)
+        start = time.monotonic()
+        timer.start()
+        try:
+            with pytest.raises(errors.QueryCanceled):
+                while cur.fetchmany(1000):
+                    pass
+        finally:
+            timer.join()
+        latency = time.monotonic() - start - 0.2
+        conn.rollback()
+        assert conn.execute("select 17").fetchone() == (17,)
+        observe(f"QueryCanceled {latency * 1000:.0f} ms after cancel() mid-stream")
+
+
+@pytest.mark.scenario("C5", flavour="sync")
+def test_cancel_idle_and_closed_is_a_no_op(dsn: str) -> None:
+    conn = psycopg3_sync.connect(dsn)
+    conn.cancel()
+    time.sleep(0.1)  # a late signal would land now, on an idle backend: ignored
+    assert conn.execute("select 18").fetchone() == (18,)
+    conn.close()
+    conn.cancel()
+    with pytest.raises(psycopg3.InterfaceError):
+        conn.execute("select 1")
