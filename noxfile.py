@@ -32,6 +32,9 @@ TEST_TOOLS = [
     "hatchling",
     # tests/core/test_rows_typing.py checks the row types mypy infers.
     "mypy",
+    # The TLS tests' throwaway CA and certificates (tools/pgcluster.py): made
+    # for exactly this, by the trio project; brings `cryptography` for the CRLs.
+    "trustme",
 ]
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -96,8 +99,60 @@ def tests_pgserver(session: nox.Session) -> None:
     )
     assert isinstance(bindir, str)
     env = {"PSYCOPG3_PG_BINDIR": bindir.strip(), "PSYCOPG3_TEST_DSN": None}
-    # The wheel's build has no contrib extensions: hstore tests need the system server.
-    session.run("pytest", "-m", "not hstore", *session.posargs, env=env)
+    # The wheel's build has no contrib extensions and no SSL: hstore and TLS
+    # tests need the system server.
+    session.run("pytest", "-m", "not hstore and not tls", *session.posargs, env=env)
+
+
+#: The tests that exercise what differs with libpq 17+: the cancel request.
+LIBPQ_NEW_TESTS = [
+    "tests/core/test_pq_conn.py",
+    "tests/core/test_generators.py",
+    "tests/core/test_attempts.py",
+    "tests/adapters/test_interrupt.py",
+    "tests/reliability/test_cancellation.py",
+]
+
+
+@nox.session
+def tests_libpq_new(session: nox.Session) -> None:
+    """Run the cancellation tests on a libpq >= 17 (non-blocking cancel requests).
+
+    The machines have libpq 15. The psycopg-binary wheel carries a recent
+    libpq of its own: only that library file is used (``PSYCOPG3_LIBPQ``),
+    none of psycopg's code.
+    """
+    install_packages(session)
+    session.install(*TEST_TOOLS, "psycopg-binary")
+    libpq = session.run(
+        "python",
+        "-c",
+        "import importlib.util, pathlib;"
+        "spec = importlib.util.find_spec('psycopg_binary');"
+        "libs = pathlib.Path(spec.submodule_search_locations[0]).parent / 'psycopg_binary.libs';"
+        "print(sorted(libs.glob('libpq-*.so.5*'))[-1])",
+        silent=True,
+    )
+    assert isinstance(libpq, str)
+    env = {"PSYCOPG3_LIBPQ": libpq.strip()}
+    session.run(
+        "python",
+        "-c",
+        "from psycopg3 import pq; assert pq.version() >= 170000, pq.version()",
+        env=env,
+    )
+    session.run("pytest", *LIBPQ_NEW_TESTS, *session.posargs, env=env)
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """Run the tests marked with a RELIABILITY.md scenario and write docs/reliability.md."""
+    install_packages(session)
+    session.install(*TEST_TOOLS)
+    install_server_if_missing(session)
+    session.run(
+        "pytest", "-m", "scenario", "--reliability-report=docs/reliability.md", *session.posargs
+    )
 
 
 @nox.session

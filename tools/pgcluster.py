@@ -20,6 +20,43 @@ Rules this module keeps:
    ``runuser``: PostgreSQL refuses to run as root.
 4. It does not import psycopg3: role and database are created with ``psql`` from
    the same bindir or, without it, in single-user mode before the first start.
+5. Passwords never reach the server log: role creation runs with
+   ``log_statement = 'none'``, so a test can grep the log for a leaked secret.
+
+A secure cluster, ``Cluster(secure=True)``, is the one the TLS and
+authentication tests need (RELIABILITY.md S1-S3); the default cluster is
+unchanged by it. On top of the default it:
+
+* makes a throwaway CA with ``trustme`` and a server certificate whose only
+  subject alternative name is ``DNS:localhost`` (no IP address: verify-full
+  against ``127.0.0.1`` must fail), a second, unrelated CA (the "wrong CA"),
+  and two CRLs signed by the right CA with ``cryptography``: one revoking the
+  server certificate, one revoking nothing (the control). The client-side
+  paths are in ``cluster.tls`` (`TlsFiles`); the server sees ``ssl = on``;
+* writes a ``pg_hba.conf`` with one role per authentication method, in
+  this order (the first matching line wins)::
+
+      local     all all         trust
+      hostssl   all tls_user    127.0.0.1/32 scram-sha-256
+      hostnossl all tls_user    127.0.0.1/32 reject
+      host      all md5_user    127.0.0.1/32 md5
+      host      all pw_user     127.0.0.1/32 password
+      host      all trust_user  127.0.0.1/32 trust
+      host      all all         127.0.0.1/32 scram-sha-256
+
+  and creates those roles with random passwords (``cluster.passwords``);
+  ``md5_user``'s is created under ``password_encryption = 'md5'`` so that it
+  is stored as an MD5 hash (stored as SCRAM, the server would silently use
+  SCRAM on the md5 line). ``marker_user`` (scram, the last line) has a
+  password made to be searched for and to be hard to quote: a random marker
+  (`MARKER_USER_TOKEN` ``+ token``) followed by a space, quotes, a backslash,
+  ``=`` and non-ASCII text;
+* turns ``log_connections`` on, so a test can tell whether a role was ever
+  authenticated.
+
+``cluster.role_params(user)`` gives the keyword arguments to connect as one
+of them over TCP. Certificates and keys are made in memory: ``trustme`` and
+``cryptography`` are imported only for a secure cluster.
 """
 
 from __future__ import annotations
@@ -37,6 +74,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 
@@ -46,6 +85,20 @@ ADMIN_ROLE = "postgres"
 SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
 START_ATTEMPTS = 3  # a free port can be taken by someone else before the server binds it
+
+#: The roles of a secure cluster, one per line of its pg_hba.conf.
+SECURE_ROLES = ("tls_user", "md5_user", "pw_user", "trust_user", "marker_user")
+#: How the random marker inside ``marker_user``'s password starts.
+MARKER_USER_TOKEN = "pgmarker"
+SECURE_HBA = (
+    "local all all trust\n"
+    "hostssl all tls_user 127.0.0.1/32 scram-sha-256\n"
+    "hostnossl all tls_user 127.0.0.1/32 reject\n"
+    "host all md5_user 127.0.0.1/32 md5\n"
+    "host all pw_user 127.0.0.1/32 password\n"
+    "host all trust_user 127.0.0.1/32 trust\n"
+    "host all all 127.0.0.1/32 scram-sha-256\n"
+)
 
 
 class ClusterError(RuntimeError):
@@ -147,6 +200,80 @@ def is_process_alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """Where a secure cluster keeps its certificates (PEM files).
+
+    Client-side files (the CAs, the CRLs) are readable by the test process;
+    the server's certificate and key live in the data directory, owned by the
+    server's user, the key with mode 0600 as the server demands.
+    """
+
+    #: The CA that signed the server certificate: the "right" ``sslrootcert``.
+    ca_cert: Path
+    #: A CA unrelated to the server: ``sslrootcert`` for the "wrong CA" case.
+    wrong_ca_cert: Path
+    #: A CRL by the right CA revoking the server certificate (``sslcrl``).
+    crl: Path
+    #: A CRL by the right CA revoking nothing: the control for ``crl``.
+    empty_crl: Path
+    server_cert: Path
+    server_key: Path
+
+
+def _sql_literal(text: str) -> str:
+    # standard_conforming_strings is on (the default): only quotes need doubling.
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _make_tls_files(client_dir: Path, server_dir: Path) -> TlsFiles:
+    import trustme
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    client_dir.mkdir(mode=0o700)
+    ca = trustme.CA()
+    # Only DNS:localhost: verify-full must fail when the host is 127.0.0.1.
+    server = ca.issue_cert("localhost")
+    files = TlsFiles(
+        ca_cert=client_dir / "ca.crt",
+        wrong_ca_cert=client_dir / "wrong-ca.crt",
+        crl=client_dir / "revoked.crl",
+        empty_crl=client_dir / "empty.crl",
+        server_cert=server_dir / "server.crt",
+        server_key=server_dir / "server.key",
+    )
+    ca.cert_pem.write_to_path(str(files.ca_cert))
+    trustme.CA().cert_pem.write_to_path(str(files.wrong_ca_cert))
+    server.cert_chain_pems[0].write_to_path(str(files.server_cert))
+    server.private_key_pem.write_to_path(str(files.server_key))
+    files.server_key.chmod(0o600)
+
+    # trustme makes no CRL: build them with the CA's key.
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    leaf = x509.load_pem_x509_certificate(server.cert_chain_pems[0].bytes())
+    now = datetime.now(timezone.utc)
+    revoked = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(leaf.serial_number)
+        .revocation_date(now - timedelta(minutes=5))
+        .build()
+    )
+    for path, entries in ((files.crl, [revoked]), (files.empty_crl, [])):
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(now - timedelta(minutes=5))
+            .next_update(now + timedelta(days=1))
+        )
+        for entry in entries:
+            builder = builder.add_revoked_certificate(entry)
+        crl = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+        path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    return files
+
+
 _live_clusters: set[Cluster] = set()
 
 
@@ -165,9 +292,17 @@ class Cluster:
     :param bindir: directory of initdb/pg_ctl/postgres; default: `locate_server_binaries()`.
     :param use_psql: create the test role with psql (True) or in single-user mode
         (False); default: psql when the bindir has it.
+    :param secure: serve TLS and one role per authentication method (see the
+        module's docstring); ``tls`` and ``passwords`` are then filled in.
     """
 
-    def __init__(self, bindir: str | Path | None = None, *, use_psql: bool | None = None) -> None:
+    def __init__(
+        self,
+        bindir: str | Path | None = None,
+        *,
+        use_psql: bool | None = None,
+        secure: bool = False,
+    ) -> None:
         if bindir is None:
             self.source, self.bindir = locate_server_binaries()
         else:
@@ -180,6 +315,16 @@ class Cluster:
         self.running = False
         self._initdb_conf = ""
         self._run_as_postgres = os.geteuid() == 0
+        self.secure = secure
+        #: The certificate files, once a secure cluster is created.
+        self.tls: TlsFiles | None = None
+        #: The password of each role of a secure cluster (empty otherwise).
+        self.passwords: dict[str, str] = {}
+        if secure:
+            for role in SECURE_ROLES:
+                self.passwords[role] = secrets.token_urlsafe(18)
+            marker = MARKER_USER_TOKEN + secrets.token_hex(8)
+            self.passwords["marker_user"] = marker + " it's a \\ b=c ü€"
 
     @property
     def datadir(self) -> Path:
@@ -205,6 +350,19 @@ class Cluster:
     def admin_dsn(self) -> str:
         """The conninfo of the ``postgres`` superuser over the unix socket (trust)."""
         return f"host={self.socket_dir} port={self.port} user={ADMIN_ROLE} dbname=postgres"
+
+    def role_params(self, user: str) -> dict[str, str]:
+        """The keyword arguments to connect as *user* (a secure cluster's role) over TCP.
+
+        :raises KeyError: if the cluster has no such role.
+        """
+        return {
+            "host": "127.0.0.1",
+            "port": str(self.port),
+            "user": user,
+            "password": self.passwords[user],
+            "dbname": TEST_DATABASE,
+        }
 
     @property
     def postmaster_pid(self) -> int | None:
@@ -248,11 +406,14 @@ class Cluster:
             + ["--auth-local=trust", "--auth-host=scram-sha-256", "-U", ADMIN_ROLE]
         )
         self._initdb_conf = (self.datadir / "postgresql.conf").read_text()
-        (self.datadir / "pg_hba.conf").write_text(
-            "# written by tools/pgcluster.py\n"
-            "local all all trust\n"
-            "host all all 127.0.0.1/32 scram-sha-256\n"
-        )
+        hba = "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+        if self.secure:
+            hba = SECURE_HBA
+            self.tls = _make_tls_files(self.tmpdir / "tls", self.datadir)
+            if self._run_as_postgres:
+                for path in (self.tls.server_cert, self.tls.server_key):
+                    shutil.chown(path, user=ADMIN_ROLE, group=None)
+        (self.datadir / "pg_hba.conf").write_text("# written by tools/pgcluster.py\n" + hba)
         use_psql = self._use_psql
         if use_psql is None:
             use_psql = os.access(self.bindir / "psql", os.X_OK)
@@ -333,6 +494,11 @@ class Cluster:
             "log_line_prefix": "'%m [%p] %q%u@%d '",
             "password_encryption": "'scram-sha-256'",
         }
+        if self.tls is not None:
+            settings["ssl"] = "on"
+            settings["ssl_cert_file"] = f"'{self.tls.server_cert}'"
+            settings["ssl_key_file"] = f"'{self.tls.server_key}'"
+            settings["log_connections"] = "on"
         lines = "".join(f"{name} = {value}\n" for name, value in settings.items())
         # Later lines win: initdb's file plus our block, rewritten whole on a port retry.
         (self.datadir / "postgresql.conf").write_text(
@@ -340,12 +506,18 @@ class Cluster:
         )
 
     def _bootstrap_sql(self) -> str:
-        # The password is URL-safe base64: it needs no quoting inside a literal.
-        return (
-            "SET password_encryption = 'scram-sha-256';\n"
-            f"CREATE ROLE {TEST_ROLE} LOGIN SUPERUSER PASSWORD '{self.password}';\n"
-            f"CREATE DATABASE {TEST_DATABASE} OWNER {TEST_ROLE};\n"
-        )
+        # One statement per line: single-user mode reads them that way.
+        lines = [
+            "SET log_statement = 'none';",  # rule 5
+            "SET password_encryption = 'scram-sha-256';",
+            f"CREATE ROLE {TEST_ROLE} LOGIN SUPERUSER PASSWORD {_sql_literal(self.password)};",
+            f"CREATE DATABASE {TEST_DATABASE} OWNER {TEST_ROLE};",
+        ]
+        for role, password in self.passwords.items():
+            encryption = "md5" if role == "md5_user" else "scram-sha-256"
+            lines.append(f"SET password_encryption = '{encryption}';")
+            lines.append(f"CREATE ROLE {role} LOGIN PASSWORD {_sql_literal(password)};")
+        return "".join(line + "\n" for line in lines)
 
     def _run_psql(self, sql: str) -> None:
         psql = [str(self.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
@@ -366,8 +538,15 @@ class Cluster:
 
     def _check(self, command: Sequence[str], input: str | None = None) -> str:
         cwd = self.tmpdir if self.tmpdir.name else None
+        # UTF-8 whatever the locale: a secure cluster's passwords are not ASCII.
         result = subprocess.run(
-            command, input=input, capture_output=True, text=True, cwd=cwd, timeout=120
+            command,
+            input=input,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            cwd=cwd,
+            timeout=120,
         )
         if result.returncode != 0:
             raise ClusterError(

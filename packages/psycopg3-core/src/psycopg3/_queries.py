@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from . import errors
 from ._adapt.base import PyFormat
+from .sql import Composable
 
 if TYPE_CHECKING:
     from ._transformer import Transformer
@@ -73,11 +74,16 @@ class PostgresQuery:
         :raises DataError: if a parameter's value cannot be represented.
         """
         encoding = self._tx.encoding
-        if not isinstance(query, (str, bytes)):
+        if isinstance(query, Composable):
+            # With parameters the composed text is parsed for placeholders:
+            # a "%" inside a name or a literal must stay a "%".
+            query = query.as_bytes(self._tx, escape_percent=params is not None)
+        elif not isinstance(query, (str, bytes)):
             query = query.as_bytes(self._tx)
         if params is None:
             if isinstance(query, str):
                 query = query.encode(encoding.python_codec, encoding.errors)
+            _check_no_nul(query)
             self.query = query
             self.params = None
             self.types = []
@@ -89,11 +95,19 @@ class PostgresQuery:
             values = _positional_values(parsed, params)
         else:
             values = _named_values(parsed, params)
+        _check_no_nul(parsed.query)
         self._tx.dump_sequence(values, parsed.formats, names=parsed.param_names)
         self.query = parsed.query
         self.params = self._tx.values
         self.types = self._tx.types
         self.formats = self._tx.formats
+
+
+def _check_no_nul(query: bytes) -> None:
+    # libpq would stop reading the query at the NUL: refuse it here, before
+    # anything (an implicit BEGIN included) is sent.
+    if b"\x00" in query:
+        raise errors.DataError("the query contains a NUL byte, which PostgreSQL cannot receive")
 
 
 class _ParsedQuery(NamedTuple):
