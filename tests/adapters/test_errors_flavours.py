@@ -146,6 +146,7 @@ async def test_query_canceled(aconn: Any) -> None:
     assert "user request" in str(err)
 
 
+@pytest.mark.scenario("C3")
 async def test_statement_timeout(aconn: Any) -> None:
     await aconn.execute("set statement_timeout = '50ms'")
     err = await _raises(aconn, "select pg_sleep(10)", errors.QueryCanceled)
