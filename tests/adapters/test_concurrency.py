@@ -14,6 +14,7 @@ import psycopg3_sync
 from fix_flavours import ASYNC_FLAVOURS
 
 
+@pytest.mark.scenario("R5")
 @pytest.mark.anyio
 @pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
 async def test_shared_connection_tasks(aconn: Any) -> None:
@@ -34,6 +35,7 @@ async def test_shared_connection_tasks(aconn: Any) -> None:
     assert sorted(seen) == sorted(n * 1000 + i for n in range(10) for i in range(20))
 
 
+@pytest.mark.scenario("R5", flavour="sync")
 def test_shared_connection_threads(dsn: str) -> None:
     failures: list[BaseException] = []
     count = [0]
@@ -59,6 +61,7 @@ def test_shared_connection_threads(dsn: str) -> None:
     assert count[0] == 400
 
 
+@pytest.mark.scenario("C5")
 @pytest.mark.anyio
 @pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
 async def test_close_from_another_task(flavour: Any, dsn: str) -> None:
@@ -81,6 +84,7 @@ async def test_close_from_another_task(flavour: Any, dsn: str) -> None:
     assert conn.closed
 
 
+@pytest.mark.scenario("C5", flavour="sync")
 def test_close_from_another_thread(dsn: str) -> None:
     conn = psycopg3_sync.connect(dsn)
     errors: list[BaseException] = []
@@ -102,6 +106,7 @@ def test_close_from_another_thread(dsn: str) -> None:
     assert len(errors) == 1 and isinstance(errors[0], psycopg3.OperationalError)
 
 
+@pytest.mark.scenario("C5", flavour="sync")
 def test_close_racing_queries_never_crashes(dsn: str) -> None:
     # close() from another thread at random moments of a query: the PGconn
     # must never be freed while the querying thread is inside libpq with it

@@ -22,6 +22,8 @@ import pytest
 import psycopg3_sync as dbapi
 from psycopg3.pq import TransactionStatus
 
+pytestmark = pytest.mark.scenario("D1", flavour="sync")
+
 EXCEPTIONS = [
     "Warning",
     "Error",

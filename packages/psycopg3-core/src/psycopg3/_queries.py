@@ -96,11 +96,20 @@ class PostgresQuery:
         else:
             values = _named_values(parsed, params)
         _check_no_nul(parsed.query)
+        if len(parsed.formats) > MAX_PARAMS:
+            raise errors.ProgrammingError(
+                f"the query has {len(parsed.formats)} placeholders:"
+                f" PostgreSQL accepts at most {MAX_PARAMS}"
+            )
         self._tx.dump_sequence(values, parsed.formats, names=parsed.param_names)
         self.query = parsed.query
         self.params = self._tx.values
         self.types = self._tx.types
         self.formats = self._tx.formats
+
+
+#: The most parameters the protocol can carry (a 16-bit count).
+MAX_PARAMS = 65535
 
 
 def _check_no_nul(query: bytes) -> None:

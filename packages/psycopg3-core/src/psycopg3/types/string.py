@@ -75,6 +75,8 @@ class BytesDumper(Dumper):
     oid = BYTEA_OID
 
     def dump(self, obj: Any) -> Buffer:
+        # Checked before the hex copy (twice the size) is made.
+        _check_bytea_size(obj, 2)
         return b"\\x" + binascii.hexlify(obj)
 
 
@@ -85,7 +87,23 @@ class BytesBinaryDumper(Dumper):
     format = Format.BINARY
 
     def dump(self, obj: Any) -> Buffer:
+        _check_bytea_size(obj, 1)
         return obj if type(obj) is bytes else bytes(obj)
+
+
+_INT_MAX = 2**31 - 1
+
+
+def _check_bytea_size(obj: Any, expansion: int) -> None:
+    # libpq announces a parameter's length as a C int: a longer value is
+    # refused here, before a copy of gigabytes is made for nothing.
+    nbytes = memoryview(obj).nbytes if type(obj) is not bytes else len(obj)
+    if nbytes * expansion + 2 > _INT_MAX:
+        hex_note = " once hex-encoded" if expansion > 1 else ""
+        raise errors.DataError(
+            f"a bytea value of {nbytes} bytes is too large to send{hex_note}:"
+            f" a parameter holds at most {_INT_MAX} bytes"
+        )
 
 
 class TextLoader(Loader):
