@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 import psycopg3
+from psycopg3 import pq
 
 pytestmark = pytest.mark.anyio
 
@@ -242,3 +244,23 @@ async def test_empty_query(aconn: Any) -> None:
     assert cur.rowcount == -1
     with pytest.raises(psycopg3.ProgrammingError):
         await cur.fetchone()
+
+
+@pytest.mark.scenario("R2")
+async def test_dropped_cursor_frees_its_result_at_once(aconn: Any) -> None:
+    # Without waiting for the garbage collector: a large result must not
+    # outlive the cursor that fetched it.
+    gc.collect()
+    before = pq.live_objects()["PGresult"]
+    gc.disable()
+    try:
+        cur = await aconn.execute("select generate_series(1, 1000)")
+        assert len(await cur.fetchall()) == 1000
+        assert pq.live_objects()["PGresult"] == before + 1
+        del cur
+        assert pq.live_objects()["PGresult"] == before
+        cur = await aconn.execute("select 1")
+        await cur.close()
+        assert pq.live_objects()["PGresult"] == before
+    finally:
+        gc.enable()

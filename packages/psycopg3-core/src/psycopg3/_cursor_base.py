@@ -322,6 +322,18 @@ class BaseCursor(Generic[Row]):
     def _close(self) -> None:
         self._closed = True
         self._reset()
+        self._release_result()
+
+    def __del__(self) -> None:
+        self._release_result()
+
+    def _release_result(self) -> None:
+        # The transformer and its adapters reference each other: a result the
+        # transformer holds would otherwise live on, however large, until the
+        # garbage collector finds that cycle.
+        tx = getattr(self, "_tx", None)
+        if tx is not None:
+            tx.set_pgresult(None, set_loaders=False)
 
     # -- executemany and callproc ------------------------------------------
 
