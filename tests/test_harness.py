@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,36 @@ def test_script_runs_a_command_and_returns_its_exit_code(tmp_path: Path) -> None
     log_line = re.search(r"^log: (.+)$", result.stderr, re.MULTILINE)
     assert log_line is not None, result.stderr
     assert not Path(log_line.group(1)).parent.exists()
+
+
+@pytest.mark.slow
+def test_cluster_of_a_killed_run_is_removed_by_the_next() -> None:
+    # A test run killed by SIGKILL runs no atexit hook: the next cluster
+    # created must find its cluster abandoned, stop it and delete it.
+    tools = Path(pgcluster.__file__).parent
+    child = subprocess.Popen(
+        [sys.executable, str(tools / "pgcluster.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert "port=" in child.stdout.readline()  # the DSN: the cluster is up
+        owned = [
+            path
+            for path in Path(tempfile.gettempdir()).glob(pgcluster.CLUSTER_PREFIX + "*")
+            if (path / pgcluster.OWNER_FILE).is_file()
+            and (path / pgcluster.OWNER_FILE).read_text().split()[0] == str(child.pid)
+        ]
+        assert len(owned) == 1
+        tmpdir = owned[0]
+        postmaster = int((tmpdir / "data" / "postmaster.pid").read_text().split()[0])
+    finally:
+        child.kill()
+        child.communicate()  # reaps it and closes the pipe
+    assert pgcluster.is_process_alive(postmaster)  # orphaned, still serving
+    removed = pgcluster.remove_abandoned_clusters()
+    assert tmpdir in removed
+    assert not tmpdir.exists()
+    assert not pgcluster.is_process_alive(postmaster)

@@ -276,6 +276,65 @@ def _make_tls_files(client_dir: Path, server_dir: Path) -> TlsFiles:
 
 _live_clusters: set[Cluster] = set()
 
+CLUSTER_PREFIX = "psycopg3-pg-"
+#: In a cluster's directory: the identity of the process that made it.
+OWNER_FILE = "owner"
+
+
+def _process_identity(pid: int) -> str:
+    """``"<pid> <start time>"``: a pid alone may be reused by a later process."""
+    try:
+        # Field 22 of /proc/<pid>/stat; the command name (field 2) may hold spaces.
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        start = "?"
+    return f"{pid} {start}"
+
+
+def remove_abandoned_clusters() -> list[Path]:
+    """Stop and delete the clusters whose owner process is gone.
+
+    A test run killed by a signal runs no ``atexit`` hook: its cluster would
+    run forever. Each cluster directory names its owner (`OWNER_FILE`); one
+    whose owner no longer runs is abandoned. Clusters of live processes (other
+    test runs) and directories without an owner file are left alone.
+
+    :return: the directories removed.
+    """
+    removed = []
+    for tmpdir in Path(tempfile.gettempdir()).glob(CLUSTER_PREFIX + "*"):
+        try:
+            owner = (tmpdir / OWNER_FILE).read_text()
+            pid = int(owner.split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if is_process_alive(pid) and _process_identity(pid) == owner:
+            continue
+        try:
+            postmaster = int((tmpdir / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            postmaster = None
+        if postmaster is not None and is_process_alive(postmaster):
+            _kill_postmaster(postmaster)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        removed.append(tmpdir)
+    return removed
+
+
+def _kill_postmaster(pid: int) -> None:
+    # SIGQUIT makes the postmaster take its children down with it (an
+    # immediate shutdown); SIGKILL if it does not listen.
+    for sig in (signal.SIGQUIT, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if not is_process_alive(pid):
+                return
+            time.sleep(0.05)
+
 
 @atexit.register
 def _close_forgotten_clusters() -> None:
@@ -397,7 +456,9 @@ class Cluster:
             raise
 
     def _create(self) -> None:
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="psycopg3-pg-"))
+        remove_abandoned_clusters()
+        self.tmpdir = Path(tempfile.mkdtemp(prefix=CLUSTER_PREFIX))
+        (self.tmpdir / OWNER_FILE).write_text(_process_identity(os.getpid()))
         if self._run_as_postgres:
             shutil.chown(self.tmpdir, user=ADMIN_ROLE, group=None)
         self.version = self._run(["postgres", "--version"]).strip()
@@ -462,23 +523,9 @@ class Cluster:
         finally:
             self.running = False
             if pid is not None and is_process_alive(pid):
-                self._kill_postmaster(pid)
+                _kill_postmaster(pid)
             if self.tmpdir.name:
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
-
-    def _kill_postmaster(self, pid: int) -> None:
-        # Last resort after a failed stop: SIGQUIT makes the postmaster take its
-        # children down with it; SIGKILL if it does not listen.
-        for sig in (signal.SIGQUIT, signal.SIGKILL):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                if not is_process_alive(pid):
-                    return
-                time.sleep(0.05)
 
     def _write_settings(self) -> None:
         settings = {
