@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +69,15 @@ CONNECT_POLL_INTERVAL = 1.0
 NoticeHandler = Callable[[errors.Diagnostic], None]
 
 
+def _forward_notices(conn_ref: weakref.ref[BaseConnection]) -> Callable[[PGresult], None]:
+    def forward(result: PGresult) -> None:
+        conn = conn_ref()
+        if conn is not None:
+            conn._on_notice(result)
+
+    return forward
+
+
 class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
     """Framework-free state and generators of a connection.
 
@@ -105,7 +115,10 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         #: The ``transaction()`` blocks entered and not left, innermost last.
         self._transaction_blocks: list[BaseTransaction] = []
         self._notice_handlers: list[NoticeHandler] = []
-        pgconn.notice_handler = self._on_notice
+        # Through a weak reference: a PGconn -> connection cycle would let the
+        # garbage collector finish the PGconn before the connection can warn
+        # that it was left open, and keep both alive until it runs.
+        pgconn.notice_handler = _forward_notices(weakref.ref(self))
         self._prepare_manager = PrepareManager()
 
     def __repr__(self) -> str:
@@ -140,7 +153,8 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
     @property
     def broken(self) -> bool:
         """True if the connection was lost or abandoned, not closed by the user."""
-        if not self._closed_by_user and self.pgconn.status == ConnStatus.BAD:
+        if not self._broken and not self._closed_by_user and self.pgconn.closed:
+            # (Once broken the PGconn is finished: its status cannot be read.)
             self._broken = True
         return self._broken
 

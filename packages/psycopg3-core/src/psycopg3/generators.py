@@ -162,7 +162,15 @@ def fetch_many(pgconn: PGconn) -> PQGen[list[PGresult]]:
             while True:
                 ready = yield fileno, Wait.R
                 if ready:
-                    pgconn.consume_input()
+                    try:
+                        pgconn.consume_input()
+                    except errors.OperationalError:
+                        if _has_fatal(results):
+                            # The server said why it closed the connection
+                            # (terminated, timed out…): that error, with its
+                            # SQLSTATE, is the one to report, not the EOF after.
+                            return results
+                        raise
                     if not is_busy():
                         break
         result = get_result()
@@ -171,6 +179,10 @@ def fetch_many(pgconn: PGconn) -> PQGen[list[PGresult]]:
         results.append(result)
         if result.status in _COPY_STATUSES:
             return results
+
+
+def _has_fatal(results: list[PGresult]) -> bool:
+    return any(result.status == ExecStatus.FATAL_ERROR for result in results)
 
 
 def execute(pgconn: PGconn) -> PQGen[list[PGresult]]:
