@@ -304,14 +304,17 @@ def test_pipeline_waits_less_than_once_per_statement(dsn: str) -> None:
 
 @needs_pipeline
 @pytest.mark.parametrize("flavour", ["asyncio", "trio"], indirect=True)
-async def test_executemany_interrupted_breaks_connection(aconn: Any) -> None:
+async def test_executemany_interrupted_leaves_connection_usable(aconn: Any) -> None:
     import anyio
 
     cur = aconn.cursor()
     with anyio.move_on_after(0.3) as scope:
         await cur.executemany("select pg_sleep(%s)", [(0.2,)] * 10)
     assert scope.cancelled_caught
-    # Left in pipeline mode with results pending: closed rather than reused.
-    assert aconn.broken
-    with pytest.raises(psycopg3.OperationalError):
-        await aconn.execute("select 1")
+    # The recovery synced the pipeline and left pipeline mode: the connection
+    # is in sync, its transaction aborted by the cancel.
+    assert not aconn.broken
+    assert aconn.pgconn.pipeline_status == psycopg3.pq.PipelineStatus.OFF
+    await aconn.rollback()
+    cur = await aconn.execute("select 1")
+    assert await cur.fetchone() == (1,)

@@ -494,3 +494,37 @@ def test_cancel_idle_and_closed_is_a_no_op(dsn: str) -> None:
     conn.cancel()
     with pytest.raises(psycopg3.InterfaceError):
         conn.execute("select 1")
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("C4")
+@pytest.mark.parametrize("flavour", ["trio", "anyio-trio"], indirect=True)
+async def test_no_cancel_worker_left_behind(
+    flavour: Any, dsn: str, observe: Callable[[str], None]
+) -> None:
+    # With a libpq < 17 each cancel request runs in a worker thread of the
+    # core: it ends once PQcancel returns, nothing lingers.
+    def workers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "psycopg3-cancel"]
+
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        for _ in range(5):
+            with anyio.move_on_after(0.1) as scope:
+                await conn.execute("select pg_sleep(5)")
+            assert scope.cancelled_caught
+        deadline = time.monotonic() + 2
+        while workers() and time.monotonic() < deadline:
+            await anyio.sleep(0.01)
+        assert workers() == []
+        await check_usable(conn, 19)
+        mode = "non-blocking (libpq 17+)" if generators_nonblocking() else "worker thread"
+        observe(f"5 cancel scopes: cancel requests by {mode}; no worker left, usable")
+    finally:
+        await conn.close()
+
+
+def generators_nonblocking() -> bool:
+    from psycopg3._cancel import NONBLOCKING_CANCEL
+
+    return NONBLOCKING_CANCEL
