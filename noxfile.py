@@ -100,8 +100,10 @@ def tests_pgserver(session: nox.Session) -> None:
     assert isinstance(bindir, str)
     env = {"PSYCOPG3_PG_BINDIR": bindir.strip(), "PSYCOPG3_TEST_DSN": None}
     # The wheel's build has no contrib extensions and no SSL: hstore and TLS
-    # tests need the system server.
-    session.run("pytest", "-m", "not hstore and not tls", *session.posargs, env=env)
+    # tests need the system server. The slow soak and fault tests (thousands
+    # of connections, restarts, frozen networks) test the driver, not the
+    # server version: once, in `tests`, is enough.
+    session.run("pytest", "-m", "not hstore and not tls and not slow", *session.posargs, env=env)
 
 
 #: The tests that exercise what differs with libpq 17+: the cancel request.

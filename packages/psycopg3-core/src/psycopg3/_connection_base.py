@@ -330,7 +330,12 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         for result in results:
             status = result.status
             if status == ExecStatus.FATAL_ERROR or status == ExecStatus.BAD_RESPONSE:
-                raise errors.error_from_result(result, self.encoding)
+                error = errors.error_from_result(result, self.encoding)
+                if error.sqlstate is None:
+                    # libpq's own error (lost synchronisation, a message it
+                    # cannot parse…): what follows on the wire cannot be trusted.
+                    self._mark_broken()
+                raise error
             if status in _COPY_STATUSES:
                 raise errors.NotSupportedError(
                     "COPY cannot run through execute(): it was aborted, and the"
@@ -377,9 +382,9 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
 
     def _interrupted(self) -> bool:
         """Report that a wait raised; return True if cancel and drain must run."""
-        if self._closed_by_user:
+        if self._closed_by_user or self._broken:
             return False
-        if self.pgconn.status == ConnStatus.BAD:
+        if self.pgconn.closed:
             self._mark_broken()
             return False
         return self.pgconn.transaction_status == TransactionStatus.ACTIVE

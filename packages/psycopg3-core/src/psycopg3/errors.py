@@ -257,7 +257,9 @@ def error_from_result(pgresult: PGresult, encoding: str = "utf-8") -> Error:
             message = message[len(prefix) :]
     if not message:
         message = f"the server returned a result with status {pgresult.status!r} and no message"
-    cls = class_for_sqlstate(sqlstate)
+    # The server sends a SQLSTATE with every error: a failed result without
+    # one is libpq's own report that the connection or the protocol failed.
+    cls = class_for_sqlstate(sqlstate) if sqlstate else OperationalError
     return cls(message, pgresult=pgresult, encoding=encoding)
 
 

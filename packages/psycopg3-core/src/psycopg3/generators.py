@@ -79,9 +79,14 @@ def connect(conninfo: bytes, *, timeout: float | None = None) -> PQGen[PGconn]:
                 raise _connection_error(pgconn)
             # libpq may switch socket when it moves on to another host: ask
             # for the socket again at every step (rule of the waiter contract).
-            ready = yield pgconn.socket, wait
-            if not ready and deadline is not None and time.monotonic() >= deadline:
-                raise ConnectionTimeout(f"connection timed out after {timeout:g} seconds")
+            fileno = pgconn.socket
+            ready = yield fileno, wait
+            while not ready:
+                # Polling libpq now would make it act as if the socket were
+                # ready: wait again, only checking the deadline.
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise ConnectionTimeout(f"connection timed out after {timeout:g} seconds")
+                ready = yield fileno, wait
         pgconn.nonblocking = True
     except BaseException:
         pgconn.finish()

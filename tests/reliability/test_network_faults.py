@@ -1,0 +1,729 @@
+"""The network fails under the connection: FIN, RST, blackhole, deaf listener (L5-L10, C8, C9).
+
+Every test runs the client through ``faultproxy.FaultProxy`` (fixture
+``proxy``) and switches the fault on at the moment the scenario names. The
+proxy is driven from threads (``later``): in the sync flavour the test's own
+thread is blocked in the call under test.
+
+What every test holds the driver to: the call in progress fails with
+``OperationalError`` (or the caller's own interruption) within a stated
+bound — never a hang —, the connection then says ``broken``, and nothing is
+left open. Outcomes that are facts of the network rather than promises of the
+driver (was a lost COMMIT applied? did keepalives see a frozen peer?) are
+recorded with ``observe``, not asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import re
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import anyio
+import pytest
+import trio
+
+import psycopg3
+import psycopg3_sync
+from faultproxy import FaultProxy
+from fix_flavours import ASYNC_FLAVOURS, Flavour
+from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT
+from psycopg3.conninfo import conninfo_to_dict, make_conninfo
+
+#: Scheduling and teardown margin on top of a bound the driver promises.
+SLACK = 3.0
+#: The longest an interrupted call may take once interrupted, with a silent server.
+RECOVERY_BOUND = CANCEL_TIMEOUT + DRAIN_TIMEOUT + SLACK
+#: When the interruption is sent in the interruption tests.
+INTERRUPT_AFTER = 1.0
+
+
+def open_fds() -> int:
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))
+
+
+class Later:
+    """Run ``action`` in a thread after ``delay`` seconds; remember when it ran."""
+
+    def __init__(self, delay: float, action: Callable[[], object]):
+        self.fired_at: float | None = None
+        self._delay = delay
+        self._action = action
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        time.sleep(self._delay)
+        self.fired_at = time.monotonic()
+        self._action()
+
+    def join(self) -> None:
+        self._thread.join(30)
+        assert not self._thread.is_alive(), "the scheduled action did not return"
+
+
+@pytest.fixture
+def later() -> Iterator[Callable[[float, Callable[[], object]], Later]]:
+    scheduled: list[Later] = []
+
+    def schedule(delay: float, action: Callable[[], object]) -> Later:
+        scheduled.append(Later(delay, action))
+        return scheduled[-1]
+
+    yield schedule
+    for item in scheduled:
+        item.join()
+
+
+async def interrupt_after(
+    flavour: Flavour, delay: float, call: Callable[[], Awaitable[Any]]
+) -> tuple[bool, Any]:
+    """Run ``call()`` under the flavour's own deadline; return (interrupted, result)."""
+    if flavour.name == "asyncio":
+        # wait_for rather than asyncio.timeout(): the project supports Python 3.10.
+        try:
+            return False, await asyncio.wait_for(call(), delay)
+        except asyncio.TimeoutError:
+            return True, None
+    if flavour.name == "trio":
+        with trio.move_on_after(delay) as trio_scope:
+            return False, await call()
+        return trio_scope.cancelled_caught, None
+    with anyio.move_on_after(delay) as anyio_scope:
+        return False, await call()
+    return anyio_scope.cancelled_caught, None
+
+
+def sigint_later(delay: float) -> threading.Timer:
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    return timer
+
+
+def cause_of(error: BaseException) -> str:
+    """Describe the chained cause; an OS-level cause must be an OSError."""
+    cause = error.__cause__
+    if cause is None:
+        return "no chained cause (libpq's message only)"
+    assert isinstance(cause, (OSError, psycopg3.OperationalError)), repr(cause)
+    return f"cause {type(cause).__name__}: {cause}"
+
+
+def driver_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("psycopg3") and record.levelno >= logging.WARNING
+    ]
+
+
+def terminate(admin: psycopg3_sync.Connection, pid: int) -> None:
+    """End a backend left behind a frozen proxy, so it cannot outlive the test."""
+    admin.execute("select pg_terminate_backend(%s)", (pid,))
+
+
+def multi_host(dsn: str, *ports: int, **extra: Any) -> str:
+    params = conninfo_to_dict(dsn)
+    params.pop("hostaddr", None)
+    params["host"] = ",".join("127.0.0.1" for _ in ports)
+    params["port"] = ",".join(str(port) for port in ports)
+    return make_conninfo("", **params, **extra)
+
+
+def server_port(dsn: str) -> int:
+    return int(conninfo_to_dict(dsn)["port"])
+
+
+# -- L5: the peer closes (FIN) mid-operation -----------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("L5")
+@pytest.mark.parametrize("moment", ["waiting", "sending", "between"])
+async def test_fin_mid_operation(
+    flavour: Flavour,
+    proxy: FaultProxy,
+    proxy_dsn: str,
+    later: Any,
+    observe: Any,
+    caplog: pytest.LogCaptureFixture,
+    moment: str,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="psycopg3")
+    conn = await flavour.connect(proxy_dsn, autocommit=True)
+    try:
+        params: tuple[Any, ...] | None = None
+        if moment == "between":
+            await conn.execute("select 1")
+            proxy.close()
+            query, delay = "select 2", 0.0
+        elif moment == "waiting":
+            query, delay = "select pg_sleep(5)", 0.3
+        else:
+            # 50 MB at about 6 MB/s: the FIN lands while the client still writes.
+            proxy.trickle(64 * 1024, 0.01)
+            query, delay, params = "select length(%s)", 0.5, ("x" * 50_000_000,)
+        if delay:
+            later(delay, proxy.close)
+        start = time.monotonic()
+        with pytest.raises(psycopg3.OperationalError) as excinfo:
+            await conn.execute(query, params)
+        elapsed = time.monotonic() - start
+        # Never waits for the server: the sleep would take 5 s, the upload 8.
+        assert elapsed < delay + 2.0
+        if moment == "sending":
+            assert 1_000_000 < proxy.bytes_to_server < 50_000_000
+        assert conn.broken
+        assert driver_warnings(caplog) == []
+        sent = f", {proxy.bytes_to_server / 1e6:.1f} MB sent" if moment == "sending" else ""
+        observe(
+            f"FIN {moment}: {type(excinfo.value).__name__} after"
+            f" {(elapsed - delay) * 1000:.0f} ms{sent}; {cause_of(excinfo.value)}; broken"
+        )
+    finally:
+        await conn.close()
+
+
+# -- L6: RST in the middle of a result stream ----------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("L6")
+async def test_rst_mid_result_fetchall(
+    flavour: Flavour, proxy: FaultProxy, proxy_dsn: str, observe: Any
+) -> None:
+    conn = await flavour.connect(proxy_dsn, autocommit=True)
+    try:
+        proxy.reset_after(1_000_000)
+        rows: list[Any] | None = None
+        start = time.monotonic()
+        with pytest.raises(psycopg3.OperationalError) as excinfo:
+            cur = await conn.execute("select generate_series(1, 5000000)")
+            rows = await cur.fetchall()
+        elapsed = time.monotonic() - start
+        assert rows is None  # never a truncated list
+        assert conn.broken
+        check = time.monotonic()
+        with pytest.raises(psycopg3.OperationalError):
+            await conn.execute("select 1")
+        assert time.monotonic() - check < 1.0
+        observe(
+            f"RST after 1 MB of fetchall: {type(excinfo.value).__name__} after"
+            f" {elapsed * 1000:.0f} ms, no rows returned; broken; next call refused at once"
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("L6")
+async def test_rst_mid_server_cursor(
+    flavour: Flavour, proxy: FaultProxy, proxy_dsn: str, observe: Any
+) -> None:
+    conn = await flavour.connect(proxy_dsn)
+    try:
+        cur = conn.cursor("l6_stream")
+        await cur.execute("select g, repeat('x', 100) from generate_series(1, 1000000) g")
+        proxy.reset_after(1_000_000)
+        received: list[int] = []
+        with pytest.raises(psycopg3.OperationalError) as excinfo:
+            async for row in cur:
+                received.append(row[0])
+        # The rows of the fetches that completed, in order, then the error.
+        assert 1000 < len(received) < 1_000_000
+        assert received == list(range(1, len(received) + 1))
+        assert conn.broken
+        observe(
+            f"server cursor: {len(received)} rows received, then"
+            f" {type(excinfo.value).__name__}; broken"
+        )
+    finally:
+        await conn.close()
+
+
+# -- L7: blackhole mid-query -----------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+@pytest.mark.scenario("L7")
+async def test_keepalives_against_an_acking_freeze(
+    flavour: Flavour,
+    proxy: FaultProxy,
+    proxy_dsn: str,
+    admin: psycopg3_sync.Connection,
+    later: Any,
+    observe: Any,
+) -> None:
+    conn = await flavour.connect(
+        proxy_dsn,
+        autocommit=True,
+        keepalives=1,
+        keepalives_idle=1,
+        keepalives_interval=1,
+        keepalives_count=2,
+        tcp_user_timeout=2000,
+    )
+    pid = conn.pgconn.backend_pid
+    watch = 6.0  # twice what keepalives (1 + 2 x 1 s) or tcp_user_timeout (2 s) need
+    try:
+        later(0.3, proxy.freeze)
+        closer = later(watch, proxy.close)
+        start = time.monotonic()
+        with pytest.raises(psycopg3.OperationalError) as excinfo:
+            await conn.execute("select pg_sleep(2)")
+        end = time.monotonic()
+        closer.join()
+        assert closer.fired_at is not None
+        assert end - closer.fired_at < 3.0  # prompt once the proxy really closes
+        assert conn.broken
+        if end < closer.fired_at:
+            seen = f"detected by keepalives after {end - start - 0.3:.1f} s of freeze"
+        else:
+            seen = (
+                f"not detected in {watch - 0.3:.1f} s of freeze (the proxy's kernel ACKs);"
+                f" {type(excinfo.value).__name__} {(end - closer.fired_at) * 1000:.0f} ms"
+                " after the proxy closed"
+            )
+        observe(f"keepalives 1/1/2, tcp_user_timeout 2 s: {seen}; broken")
+    finally:
+        await conn.close()
+        terminate(admin, pid)
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+@pytest.mark.scenario("L7")
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_client_deadline_on_a_blackhole(
+    flavour: Flavour,
+    proxy: FaultProxy,
+    proxy_dsn: str,
+    admin: psycopg3_sync.Connection,
+    observe: Any,
+) -> None:
+    conn = await flavour.connect(proxy_dsn, autocommit=True)
+    pid = conn.pgconn.backend_pid
+    try:
+        proxy.freeze()  # the query goes into the blackhole
+        start = time.monotonic()
+        interrupted, _ = await interrupt_after(
+            flavour, INTERRUPT_AFTER, lambda: conn.execute("select 1")
+        )
+        back = time.monotonic() - start - INTERRUPT_AFTER
+        assert interrupted
+        assert back < RECOVERY_BOUND
+        observe(
+            f"deadline {INTERRUPT_AFTER:g} s on a frozen link: control back {back:.1f} s after"
+            f" it; {'broken' if conn.broken else 'usable'}"
+        )
+    finally:
+        await conn.close()
+        terminate(admin, pid)
+
+
+@pytest.mark.slow
+@pytest.mark.scenario("L7", flavour="sync")
+def test_sync_close_from_thread_on_a_blackhole(
+    proxy: FaultProxy,
+    proxy_dsn: str,
+    admin: psycopg3_sync.Connection,
+    later: Any,
+    observe: Any,
+) -> None:
+    conn = psycopg3_sync.connect(proxy_dsn, autocommit=True)
+    pid = conn.pgconn.backend_pid
+    try:
+        proxy.freeze()
+        closer = later(INTERRUPT_AFTER, conn.close)
+        with pytest.raises(psycopg3.OperationalError) as excinfo:
+            conn.execute("select 1")
+        closer.join()
+        assert closer.fired_at is not None
+        back = time.monotonic() - closer.fired_at
+        assert back < RECOVERY_BOUND
+        assert conn.closed
+        observe(
+            f"close() from a thread on a frozen link: {type(excinfo.value).__name__}"
+            f" {back * 1000:.0f} ms after it; {'broken' if conn.broken else 'closed by user'}"
+        )
+    finally:
+        conn.close()
+        terminate(admin, pid)
+
+
+# -- L8: a listener that never accepts -----------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("L8")
+async def test_deaf_listener_connect_timeout(
+    flavour: Flavour, proxy: FaultProxy, proxy_dsn: str, observe: Any
+) -> None:
+    proxy.deaf()
+    baseline = open_fds()
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await anyio.sleep(0.01)
+
+    async def attempt() -> BaseException:
+        with pytest.raises(psycopg3.OperationalError) as excinfo:
+            await flavour.connect(proxy_dsn, connect_timeout=2)
+        return excinfo.value
+
+    start = time.monotonic()
+    if flavour.is_sync:
+        error = await attempt()
+    else:
+        async with anyio.create_task_group() as group:
+            group.start_soon(ticker)
+            error = await attempt()
+            group.cancel_scope.cancel()
+    elapsed = time.monotonic() - start
+    assert re.search(r"time[ds]? ?out", str(error), re.IGNORECASE), str(error)
+    assert 1.5 <= elapsed <= 6.0
+    assert open_fds() == baseline
+    stall = ""
+    if ticks:
+        worst = max(b - a for a, b in zip(ticks, ticks[1:]))
+        assert worst < 1.0  # a blocking connect would stall the loop for 2 s
+        stall = f"; max loop stall {worst * 1000:.0f} ms over {len(ticks)} ticks"
+    observe(f"connect_timeout=2: {type(error).__name__} after {elapsed:.2f} s{stall}; fds back")
+
+
+# -- L9: the commit acknowledgement is lost ------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("L9")
+@pytest.mark.parametrize("variant", ["commit", "autocommit-insert"])
+async def test_commit_ack_lost(
+    flavour: Flavour,
+    proxy: FaultProxy,
+    proxy_dsn: str,
+    admin: psycopg3_sync.Connection,
+    observe: Any,
+    variant: str,
+) -> None:
+    table = f"l9_{flavour.name}_{variant}".replace("-", "_")
+    admin.execute(f"drop table if exists {table}")
+    admin.execute(f"create table {table} (id text primary key)")
+    key = uuid.uuid4().hex
+    insert = f"insert into {table} values (%s)"
+    conn = await flavour.connect(
+        proxy_dsn, sslmode="disable", autocommit=variant == "autocommit-insert"
+    )
+    pid = conn.pgconn.backend_pid
+    try:
+        if variant == "commit":
+            await conn.execute(insert, (key,))
+            proxy.cut_after(b"COMMIT")
+            with pytest.raises(psycopg3.OperationalError) as excinfo:
+                await conn.commit()
+        else:
+            # Parse/Bind/Execute/Sync go in one chunk: cut right after it.
+            proxy.cut_after(table.encode())
+            with pytest.raises(psycopg3.OperationalError) as excinfo:
+                await conn.execute(insert, (key,))
+        assert conn.broken
+        # Once the backend is gone, the outcome is final.
+        deadline = time.monotonic() + 5
+        while admin.execute("select 1 from pg_stat_activity where pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline, "the backend outlived its client"
+            time.sleep(0.05)
+        row = admin.execute(f"select count(*) from {table} where id = %s", (key,)).fetchone()
+        present = row == (1,)
+        observe(
+            f"{variant} cut after sending: {type(excinfo.value).__name__}, broken;"
+            f" row {'present' if present else 'absent'} afterwards (in doubt)"
+        )
+    finally:
+        await conn.close()
+        admin.execute(f"drop table {table}")
+
+
+# -- L10: trickle and corruption -------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+@pytest.mark.scenario("L10")
+async def test_trickle_gives_identical_results(
+    flavour: Flavour, proxy: FaultProxy, proxy_dsn: str, dsn: str, observe: Any
+) -> None:
+    query = "select g, md5(g::text) from generate_series(1, 2500) g"  # about 120 kB
+    with psycopg3_sync.connect(dsn) as direct:
+        expected = direct.execute(query).fetchall()
+    proxy.trickle(1, 0.001)
+    start = time.monotonic()
+    conn = await flavour.connect(proxy_dsn, sslmode="disable")
+    try:
+        connected = time.monotonic() - start
+        cur = await conn.execute("select current_user, 'é'")
+        assert await cur.fetchone() == (conninfo_to_dict(dsn)["user"], "é")
+        # One byte per write for the large result, without the pause (1 ms per
+        # byte would take minutes): as many partial reads as there are bytes.
+        proxy.trickle(1, 0)
+        start = time.monotonic()
+        cur = await conn.execute(query)
+        rows = await cur.fetchall()
+        fetched = time.monotonic() - start
+        assert rows == expected
+        observe(
+            f"trickle 1 B/1 ms: connect + SCRAM in {connected:.1f} s; 1 B writes:"
+            f" {proxy.bytes_to_client // 1000} kB result identical in {fetched:.1f} s"
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("L10")
+@pytest.mark.parametrize(
+    "offset, what", [(0, "message type"), (1, "message length")], ids=["type", "length"]
+)
+async def test_corrupt_byte(
+    flavour: Flavour, proxy: FaultProxy, proxy_dsn: str, observe: Any, offset: int, what: str
+) -> None:
+    conn = await flavour.connect(proxy_dsn, sslmode="disable", autocommit=True)
+    try:
+        cur = await conn.execute("select 1")
+        assert await cur.fetchone() == (1,)
+        proxy.corrupt(offset)  # counted from the next byte the server sends
+        start = time.monotonic()
+        with pytest.raises(psycopg3.DatabaseError) as excinfo:
+            await conn.execute("select 2")
+        elapsed = time.monotonic() - start
+        assert elapsed < 5.0
+        broken = conn.broken
+        if broken:
+            after = "next call refused"
+        else:
+            # libpq skipped the unknown message and went on: what does the
+            # connection answer now? (recorded: the stream was not trustworthy)
+            try:
+                cur = await conn.execute("select 3")
+                after = f"next call returned {await cur.fetchone()}"
+            except psycopg3.Error as ex:
+                after = f"next call raised {type(ex).__name__}"
+        observe(
+            f"{what} byte flipped: {type(excinfo.value).__name__} after {elapsed * 1000:.0f} ms"
+            f" ({str(excinfo.value).splitlines()[0]}); broken={broken}; {after}"
+        )
+        assert isinstance(excinfo.value, psycopg3.OperationalError)
+        assert broken
+    finally:
+        await conn.close()
+
+
+# -- C8: interrupting a query whose server went silent -------------------
+
+
+def freeze_once_active(admin: psycopg3_sync.Connection, pid: int, proxy: FaultProxy) -> None:
+    """Freeze the proxy once the backend runs the query (called from a thread)."""
+    deadline = time.monotonic() + 5
+    while True:
+        row = admin.execute("select state from pg_stat_activity where pid = %s", (pid,)).fetchone()
+        if row == ("active",):
+            proxy.freeze()
+            return
+        assert time.monotonic() < deadline, f"backend {pid} never became active"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+@pytest.mark.scenario("C8")
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_interrupt_against_frozen_server(
+    flavour: Flavour,
+    proxy: FaultProxy,
+    proxy_dsn: str,
+    admin: psycopg3_sync.Connection,
+    later: Any,
+    observe: Any,
+) -> None:
+    conn = await flavour.connect(proxy_dsn, autocommit=True)
+    pid = conn.pgconn.backend_pid
+    try:
+        later(0.0, lambda: freeze_once_active(admin, pid, proxy))
+        start = time.monotonic()
+        interrupted, _ = await interrupt_after(
+            flavour, INTERRUPT_AFTER, lambda: conn.execute("select pg_sleep(30)")
+        )
+        back = time.monotonic() - start - INTERRUPT_AFTER
+        assert interrupted
+        assert back < RECOVERY_BOUND
+        assert conn.broken
+        observe(
+            f"pg_sleep(30) frozen, interrupted at {INTERRUPT_AFTER:g} s: control back"
+            f" {back:.1f} s later (bound {CANCEL_TIMEOUT:g}+{DRAIN_TIMEOUT:g} s); broken"
+        )
+    finally:
+        await conn.close()
+        terminate(admin, pid)
+
+
+@pytest.mark.slow
+@pytest.mark.scenario("C8", flavour="sync")
+def test_sync_ctrl_c_against_frozen_server(
+    proxy: FaultProxy,
+    proxy_dsn: str,
+    admin: psycopg3_sync.Connection,
+    later: Any,
+    observe: Any,
+) -> None:
+    assert threading.current_thread() is threading.main_thread()
+    conn = psycopg3_sync.connect(proxy_dsn, autocommit=True)
+    pid = conn.pgconn.backend_pid
+    try:
+        later(0.0, lambda: freeze_once_active(admin, pid, proxy))
+        timer = sigint_later(INTERRUPT_AFTER)
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            conn.execute("select pg_sleep(30)")
+        timer.join()
+        back = time.monotonic() - start - INTERRUPT_AFTER
+        assert back < RECOVERY_BOUND
+        assert conn.broken
+        observe(f"Ctrl-C on a frozen server: KeyboardInterrupt {back:.1f} s after it; broken")
+    finally:
+        conn.close()
+        terminate(admin, pid)
+
+
+@pytest.mark.slow
+@pytest.mark.scenario("C8", flavour="sync")
+def test_sync_cancel_from_thread_against_frozen_server(
+    proxy: FaultProxy,
+    proxy_dsn: str,
+    admin: psycopg3_sync.Connection,
+    later: Any,
+    observe: Any,
+) -> None:
+    conn = psycopg3_sync.connect(proxy_dsn, autocommit=True)
+    pid = conn.pgconn.backend_pid
+    took: list[float] = []
+
+    def cancel_then_close_proxy() -> None:
+        # The cancel request meets the frozen proxy too: it must give up by
+        # itself. The hang guard is the join; the proxy closes either way.
+        worker = threading.Thread(target=conn.cancel, daemon=True)
+        start = time.monotonic()
+        worker.start()
+        worker.join(CANCEL_TIMEOUT + SLACK)
+        took.append(time.monotonic() - start)
+        proxy.close()
+        worker.join(10)
+
+    try:
+        later(0.0, lambda: freeze_once_active(admin, pid, proxy))
+        later(INTERRUPT_AFTER, cancel_then_close_proxy)
+        with pytest.raises(psycopg3.OperationalError):
+            conn.execute("select pg_sleep(30)")
+        assert conn.broken
+        assert took and took[0] < CANCEL_TIMEOUT + SLACK
+        observe(
+            f"cancel() from a thread on a frozen server returned in {took[0]:.1f} s"
+            f" (bound {CANCEL_TIMEOUT:g} s); the query then ended by the proxy closing"
+        )
+    finally:
+        conn.close()
+        terminate(admin, pid)
+
+
+# -- C9: several hosts, the first one deaf --------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+@pytest.mark.scenario("C9")
+async def test_multi_host_passes_a_deaf_host(
+    flavour: Flavour, proxy: FaultProxy, dsn: str, observe: Any
+) -> None:
+    proxy.deaf()
+    with FaultProxy("127.0.0.1", server_port(dsn)) as second:
+        conninfo = multi_host(dsn, proxy.port, second.port, connect_timeout=3)
+        start = time.monotonic()
+        conn = await flavour.connect(conninfo)
+        elapsed = time.monotonic() - start
+        try:
+            cur = await conn.execute("select 1")
+            assert await cur.fetchone() == (1,)
+            assert second.connections == 1
+            assert 2.5 <= elapsed < 8.0
+            observe(
+                f"deaf first host, connect_timeout=3: second host reached after {elapsed:.1f} s"
+            )
+        finally:
+            await conn.close()
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+@pytest.mark.scenario("C9")
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_interrupted_connect_tries_no_further_host(
+    flavour: Flavour, proxy: FaultProxy, dsn: str, observe: Any
+) -> None:
+    proxy.deaf()
+    with FaultProxy("127.0.0.1", server_port(dsn)) as second:
+        conninfo = multi_host(dsn, proxy.port, second.port, connect_timeout=3)
+        baseline = open_fds()
+        start = time.monotonic()
+        interrupted, conn = await interrupt_after(
+            flavour, INTERRUPT_AFTER, lambda: flavour.connect(conninfo)
+        )
+        back = time.monotonic() - start - INTERRUPT_AFTER
+        if conn is not None:
+            await conn.close()
+        assert interrupted
+        assert back < SLACK
+        # Past the first attempt's timeout: a background attempt would show now.
+        await anyio.sleep(3.5)
+        assert second.connections == 0
+        assert open_fds() == baseline
+        observe(
+            f"interrupted at {INTERRUPT_AFTER:g} s: control back {back * 1000:.0f} ms later;"
+            " second host never contacted; fds back to baseline"
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.scenario("C9", flavour="sync")
+def test_sync_ctrl_c_connect_tries_no_further_host(
+    proxy: FaultProxy, dsn: str, observe: Any
+) -> None:
+    assert threading.current_thread() is threading.main_thread()
+    proxy.deaf()
+    with FaultProxy("127.0.0.1", server_port(dsn)) as second:
+        conninfo = multi_host(dsn, proxy.port, second.port, connect_timeout=3)
+        baseline = open_fds()
+        timer = sigint_later(INTERRUPT_AFTER)
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            psycopg3_sync.connect(conninfo)
+        timer.join()
+        back = time.monotonic() - start - INTERRUPT_AFTER
+        assert back < SLACK
+        time.sleep(3.5)
+        assert second.connections == 0
+        assert open_fds() == baseline
+        observe(
+            f"Ctrl-C at {INTERRUPT_AFTER:g} s: KeyboardInterrupt {back * 1000:.0f} ms later;"
+            " second host never contacted; fds back to baseline"
+        )
