@@ -178,8 +178,10 @@ def render_report() -> str:
         for flavour in flavours:
             record = _records[scenario, flavour]
             passed = record.outcomes.count("passed")
-            outcome = "passed" if passed == len(record.outcomes) else (
-                f"{passed}/{len(record.outcomes)} passed"
+            outcome = (
+                "passed"
+                if passed == len(record.outcomes)
+                else (f"{passed}/{len(record.outcomes)} passed")
             )
             observed = "; ".join(dict.fromkeys(record.observations)) or "(no figure recorded)"
             lines.append(
