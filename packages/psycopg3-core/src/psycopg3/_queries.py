@@ -74,16 +74,18 @@ class PostgresQuery:
         :raises DataError: if a parameter's value cannot be represented.
         """
         encoding = self._tx.encoding
-        if isinstance(query, Composable):
-            # With parameters the composed text is parsed for placeholders:
-            # a "%" inside a name or a literal must stay a "%".
-            query = query.as_bytes(self._tx, escape_percent=params is not None)
-        elif not isinstance(query, (str, bytes)):
-            query = query.as_bytes(self._tx)
+        if not isinstance(query, (str, bytes)):
+            if isinstance(query, Composable):
+                # With parameters the composed text is parsed for placeholders:
+                # a "%" inside a name or a literal must stay a "%".
+                query = query.as_bytes(self._tx, escape_percent=params is not None)
+            else:
+                query = query.as_bytes(self._tx)
         if params is None:
             if isinstance(query, str):
                 query = query.encode(encoding.python_codec, encoding.errors)
-            _check_no_nul(query)
+            if b"\x00" in query:
+                raise _nul_error()
             self.query = query
             self.params = None
             self.types = []
@@ -95,12 +97,6 @@ class PostgresQuery:
             values = _positional_values(parsed, params)
         else:
             values = _named_values(parsed, params)
-        _check_no_nul(parsed.query)
-        if len(parsed.formats) > MAX_PARAMS:
-            raise errors.ProgrammingError(
-                f"the query has {len(parsed.formats)} placeholders:"
-                f" PostgreSQL accepts at most {MAX_PARAMS}"
-            )
         self._tx.dump_sequence(values, parsed.formats, names=parsed.param_names)
         self.query = parsed.query
         self.params = self._tx.values
@@ -112,11 +108,10 @@ class PostgresQuery:
 MAX_PARAMS = 65535
 
 
-def _check_no_nul(query: bytes) -> None:
-    # libpq would stop reading the query at the NUL: refuse it here, before
+def _nul_error() -> errors.DataError:
+    # libpq would stop reading the query at the NUL: it is refused before
     # anything (an implicit BEGIN included) is sent.
-    if b"\x00" in query:
-        raise errors.DataError("the query contains a NUL byte, which PostgreSQL cannot receive")
+    return errors.DataError("the query contains a NUL byte, which PostgreSQL cannot receive")
 
 
 class _ParsedQuery(NamedTuple):
@@ -191,7 +186,11 @@ def _error_at(query: bytes, start: int, end: int, what: str, codec: str) -> erro
 
 @lru_cache(maxsize=512)
 def _parse_query(query: str | bytes, codec: str, errors_handler: str) -> _ParsedQuery:
+    # Checked here, once per distinct query (the parse is cached), before
+    # anything is sent.
     data = query.encode(codec, errors_handler) if isinstance(query, str) else query
+    if b"\x00" in data:
+        raise _nul_error()
     chunks: list[bytes] = []
     formats: list[PyFormat] = []
     names: list[str] = []
@@ -243,6 +242,10 @@ def _parse_query(query: str | bytes, codec: str, errors_handler: str) -> _Parsed
                 data, at, end, "the query mixes %s and %(name)s placeholders: found", codec
             )
     chunks.append(data[last:])
+    if len(formats) > MAX_PARAMS:
+        raise errors.ProgrammingError(
+            f"the query has {len(formats)} placeholders: PostgreSQL accepts at most {MAX_PARAMS}"
+        )
     return _ParsedQuery(
         b"".join(chunks),
         tuple(formats),
