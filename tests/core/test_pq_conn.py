@@ -229,12 +229,41 @@ def test_describe_portal(pgconn: pq.PGconn) -> None:
     pgconn.exec_(b"rollback")
 
 
-@pytest.mark.skipif(pq.version() >= 170000, reason="libpq 17 has it")
 def test_close_needs_libpq_17(pgconn: pq.PGconn) -> None:
+    if pq.version() >= 170000:
+        # The libpq has it: closing a prepared statement works.
+        pgconn.nonblocking = True
+        pgconn.send_prepare(b"to_close", b"select 1")
+        (prepared,) = execute(pgconn)
+        assert prepared.status == ExecStatus.COMMAND_OK
+        pgconn.send_close_prepared(b"to_close")
+        (closed,) = execute(pgconn)
+        assert closed.status == ExecStatus.COMMAND_OK
+        pgconn.nonblocking = False
+        return
     with pytest.raises(errors.NotSupportedError, match="libpq 17.0"):
         pgconn.send_close_prepared(b"x")
     with pytest.raises(errors.NotSupportedError, match="libpq 17.0"):
         pgconn.send_close_portal(b"x")
+
+
+def test_cancel_conn_needs_libpq_17(pgconn: pq.PGconn) -> None:
+    if pq.version() < 170000:
+        with pytest.raises(errors.NotSupportedError, match="libpq 17.0"):
+            pgconn.cancel_conn()
+        return
+    # Sent to an idle backend, the request is delivered (and ignored by it).
+    request = pgconn.cancel_conn()
+    request.start()
+    while (status := request.poll()) not in (pq.PollingStatus.OK, pq.PollingStatus.FAILED):
+        # Poll again only once the socket is ready, as libpq requires.
+        reading = status == pq.PollingStatus.READING
+        fds = [request.socket]
+        select.select(fds if reading else [], [] if reading else fds, [], 5)
+    assert status == pq.PollingStatus.OK, request.error_message
+    request.finish()
+    request.finish()  # idempotent
+    assert pgconn.exec_(b"select 1").get_value(0, 0) == b"1"
 
 
 def test_error_fields(pgconn: pq.PGconn) -> None:
