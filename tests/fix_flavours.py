@@ -50,6 +50,11 @@ _AWAITED = {
     "scroll",
 }
 
+# Pipeline blocks (docs/pipeline.md): ``conn.pipeline()`` is entered with
+# ``async with`` like a transaction block, and ``p.sync()`` is awaited.
+_AWAITED |= {"sync"}
+_WRAPPED_CONTEXTS = ("cursor", "transaction", "pipeline")
+
 
 class SyncFacade:
     """Presents a blocking connection or cursor with the async API's shape."""
@@ -63,7 +68,12 @@ class SyncFacade:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._target, name)
-        if name in ("cursor", "transaction"):
+        if name == "copy":
+            return lambda *a, **k: SyncCopyFacade(value(*a, **k))
+        if name in _WRAPPED_CONTEXTS:
+            return lambda *a, **k: SyncFacade(value(*a, **k))
+        if name == "notifies":
+            # LISTEN/NOTIFY: the sync generator, iterated with ``async for``.
             return lambda *a, **k: SyncFacade(value(*a, **k))
         if name in _AWAITED and callable(value):
 
@@ -96,6 +106,46 @@ class SyncFacade:
     async def __aiter__(self) -> AsyncIterator[Any]:
         for row in self._target:
             yield row
+
+
+# -- COPY: the blocking Copy with the AsyncCopy's shape ------------------------
+
+
+class SyncCopyFacade:
+    """Presents a blocking ``Copy`` as an ``AsyncCopy``: ``async with``, awaited methods."""
+
+    def __init__(self, copy: psycopg3.Copy):
+        self.target = copy
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+    async def __aenter__(self) -> SyncCopyFacade:
+        self.target.__enter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return self.target.__exit__(*exc)
+
+    async def write(self, buffer: Any) -> None:
+        self.target.write(buffer)
+
+    async def write_row(self, values: Any) -> None:
+        self.target.write_row(values)
+
+    async def read(self) -> bytes:
+        return self.target.read()
+
+    async def read_row(self) -> Any:
+        return self.target.read_row()
+
+    async def rows(self) -> AsyncIterator[Any]:
+        for row in self.target.rows():
+            yield row
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for block in self.target:
+            yield block
 
 
 def load_doc_adapter() -> Any:

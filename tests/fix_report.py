@@ -71,7 +71,6 @@ SCENARIOS = {
 
 #: Scenarios that belong to a later issue's feature, and where they are covered.
 DEFERRED = {
-    "C7": "COPY API: issue 6 (COPY started by execute() is aborted: tests/reliability)",
     "L11": "pools: issue 7",
     "L12": "pools: issue 7",
     "P1": "pools: issue 7",

@@ -48,6 +48,25 @@ async def test_threshold_none_disables(aconn: Any) -> None:
     assert await prepared(aconn) == ["select $1::int"]
 
 
+async def test_connect_disables_preparing(flavour: Any, dsn: str) -> None:
+    # Behind PgBouncer in transaction mode a statement prepared on one server
+    # connection is missing on the next: disabled from the connection's start.
+    conn = await flavour.connect(dsn, prepare_threshold=None)
+    try:
+        assert conn.prepare_threshold is None
+        await run(conn, "select %s::int", 10)
+        await run(conn, "select %s::int * 1", 1, prepare=True)  # asked for: still honoured
+        assert await prepared(conn) == ["select $1::int * 1"]
+    finally:
+        await conn.close()
+    conn = await flavour.connect(dsn, prepare_threshold=1)
+    try:
+        await run(conn, "select %s::int", 1)
+        assert await prepared(conn) == ["select $1::int"]
+    finally:
+        await conn.close()
+
+
 async def test_discard_all_forgets(flavour: Any, dsn: str) -> None:
     conn = await flavour.connect(dsn, autocommit=True)
     try:
@@ -98,3 +117,121 @@ async def test_failed_transaction(aconn: Any) -> None:
     await aconn.rollback()
     await run(aconn, "select %s::int", 1, prepare=True)
     assert await prepared(aconn) == ["select $1::int"]
+
+
+# -- in pipeline mode --------------------------------------------------------
+
+
+async def run_pipelined(conn: Any, query: str, times: int, **kwargs: Any) -> None:
+    """Execute ``query`` ``times`` times in one pipeline, then check every result."""
+    async with conn.pipeline():
+        curs = [await conn.execute(query, (i,), **kwargs) for i in range(times)]
+    for i, cur in enumerate(curs):
+        assert await cur.fetchone() == (i,)
+
+
+async def test_pipeline_prepares_after_threshold(aconn: Any) -> None:
+    aconn.autocommit = True
+    await run_pipelined(aconn, "select %s::int", 4)
+    assert await prepared(aconn) == []
+    # The PREPARE and the executions by name travel in the same pipeline.
+    await run_pipelined(aconn, "select %s::int", 4)
+    assert await prepared(aconn) == ["select $1::int"]
+    await run_pipelined(aconn, "select %s::int", 3)
+    assert await prepared(aconn) == ["select $1::int"]
+    assert aconn._prepare_manager._in_flight == {}
+
+
+async def test_pipeline_prepare_flag_and_threshold_none(aconn: Any) -> None:
+    aconn.autocommit = True
+    await run_pipelined(aconn, "select %s::int + 0", 2, prepare=True)
+    aconn.prepare_threshold = None
+    await run_pipelined(aconn, "select %s::int + 1 - 1", 12)
+    assert await prepared(aconn) == ["select $1::int + 0"]
+
+
+async def test_pipeline_failed_prepare_leaves_nothing(aconn: Any) -> None:
+    aconn.autocommit = True
+    async with aconn.pipeline() as p:
+        await aconn.execute("select 1/0")
+        cur = await aconn.execute("select %s::int", (1,), prepare=True)
+        with pytest.raises(psycopg3.errors.DivisionByZero):
+            await p.sync()
+        with pytest.raises(psycopg3.errors.PipelineAborted):
+            await cur.fetchone()
+    # The PREPARE was skipped: the manager does not believe in it.
+    assert await prepared(aconn) == []
+    assert aconn._prepare_manager._names == {}
+    await run_pipelined(aconn, "select %s::int", 2, prepare=True)
+    assert await prepared(aconn) == ["select $1::int"]
+
+
+async def test_pipeline_failed_transaction(aconn: Any) -> None:
+    with pytest.raises(psycopg3.errors.DivisionByZero):  # raised by the block's end
+        async with aconn.pipeline():
+            await aconn.execute("select 1/0")
+            cur = await aconn.execute("select %s::int", (1,), prepare=True)
+            with pytest.raises(psycopg3.errors.PipelineAborted):
+                await cur.fetchone()
+    # The sync ended nothing: the transaction is failed, and nothing was prepared.
+    assert aconn._prepare_manager._names == {}
+    with pytest.raises(psycopg3.errors.InFailedSqlTransaction):  # the PREPARE's error
+        async with aconn.pipeline():
+            cur = await aconn.execute("select %s::int", (1,), prepare=True)
+            # The PREPARE failed first: the execution by name was skipped.
+            with pytest.raises(psycopg3.errors.PipelineAborted):
+                await cur.fetchone()
+    assert aconn._prepare_manager._names == {}
+    await aconn.rollback()
+    await run_pipelined(aconn, "select %s::int", 1, prepare=True)
+    assert await prepared(aconn) == ["select $1::int"]
+
+
+async def test_pipeline_after_discard_all(flavour: Any, dsn: str) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        await run_pipelined(conn, "select %s::int", 1, prepare=True)
+        await conn.execute("discard all")
+        assert await prepared(conn) == []
+        # No "prepared statement does not exist": prepared again.
+        await run_pipelined(conn, "select %s::int", 3, prepare=True)
+        assert await prepared(conn) == ["select $1::int"]
+    finally:
+        await conn.close()
+
+
+async def test_pipeline_result_type_change(flavour: Any, dsn: str) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        await conn.execute("create temp table rtcp (x int)")
+        await conn.execute("insert into rtcp values (1)")
+        query = "select * from rtcp where x = %s"
+        async with conn.pipeline():
+            cur = await conn.execute(query, (1,), prepare=True)
+            assert await cur.fetchall() == [(1,)]
+        await conn.execute("alter table rtcp add column y int")
+        with pytest.raises(psycopg3.errors.FeatureNotSupported, match="cached plan"):
+            async with conn.pipeline():
+                await conn.execute(query, (1,))
+        # The stale statement was forgotten (and deallocated once out of the pipeline).
+        assert await prepared(conn) == []
+        async with conn.pipeline():
+            cur = await conn.execute(query, (1,))
+        assert await cur.fetchall() == [(1, None)]
+    finally:
+        await conn.close()
+
+
+async def test_pipeline_lru_deallocates_after_the_block(flavour: Any, dsn: str) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        conn.prepared_max = 2
+        async with conn.pipeline():
+            for n in range(4):
+                cur = await conn.execute(f"select %s::int + {n} - {n}", (n,), prepare=True)
+            assert await cur.fetchone() == (3,)
+            # Evicted, not deallocated yet: DEALLOCATE waits for the block's end.
+            assert len(conn._prepare_manager._evicted) == 2
+        assert await prepared(conn) == ["select $1::int + 2 - 2", "select $1::int + 3 - 3"]
+    finally:
+        await conn.close()

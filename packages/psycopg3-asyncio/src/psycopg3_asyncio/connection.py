@@ -7,7 +7,13 @@ import socket
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar, overload
 
-from psycopg3.abc import RECOVER_POLL_INTERVAL, AsyncConnectionBase, ConnectContext, PQGen
+from psycopg3.abc import (
+    DEFAULT_PREPARE_THRESHOLD,
+    RECOVER_POLL_INTERVAL,
+    AsyncConnectionBase,
+    ConnectContext,
+    PQGen,
+)
 from psycopg3.rows import ConnectionRow, RowFactory
 
 from .cursor import Cursor, ServerCursor
@@ -40,12 +46,18 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         *,
         autocommit: bool = False,
         row_factory: RowFactory[Any] | None = None,
+        prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
         **kwargs: Any,
     ) -> Connection[Any]:
         """Connect to a server: see ``asyncio_connect()``."""
         gen, timeout = await cls._async_connect_gen(conninfo, kwargs, _resolve)
         pgconn = await wait_asyncio(gen, timeout=timeout)
-        return cls(pgconn, autocommit=autocommit, row_factory=row_factory)
+        return cls(
+            pgconn,
+            autocommit=autocommit,
+            row_factory=row_factory,
+            prepare_threshold=prepare_threshold,
+        )
 
     @overload
     def cursor(
@@ -125,9 +137,9 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         """
         await wait_asyncio(self._cancel_gen(), timeout=RECOVER_POLL_INTERVAL)
 
-    async def _wait(self, gen: PQGen[T]) -> T:
+    async def _wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
         try:
-            return await wait_asyncio(gen)
+            return await wait_asyncio(gen, timeout=timeout)
         except BaseException:
             if self._interrupted():
                 recovery = wait_asyncio(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
@@ -179,7 +191,9 @@ def asyncio_connect(
     :param autocommit: whether each command commits on its own.
     :param kwargs: connection parameters overriding those in ``conninfo``;
         ``row_factory`` (``psycopg3.rows``) sets the shape of the rows of the
-        connection's cursors.
+        connection's cursors; ``prepare_threshold``
+        sets when queries are prepared (None: never, as PgBouncer in
+        transaction mode needs).
     :raises OperationalError: if the connection cannot be made.
     """
     return ConnectContext(lambda: Connection.connect(conninfo, autocommit=autocommit, **kwargs))

@@ -13,6 +13,9 @@ from __future__ import annotations
 from . import errors, pq
 from ._column import Column
 from ._conn_info import ConnectionInfo
+from ._copy import AsyncCopy, Copy
+from ._notify import Notify
+from ._pipeline import AsyncPipeline, Pipeline
 from ._tpc import Xid
 from ._transaction import AsyncTransaction, IsolationLevel, Rollback, Transaction
 from ._version import __version__
@@ -37,10 +40,15 @@ __all__ = [
     "adapters",
     "Column",
     "ConnectionInfo",
+    "Copy",
+    "AsyncCopy",
+    "Notify",
     "IsolationLevel",
     "Rollback",
     "Transaction",
     "AsyncTransaction",
+    "Pipeline",
+    "AsyncPipeline",
     "Xid",
     "Warning",
     "Error",

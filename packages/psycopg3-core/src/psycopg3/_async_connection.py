@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from ._connection_base import BaseConnection
 from ._cursor_base import Params, Query
 from ._dns import Resolver, resolve_conninfo
+from ._notify import AsyncNotifies
+from ._pipeline import AsyncPipeline
 from ._tpc import Xid
 from ._transaction import AsyncTransaction
 from .conninfo import conninfo_to_dict, make_conninfo
@@ -57,8 +59,12 @@ class AsyncConnectionBase(BaseConnection, ABC):
         return cls._connect_gen(await resolve_conninfo(params, resolve))
 
     @abstractmethod
-    async def _wait(self, gen: PQGen[T]) -> T:
-        """Drive ``gen`` with the framework's waiter, recovering from interruptions."""
+    async def _wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
+        """Drive ``gen`` with the framework's waiter, recovering from interruptions.
+
+        :param timeout: the waiter's timeout (``notifies()`` passes one, so
+            that its generator gets ``Ready.NONE`` and can hand over).
+        """
 
     async def close(self) -> None:
         """Close the connection; closing twice does nothing."""
@@ -116,6 +122,35 @@ class AsyncConnectionBase(BaseConnection, ABC):
         async with self.lock:
             await self._wait(self._rollback_gen())
 
+    def notifies(
+        self, *, timeout: float | None = None, stop_after: int | None = None
+    ) -> AsyncNotifies:
+        """Return an async iterator of the notifications received (``psycopg3.Notify``).
+
+        ``async for notify in conn.notifies():`` yields what was queued
+        first (received during earlier commands), then waits for more. The
+        connection is held one ``NOTIFY_POLL_INTERVAL`` at a time, so other
+        tasks can use it meanwhile. Leaving the loop (``break``, a
+        cancellation) leaves the connection idle and usable.
+
+        :param timeout: stop after this many seconds in total; None: never.
+        :param stop_after: stop after yielding this many; None: never.
+        :raises OperationalError: if the connection is closed or lost while
+            iterating.
+        """
+        return AsyncNotifies(self, timeout, stop_after)
+
+    def pipeline(self) -> AsyncPipeline:
+        """Return a pipeline block: ``async with conn.pipeline() as p:`` (libpq >= 14).
+
+        Inside it, ``execute()`` sends without waiting; each cursor gets its
+        result when it fetches, or at ``await p.sync()`` and the block's end
+        (see ``psycopg3._pipeline`` and ``docs/pipeline.md``).
+
+        :raises NotSupportedError: on entering, if libpq is older than 14.
+        """
+        return AsyncPipeline(self)
+
     def transaction(
         self, savepoint_name: str | None = None, force_rollback: bool = False
     ) -> AsyncTransaction:
@@ -144,26 +179,31 @@ class AsyncConnectionBase(BaseConnection, ABC):
 
         :raises ProgrammingError: in a transaction, in autocommit mode.
         """
+        self._check_no_pipeline("tpc_begin")
         async with self.lock:
             await self._wait(self._tpc_begin_gen(xid))
 
     async def tpc_prepare(self) -> None:
         """Prepare the two-phase transaction (``PREPARE TRANSACTION``)."""
+        self._check_no_pipeline("tpc_prepare")
         async with self.lock:
             await self._wait(self._tpc_prepare_gen())
 
     async def tpc_commit(self, xid: Xid | str | None = None) -> None:
         """Commit the two-phase transaction, or the prepared one ``xid``."""
+        self._check_no_pipeline("tpc_commit")
         async with self.lock:
             await self._wait(self._tpc_finish_gen(True, xid))
 
     async def tpc_rollback(self, xid: Xid | str | None = None) -> None:
         """Roll back the two-phase transaction, or the prepared one ``xid``."""
+        self._check_no_pipeline("tpc_rollback")
         async with self.lock:
             await self._wait(self._tpc_finish_gen(False, xid))
 
     async def tpc_recover(self) -> list[Xid]:
         """Return the server's prepared transactions, oldest first."""
+        self._check_no_pipeline("tpc_recover")
         async with self.lock:
             return await self._wait(self._tpc_recover_gen())
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._copy import AsyncCopy
 from ._cursor_base import BaseCursor, Params, Query
 from .rows import Row, RowFactory
 
@@ -95,6 +96,15 @@ class AsyncCursorBase(BaseCursor[Row]):
         async with self._conn.lock:
             await self._conn._wait(gen)
 
+    def copy(self, statement: Query, params: Params | None = None) -> AsyncCopy:
+        """Return a COPY block: ``async with cur.copy("COPY t FROM STDIN") as copy:``.
+
+        :param statement: a ``COPY … FROM STDIN`` or ``COPY … TO STDOUT``
+            statement; ``%s`` placeholders are filled with ``params`` as SQL
+            literals (COPY takes no bind parameters).
+        """
+        return AsyncCopy(self, statement, params)
+
     async def callproc(self, name: str, params: Params | None = None) -> Params | None:
         """Call a database function; its result is fetched like a query's.
 
@@ -104,16 +114,28 @@ class AsyncCursorBase(BaseCursor[Row]):
             await self._conn._wait(self._callproc_gen(name, params))
         return params
 
+    async def _fetch_pending(self) -> None:
+        # A command sent in a pipeline block: wait for its result (one
+        # attribute check on the fetch path outside pipelines).
+        async with self._conn.lock:
+            await self._conn._wait(self._pending_gen())
+
     async def fetchone(self) -> Row | None:
         """Return the next row of the current result, or None."""
+        if self._pending is not None:
+            await self._fetch_pending()
         return self._fetchone()
 
     async def fetchmany(self, size: int | None = None) -> list[Row]:
         """Return up to ``size`` (default ``arraysize``) further rows."""
+        if self._pending is not None:
+            await self._fetch_pending()
         return self._fetchmany(size)
 
     async def fetchall(self) -> list[Row]:
         """Return the remaining rows of the current result."""
+        if self._pending is not None:
+            await self._fetch_pending()
         return self._fetchall()
 
     async def scroll(self, value: int, mode: str = "relative") -> None:
@@ -121,9 +143,13 @@ class AsyncCursorBase(BaseCursor[Row]):
 
         :raises IndexError: if that leaves the result.
         """
+        if self._pending is not None:
+            await self._fetch_pending()
         self._scroll(value, mode)
 
     async def __aiter__(self) -> AsyncIterator[Row]:
+        if self._pending is not None:
+            await self._fetch_pending()
         while (row := self._fetchone()) is not None:
             yield row
 

@@ -37,7 +37,9 @@ from ._attempts import split_attempts
 from ._cancel import CancelOutcome, cancel
 from ._conn_info import ConnectionInfo
 from ._encodings import pgconn_encoding
-from ._prepare import PrepareManager
+from ._notify import NotifyHandler, NotifyIteration, NotifyState
+from ._pipeline import PipelineState, unsupported
+from ._prepare import DEFAULT_PREPARE_THRESHOLD, PrepareManager
 from ._tpc import TwoPhaseCommit
 from ._transaction import BaseTransaction, TransactionCharacteristics
 from .adapt import AdaptersMap
@@ -104,6 +106,7 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         *,
         autocommit: bool = False,
         row_factory: RowFactory[Any] | None = None,
+        prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
     ):
         self.pgconn = pgconn
         self._autocommit = autocommit
@@ -119,7 +122,10 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         # garbage collector finish the PGconn before the connection can warn
         # that it was left open, and keep both alive until it runs.
         pgconn.notice_handler = _forward_notices(weakref.ref(self))
-        self._prepare_manager = PrepareManager()
+        self._prepare_manager = PrepareManager(prepare_threshold)
+        #: The queue of the active ``pipeline()`` block, None outside one.
+        self._pipeline: PipelineState | None = None
+        self._notify = NotifyState()
 
     def __repr__(self) -> str:
         cls = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -185,8 +191,8 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
 
         (In a transaction a failing DEALLOCATE would abort the user's work.)
         """
-        if self.pgconn.transaction_status != TransactionStatus.IDLE:
-            return
+        if self._pipeline is not None or self.pgconn.transaction_status != TransactionStatus.IDLE:
+            return  # (a pipeline block deallocates them when it ends)
         for name in self._prepare_manager.take_evicted():
             yield from self._exec_command_gen(b"DEALLOCATE " + name)
 
@@ -278,6 +284,83 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
     def _log_failed_rollback(self, ex: BaseException) -> None:
         logger.warning("rollback on leaving the transaction block failed: %s", ex)
 
+    # -- notifications ---------------------------------------------------
+
+    def add_notify_handler(self, handler: NotifyHandler) -> None:
+        """Call ``handler`` with each ``psycopg3.Notify`` the connection receives.
+
+        It is called as soon as a notification is read: during any command
+        (in the thread or task running it, with the connection's lock held:
+        it must not use the connection) or during ``notifies()``. An
+        exception it raises is logged and ignored. See ``psycopg3._notify``
+        for which notifications ``notifies()`` still yields afterwards.
+        """
+        self._notify.handlers.append(handler)
+
+    def remove_notify_handler(self, handler: NotifyHandler) -> None:
+        """Stop calling a handler added by ``add_notify_handler()``.
+
+        :raises ValueError: if the handler was not added.
+        """
+        self._notify.handlers.remove(handler)
+
+    def _start_notifies(self, timeout: float | None, stop_after: int | None) -> NotifyIteration:
+        """Begin a ``notifies()`` iteration; warn if it cannot receive anything yet."""
+        self._check_usable()
+        if self.pgconn.transaction_status != TransactionStatus.IDLE:
+            # The classic DB-API trap: LISTEN opened a transaction and is not
+            # committed yet, and nothing is delivered inside a transaction.
+            logger.warning(
+                "notifies() called inside a transaction: PostgreSQL delivers notifications"
+                " only between transactions (and LISTEN takes effect at commit);"
+                " commit first, or use autocommit"
+            )
+        return NotifyIteration(self._notify, timeout, stop_after)
+
+    def _deliver_pending_notifies(self) -> None:
+        """Deliver the notifications libpq parsed along with a command's results.
+
+        Call it wherever results are read: with none pending (the usual
+        case) it costs one ``PQnotifies`` call.
+        """
+        pgnotify = self.pgconn.notifies()
+        if pgnotify is not None:
+            self._notify.deliver(self.pgconn, [pgnotify, *generators.read_notifies(self.pgconn)])
+
+    def _check_listening(self) -> None:
+        if self.closed:
+            raise errors.OperationalError(
+                "the connection was closed while waiting for notifications"
+            )
+
+    def _receive_notifies(self) -> bool:
+        """Read, without waiting, what the server sent; deliver its notifications.
+
+        Run under the connection's lock. Return True if any was delivered.
+        """
+        self._check_listening()
+        try:
+            received = generators.read_notifies(self.pgconn)
+        except errors.OperationalError:
+            if self.pgconn.closed:
+                self._mark_broken()
+            raise
+        if received:
+            self._notify.deliver(self.pgconn, received)
+        return bool(received)
+
+    def _notifies_gen(self) -> PQGen[None]:
+        """Wait once for notifications (see ``generators.notifies``) and deliver them.
+
+        Drive it under the lock with a waiter timeout of at most
+        ``NOTIFY_POLL_INTERVAL``: it returns when it times out, so that the
+        caller can check its deadline and let other users of the connection in.
+        """
+        self._check_listening()
+        received = yield from generators.notifies(self.pgconn)
+        if received:
+            self._notify.deliver(self.pgconn, received)
+
     # -- connecting ------------------------------------------------------
 
     @classmethod
@@ -298,17 +381,34 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
 
     def _needs_begin(self) -> bool:
         """Tell if the DB-API implicit transaction must be opened first."""
-        return not self._autocommit and self.pgconn.transaction_status == TransactionStatus.IDLE
+        if self._autocommit:
+            return False
+        pipeline = self._pipeline
+        if pipeline is not None and pipeline.begin_pending:
+            return False  # queued, not answered yet: the status does not show it
+        return self.pgconn.transaction_status == TransactionStatus.IDLE
 
     def _start_query_gen(self) -> PQGen[None]:
-        """Open a transaction first if the DB-API implicit one is due."""
+        """Open a transaction first if the DB-API implicit one is due.
+
+        Only for commands that need the connection to themselves: refused in
+        a pipeline block (where cursors have their own path).
+        """
         self._check_usable()
+        if self._pipeline is not None:
+            raise unsupported("this operation")
         if self._needs_begin():
             yield from self._exec_command_gen(self._begin_command())
 
     def _exec_command_gen(self, command: bytes) -> PQGen[None]:
-        """Run a parameterless command, raising if the server reports an error."""
+        """Run a parameterless command, raising if the server reports an error.
+
+        In a pipeline block the command is queued and synced at once.
+        """
         self._check_usable()
+        if self._pipeline is not None:
+            yield from self._pipeline.command_gen(command)
+            return
         self.pgconn.send_query(command)
         results = yield from self._results_gen()
         self._check_results(results)
@@ -320,7 +420,11 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         own API): what follows it is read, and the COPY result is left last
         for ``_check_results()`` to report.
         """
+        if self._pipeline is not None:
+            # Sent by code that does not know pipelines: keep the queue in step, refuse.
+            raise self._pipeline.adopt_foreign("this operation")
         results = yield from generators.execute(self.pgconn)
+        self._deliver_pending_notifies()
         if results and results[-1].status in _COPY_STATUSES:
             deadline = time.monotonic() + DRAIN_TIMEOUT
             yield from generators.drain(self.pgconn, deadline=deadline)
@@ -342,6 +446,10 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
                     " transaction with it if one was open"
                 )
 
+    def _check_no_pipeline(self, method: str) -> None:
+        if self._pipeline is not None:
+            raise unsupported(f"{method}()")
+
     def _check_no_transaction_block(self, method: str) -> None:
         if self._transaction_blocks:
             raise errors.ProgrammingError(
@@ -353,6 +461,11 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         self._check_usable()
         self._check_no_transaction_block("commit")
         self._check_not_tpc("commit")
+        if self._pipeline is not None:
+            # The status is exact only after a sync; the batch's first error
+            # is raised here, and nothing is committed.
+            yield from self._pipeline.sync_gen()
+            self._pipeline.raise_unreported()
         if self.pgconn.transaction_status == TransactionStatus.IDLE:
             return
         yield from self._exec_command_gen(b"COMMIT")
@@ -361,6 +474,11 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         self._check_usable()
         self._check_no_transaction_block("rollback")
         self._check_not_tpc("rollback")
+        if self._pipeline is not None:
+            yield from self._pipeline.sync_gen()
+            if self.pgconn.transaction_status == TransactionStatus.INERROR:
+                # The errors that failed the transaction go with it.
+                self._pipeline.discard_unreported()
         if self.pgconn.transaction_status == TransactionStatus.IDLE:
             return
         yield from self._exec_command_gen(b"ROLLBACK")
@@ -386,6 +504,11 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
             return False
         if self.pgconn.closed:
             self._mark_broken()
+            return False
+        pipeline = self._pipeline
+        if pipeline is not None and not pipeline.abandoned:
+            # An error raised by the pipeline's own logic between waits: the
+            # queued commands are still wanted (rule 6 of ``_pipeline``).
             return False
         return self.pgconn.transaction_status == TransactionStatus.ACTIVE
 

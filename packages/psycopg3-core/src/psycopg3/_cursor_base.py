@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic
 
-from . import errors, generators
+from . import _pipeline, errors, generators
 from ._column import Column
 from ._queries import Params, PostgresQuery, Query
 from ._transformer import Transformer
@@ -71,6 +71,9 @@ class BaseCursor(Generic[Row]):
         self._pos = 0
         self._ntuples = 0
         self._rowcount = -1
+        # In a pipeline block: the entry of the command whose result is due
+        # (see ``psycopg3._pipeline``). Fetch methods check it first.
+        self._pending: _pipeline.PipelineEntry | None = None
 
     def __repr__(self) -> str:
         cls = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -190,6 +193,9 @@ class BaseCursor(Generic[Row]):
         tx = self._fresh_transformer()
         pg_query = PostgresQuery(tx)
         pg_query.convert(query, params)
+        if conn._pipeline is not None:
+            yield from _pipeline.execute_gen(self, pg_query, binary, prepare)
+            return
         if conn._needs_begin():
             yield from conn._exec_command_gen(conn._begin_command())
         result_format = Format.BINARY if binary else Format.TEXT
@@ -225,6 +231,10 @@ class BaseCursor(Generic[Row]):
         yield from conn._deallocate_evicted_gen()
         self._results = results
         self._select_result(0)
+
+    def _pending_gen(self) -> PQGen[None]:
+        """Wait for the result of the command sent in a pipeline; raise its error."""
+        return _pipeline.pending_result_gen(self)
 
     def _select_result(self, index: int) -> None:
         self._index = index
@@ -368,11 +378,15 @@ class BaseCursor(Generic[Row]):
         if not commands:
             self._rowcount = 0
             return
+        if conn._pipeline is not None:
+            yield from _pipeline.executemany_gen(self, commands, returning)
+            return
         yield from conn._start_query_gen()
         if version() >= _PIPELINE_LIBPQ:
             # Interrupted half-way, libpq is left in pipeline mode with results
             # pending: the recovery after an interruption syncs and leaves it.
             per_command = yield from generators.pipeline_execute_many(pgconn, commands)
+            conn._deliver_pending_notifies()
         else:
             per_command = []
             for command in commands:

@@ -20,6 +20,11 @@ Rules:
 3. Whatever the server says invalidates statements clears the cache:
    ``DISCARD ALL``/``DEALLOCATE ALL`` succeeding, or the error "cached plan
    must not change result type" (after a schema change).
+4. In pipeline mode the ``PREPARE`` is sent without waiting: the name is
+   *in flight* (``prepare_sent()``) and later executions in the same
+   pipeline use it (the server runs them after the ``PREPARE``); it becomes
+   prepared only when the server accepted it (``prepare_done()``). A refused
+   or skipped ``PREPARE`` leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -38,12 +43,26 @@ _STALE_PLAN_SQLSTATE = b"0A000"
 _STALE_PLAN_MESSAGE = b"cached plan must not change result type"
 
 
+#: Executions of a query after which it is prepared, unless the connection says otherwise.
+DEFAULT_PREPARE_THRESHOLD = 5
+
+
 class PrepareManager:
     """The per-connection memory of executed and prepared queries."""
 
-    __slots__ = ("prepare_threshold", "prepared_max", "_counts", "_names", "_evicted", "_serial")
+    __slots__ = (
+        "prepare_threshold",
+        "prepared_max",
+        "_counts",
+        "_names",
+        "_in_flight",
+        "_evicted",
+        "_serial",
+    )
 
-    def __init__(self, prepare_threshold: int | None = 5, prepared_max: int = 100):
+    def __init__(
+        self, prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD, prepared_max: int = 100
+    ):
         #: Executions after which a query is prepared; None: never.
         self.prepare_threshold = prepare_threshold
         #: How many prepared statements to keep at most.
@@ -52,6 +71,8 @@ class PrepareManager:
         self._counts: OrderedDict[Key, int] = OrderedDict()
         # Prepared statements: key -> name, least recently used first.
         self._names: OrderedDict[Key, bytes] = OrderedDict()
+        # Pipeline mode: PREPAREs sent, not answered yet (rule 4).
+        self._in_flight: dict[Key, bytes] = {}
         self._evicted: list[bytes] = []
         self._serial = 0
 
@@ -66,6 +87,9 @@ class PrepareManager:
             if prepare is False:
                 return None, False
             self._names.move_to_end(key)
+            return name, False
+        name = self._in_flight.get(key)
+        if name is not None and prepare is not False:
             return name, False
         if prepare is False or (prepare is None and self.prepare_threshold is None):
             return None, False
@@ -87,6 +111,17 @@ class PrepareManager:
         while len(self._names) > self.prepared_max:
             _, old = self._names.popitem(last=False)
             self._evicted.append(old)
+
+    def prepare_sent(self, key: Key, name: bytes) -> None:
+        """Record a ``PREPARE`` sent in a pipeline, not answered yet (rule 4)."""
+        self._in_flight[key] = name
+
+    def prepare_done(self, key: Key, name: bytes, *, accepted: bool) -> None:
+        """Record the server's answer to a pipelined ``PREPARE``."""
+        if self._in_flight.get(key) == name:
+            del self._in_flight[key]
+        if accepted:
+            self.prepared(key, name)
 
     def take_evicted(self) -> list[bytes]:
         """Return, and forget, the statements to deallocate on the server."""
@@ -112,3 +147,4 @@ class PrepareManager:
             self._evicted.extend(self._names.values())
         self._names.clear()
         self._counts.clear()
+        self._in_flight.clear()

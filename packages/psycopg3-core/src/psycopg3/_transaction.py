@@ -207,6 +207,11 @@ class BaseTransaction:
                 "transaction() cannot be used in a two-phase transaction:"
                 " finish it with tpc_commit() or tpc_rollback() first"
             )
+        if conn._pipeline is not None:
+            # The transaction status is the server's last word: commands still
+            # queued in a pipeline may change it. Settle them first.
+            yield from conn._pipeline.sync_gen()
+            conn._pipeline.raise_unreported()
         blocks = conn._transaction_blocks
         begins = not blocks and conn.pgconn.transaction_status == TransactionStatus.IDLE
         if begins:
@@ -240,8 +245,15 @@ class BaseTransaction:
             # An outer block is the target: rolling it back undoes this one too.
             self.status = "rolled_back"
             return False
+        unreported: errors.Error | None = None
         try:
             conn._check_usable()
+            if conn._pipeline is not None:
+                yield from conn._pipeline.sync_gen()
+                try:
+                    conn._pipeline.raise_unreported()
+                except errors.Error as ex:
+                    unreported = ex  # a queued command failed: the block must not commit
             in_error = conn.pgconn.transaction_status == TransactionStatus.INERROR
             if exc is None and not self.force_rollback and not in_error:
                 yield from self._commit_gen()
@@ -259,6 +271,8 @@ class BaseTransaction:
         except BaseException:
             self.status = "failed"
             raise
+        if unreported is not None and exc is None:
+            raise unreported  # rolled back: the error of a queued command says why
         return isinstance(exc, Rollback) and exc.transaction in (None, self)
 
     def _commit_gen(self) -> PQGen[None]:

@@ -171,6 +171,14 @@ class Transformer:
         """
         return self._get_dumper(obj, format, None, None)
 
+    def get_dumper_for_type(self, obj: Any, format: PyFormat) -> tuple[Dumper, bool]:
+        """Like ``get_dumper()``; also tell if every value of that type gets the same dumper.
+
+        A caller dumping many values (COPY) may then keep the dumper by type.
+        """
+        dumper = self._get_dumper(obj, format, None, None)
+        return dumper, not self._dumpers[format][type(obj)][1]
+
     def _get_dumper(
         self, obj: Any, fmt: PyFormat, index: int | None, names: Sequence[str] | None
     ) -> Dumper:

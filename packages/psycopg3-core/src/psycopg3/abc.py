@@ -16,7 +16,11 @@ from ._connection_base import (
     RECOVER_POLL_INTERVAL,
     BaseConnection,
 )
+from ._copy import AsyncCopy, BaseCopy, Copy
 from ._cursor_base import BaseCursor, Params, Query, Row
+from ._notify import NOTIFY_POLL_INTERVAL, AsyncNotifies, NotifyIteration
+from ._pipeline import AsyncPipeline, BasePipeline
+from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._server_cursor import AsyncServerCursorBase, BaseServerCursor
 from .waiting import AsyncWaiter, PQGen, Ready, Wait, Waiter
 
@@ -27,12 +31,21 @@ __all__ = [
     "AsyncCursorBase",
     "BaseServerCursor",
     "AsyncServerCursorBase",
+    "BaseCopy",
+    "Copy",
+    "AsyncCopy",
     "AsyncLock",
     "ConnectContext",
     "CANCEL_TIMEOUT",
     "CANCEL_RETRY_INTERVAL",
     "RECOVER_POLL_INTERVAL",
     "DRAIN_TIMEOUT",
+    "DEFAULT_PREPARE_THRESHOLD",
+    "NOTIFY_POLL_INTERVAL",
+    "NotifyIteration",
+    "AsyncNotifies",
+    "BasePipeline",
+    "AsyncPipeline",
     "PQGen",
     "Wait",
     "Ready",

@@ -29,6 +29,7 @@ __all__ = [
     "InternalError",
     "ProgrammingError",
     "NotSupportedError",
+    "PipelineAborted",
     "Diagnostic",
     "error_from_result",
     "class_for_sqlstate",
@@ -94,6 +95,16 @@ class ProgrammingError(DatabaseError):
 
 class NotSupportedError(DatabaseError):
     """A method or database API not supported by the database (DB-API)."""
+
+
+class PipelineAborted(OperationalError):
+    """A command of a pipeline was skipped because an earlier one failed.
+
+    PostgreSQL ignores every command after an error until the next sync
+    point: the command of this cursor never ran. The error that caused it is
+    raised by its own cursor, or by the pipeline's ``sync()`` (see
+    ``psycopg3._pipeline``).
+    """
 
 
 # The diagnostic fields of libpq's PQresultErrorField, by their one-letter code.

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from . import errors
 from ._cancel import CancelOutcome, cancel
-from .pq import ConnStatus, ExecStatus, PGconn, PGresult, PipelineStatus, PollingStatus
+from .pq import ConnStatus, ExecStatus, PGconn, PGnotify, PGresult, PipelineStatus, PollingStatus
 from .waiting import PQGen, Ready, Wait
 
 __all__ = [
@@ -41,6 +41,12 @@ __all__ = [
     "drain",
     "cancel",
     "CancelOutcome",
+    "read_notifies",
+    "wait_readable",
+    "notifies",
+    "copy_put",
+    "copy_end",
+    "copy_get",
 ]
 
 _COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
@@ -324,3 +330,98 @@ def _flush_until_deadline(pgconn: PGconn, deadline: float) -> PQGen[None]:
         _check_deadline(deadline)
         if ready & Ready.R:
             pgconn.consume_input()
+
+
+# -- COPY --
+
+
+def copy_put(pgconn: PGconn, data: bytes | bytearray | memoryview) -> PQGen[None]:
+    """Queue a block of COPY FROM STDIN data and flush it to the server.
+
+    A COPY_IN result must have been read. When libpq's output buffer is full
+    the block waits until the socket takes more (the memory stays bounded
+    however much is written); meanwhile the input is consumed, as in ``send``.
+    """
+    while not pgconn.put_copy_data(data):
+        yield from send(pgconn)
+    yield from send(pgconn)
+
+
+def copy_end(pgconn: PGconn, error: bytes | None) -> PQGen[list[PGresult]]:
+    """End a COPY FROM STDIN and return the results of the command.
+
+    :param error: None to commit the data sent, or a message making the
+        server abort the COPY (its result is then a ``QueryCanceled`` error).
+    """
+    while not pgconn.put_copy_end(error):
+        yield from send(pgconn)
+    return (yield from execute(pgconn))
+
+
+def copy_get(pgconn: PGconn, max_size: int) -> PQGen[tuple[bytes, bool]]:
+    """Return the COPY TO STDOUT data available now, waiting for some if none is.
+
+    A COPY_OUT result must have been read. Every complete message already
+    received is taken, up to about ``max_size`` bytes, so a fast stream costs
+    one call per block rather than one per row.
+
+    :return: the data (whole rows in text format) and whether the server
+        sent its last one; the command's results are then read with
+        ``fetch_many``.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        nbytes, data = pgconn.get_copy_data(1)
+        if nbytes > 0:
+            chunks.append(data)
+            size += nbytes
+            if size >= max_size:
+                return b"".join(chunks), False
+        elif nbytes < 0:
+            return b"".join(chunks), True
+        elif chunks:
+            return b"".join(chunks), False
+        else:
+            ready = yield pgconn.socket, Wait.R
+            if ready:
+                pgconn.consume_input()
+
+
+# -- notifications --
+
+
+def read_notifies(pgconn: PGconn) -> list[PGnotify]:
+    """Read what the server sent, without waiting; return the notifications in it.
+
+    Not a generator: it never waits. No command may be in progress. Used
+    alone where the waiting happens elsewhere (the blocking flavour waits
+    without the connection's lock, see ``psycopg3_sync``).
+    """
+    pgconn.consume_input()
+    received = []
+    while (pgnotify := pgconn.notifies()) is not None:
+        received.append(pgnotify)
+    return received
+
+
+def wait_readable(fileno: int) -> PQGen[Ready]:
+    """Wait once for ``fileno`` to be readable; return what the waiter sent.
+
+    ``Ready.NONE`` means the waiter's timeout expired first.
+    """
+    return (yield fileno, Wait.R)
+
+
+def notifies(pgconn: PGconn) -> PQGen[list[PGnotify]]:
+    """Return the notifications received, waiting once for the server if there are none.
+
+    No command may be in progress (LISTEN must have been run). Drive it with
+    a waiter timeout: sent ``Ready.NONE``, it returns an empty list, so that
+    the caller can check its own deadline and let other users of the
+    connection in before waiting again (see ``psycopg3._notify``).
+    """
+    received = read_notifies(pgconn)
+    if not received and (yield from wait_readable(pgconn.socket)):
+        received = read_notifies(pgconn)
+    return received

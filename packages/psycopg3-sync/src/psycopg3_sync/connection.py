@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Generator
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
-from psycopg3 import Transaction, Xid
-from psycopg3.abc import RECOVER_POLL_INTERVAL, BaseConnection, PQGen
+from psycopg3 import Notify, Pipeline, Transaction, Xid
+from psycopg3.abc import (
+    DEFAULT_PREPARE_THRESHOLD,
+    RECOVER_POLL_INTERVAL,
+    BaseConnection,
+    NotifyIteration,
+    PQGen,
+)
+from psycopg3.generators import wait_readable
 from psycopg3.rows import ConnectionRow, RowFactory
 
 from .cursor import Cursor, ServerCursor
@@ -40,12 +48,18 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
         *,
         autocommit: bool = False,
         row_factory: RowFactory[Any] | None = None,
+        prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
         **kwargs: Any,
     ) -> Connection[Any]:
         """Connect to a server: see ``psycopg3_sync.connect()``."""
         gen, timeout = cls._connect_gen(conninfo, **kwargs)
         pgconn = wait_select(gen, timeout=timeout)
-        return cls(pgconn, autocommit=autocommit, row_factory=row_factory)
+        return cls(
+            pgconn,
+            autocommit=autocommit,
+            row_factory=row_factory,
+            prepare_threshold=prepare_threshold,
+        )
 
     def __enter__(self) -> Connection[ConnectionRow]:
         return self
@@ -166,28 +180,82 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
         """Return a transaction block: ``with conn.transaction() as tx:`` (see the core)."""
         return Transaction(self, savepoint_name, force_rollback)
 
+    def pipeline(self) -> Pipeline:
+        """Return a pipeline block: ``with conn.pipeline() as p:`` (libpq >= 14; see the core).
+
+        :raises NotSupportedError: on entering, if libpq is older than 14.
+        """
+        return Pipeline(self)
+
+    def notifies(
+        self, *, timeout: float | None = None, stop_after: int | None = None
+    ) -> Generator[Notify, None, None]:
+        """Return a generator of the notifications received (``psycopg3.Notify``).
+
+        ``for notify in conn.notifies():`` yields what was queued first
+        (received during earlier commands), then waits for more. The wait
+        itself does not hold the connection's lock: other threads' commands
+        run meanwhile, and their notifications reach this iteration.
+        Leaving the loop leaves the connection idle and usable.
+
+        :param timeout: stop after this many seconds in total; None: never.
+        :param stop_after: stop after yielding this many; None: never.
+        :raises OperationalError: if the connection is closed or lost while
+            iterating.
+        """
+        return self._iterate_notifies(self._start_notifies(timeout, stop_after))
+
+    def _iterate_notifies(self, iteration: NotifyIteration) -> Generator[Notify, None, None]:
+        try:
+            while True:
+                notify = iteration.pop()
+                if notify is not None:
+                    yield notify
+                    continue
+                wait = iteration.next_wait()
+                if wait is None:
+                    return
+                with self.lock:
+                    if self._receive_notifies():
+                        continue
+                    fileno = self.pgconn.socket
+                # poll() is level-triggered and several threads may poll one
+                # socket: a query running meanwhile gets its results as usual.
+                # Waiting without the lock is what lets it run: a thread
+                # blocked on a threading.Lock has no turn guaranteed.
+                wait_select(wait_readable(fileno), timeout=wait)
+                with self.lock:
+                    self._receive_notifies()
+        finally:
+            iteration.close()
+
     def tpc_begin(self, xid: Xid | str) -> None:
         """Begin a two-phase transaction with an id made by ``xid()``."""
+        self._check_no_pipeline("tpc_begin")
         with self.lock:
             self._wait(self._tpc_begin_gen(xid))
 
     def tpc_prepare(self) -> None:
         """Prepare the two-phase transaction (``PREPARE TRANSACTION``)."""
+        self._check_no_pipeline("tpc_prepare")
         with self.lock:
             self._wait(self._tpc_prepare_gen())
 
     def tpc_commit(self, xid: Xid | str | None = None) -> None:
         """Commit the two-phase transaction, or the prepared one ``xid``."""
+        self._check_no_pipeline("tpc_commit")
         with self.lock:
             self._wait(self._tpc_finish_gen(True, xid))
 
     def tpc_rollback(self, xid: Xid | str | None = None) -> None:
         """Roll back the two-phase transaction, or the prepared one ``xid``."""
+        self._check_no_pipeline("tpc_rollback")
         with self.lock:
             self._wait(self._tpc_finish_gen(False, xid))
 
     def tpc_recover(self) -> list[Xid]:
         """Return the server's prepared transactions, oldest first."""
+        self._check_no_pipeline("tpc_recover")
         with self.lock:
             return self._wait(self._tpc_recover_gen())
 
@@ -241,7 +309,9 @@ def connect(conninfo: str = "", *, autocommit: bool = False, **kwargs: Any) -> C
     :param autocommit: whether each command commits on its own.
     :param kwargs: connection parameters (``host``, ``dbname``…) overriding
         those in ``conninfo``; ``row_factory`` (``psycopg3.rows``) sets the
-        shape of the rows of the connection's cursors.
+        shape of the rows of the connection's cursors; ``prepare_threshold``
+        sets when queries are prepared (None: never, as PgBouncer in
+        transaction mode needs).
     :raises OperationalError: if the connection cannot be made.
     """
     return Connection.connect(conninfo, autocommit=autocommit, **kwargs)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from psycopg3 import Copy
 from psycopg3.abc import BaseCursor, BaseServerCursor, Params, Query, Row
 from psycopg3.rows import RowFactory
 
@@ -103,16 +104,37 @@ class Cursor(BaseCursor[Row]):
             self._conn._wait(self._callproc_gen(name, params))
         return params
 
+    def copy(self, statement: Query, params: Params | None = None) -> Copy:
+        """Return a COPY block: ``with cur.copy("COPY t FROM STDIN") as copy:``.
+
+        :param statement: a ``COPY … FROM STDIN`` or ``COPY … TO STDOUT``
+            statement; ``%s`` placeholders are filled with ``params`` as SQL
+            literals (COPY takes no bind parameters).
+        """
+        return Copy(self, statement, params)
+
+    def _fetch_pending(self) -> None:
+        # A command sent in a pipeline block: wait for its result (one
+        # attribute check on the fetch path outside pipelines).
+        with self._conn.lock:
+            self._conn._wait(self._pending_gen())
+
     def fetchone(self) -> Row | None:
         """Return the next row of the current result, or None."""
+        if self._pending is not None:
+            self._fetch_pending()
         return self._fetchone()
 
     def fetchmany(self, size: int | None = None) -> list[Row]:
         """Return up to ``size`` (default ``arraysize``) further rows."""
+        if self._pending is not None:
+            self._fetch_pending()
         return self._fetchmany(size)
 
     def fetchall(self) -> list[Row]:
         """Return the remaining rows of the current result."""
+        if self._pending is not None:
+            self._fetch_pending()
         return self._fetchall()
 
     def scroll(self, value: int, mode: str = "relative") -> None:
@@ -120,9 +142,13 @@ class Cursor(BaseCursor[Row]):
 
         :raises IndexError: if that leaves the result.
         """
+        if self._pending is not None:
+            self._fetch_pending()
         self._scroll(value, mode)
 
     def __iter__(self) -> Iterator[Row]:
+        if self._pending is not None:
+            self._fetch_pending()
         return iter(self._iter_rows())
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar, overload
 import trio
 
 from psycopg3.abc import (
+    DEFAULT_PREPARE_THRESHOLD,
     DRAIN_TIMEOUT,
     RECOVER_POLL_INTERVAL,
     AsyncConnectionBase,
@@ -47,12 +48,18 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         *,
         autocommit: bool = False,
         row_factory: RowFactory[Any] | None = None,
+        prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
         **kwargs: Any,
     ) -> Connection[Any]:
         """Connect to a server: see ``trio_connect()``."""
         gen, timeout = await cls._async_connect_gen(conninfo, kwargs, _resolve)
         pgconn = await wait_trio(gen, timeout=timeout)
-        return cls(pgconn, autocommit=autocommit, row_factory=row_factory)
+        return cls(
+            pgconn,
+            autocommit=autocommit,
+            row_factory=row_factory,
+            prepare_threshold=prepare_threshold,
+        )
 
     @overload
     def cursor(
@@ -150,9 +157,9 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         """
         await wait_trio(self._cancel_gen(), timeout=RECOVER_POLL_INTERVAL)
 
-    async def _wait(self, gen: PQGen[T]) -> T:
+    async def _wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
         try:
-            return await wait_trio(gen)
+            return await wait_trio(gen, timeout=timeout)
         except trio.ClosedResourceError as ex:
             # close() called from another task while this one waited.
             raise OperationalError("the connection was closed while waiting for the server") from ex
@@ -195,7 +202,9 @@ def trio_connect(
     :param autocommit: whether each command commits on its own.
     :param kwargs: connection parameters overriding those in ``conninfo``;
         ``row_factory`` (``psycopg3.rows``) sets the shape of the rows of the
-        connection's cursors.
+        connection's cursors; ``prepare_threshold``
+        sets when queries are prepared (None: never, as PgBouncer in
+        transaction mode needs).
     :raises OperationalError: if the connection cannot be made.
     """
     return ConnectContext(lambda: Connection.connect(conninfo, autocommit=autocommit, **kwargs))

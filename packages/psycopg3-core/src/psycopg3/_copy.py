@@ -1,0 +1,542 @@
+"""COPY FROM STDIN and COPY TO STDOUT: the ``Copy`` and ``AsyncCopy`` blocks.
+
+``cur.copy(statement)`` returns a block object; entering it runs the COPY
+statement, leaving it ends the COPY. The COPY data formats (text rows with
+their escapes, the binary file layout) are written and parsed here, without
+I/O; the waiting goes through the connection's ``_wait()`` like every other
+command, with the generators of ``generators`` (``copy_put``, ``copy_end``,
+``copy_get``).
+
+Must not: import a concurrency framework, wait other than through the
+connection's ``_wait()``, or sleep.
+
+The rules of a COPY block:
+
+1. Entering opens the DB-API implicit transaction if one is due, then runs
+   the statement (parameters are merged into its text as literals: COPY takes
+   no bind parameters). A statement that is not a COPY raises
+   ``ProgrammingError`` once its results are read: the connection is idle.
+   Refused in a pipeline: libpq cannot run COPY in pipeline mode.
+2. The connection's lock is held from entering to leaving: the connection is
+   busy with the COPY for that long, so other threads or tasks wait for the
+   block to end. Inside the block, use the connection only through the block
+   object (another command would wait for the lock the block holds).
+3. Memory is bounded whatever the size of the data: rows written are
+   formatted into a buffer sent to libpq in blocks of about ``BUFFER_SIZE``
+   (one ctypes call per block, not per row), and each block waits until the
+   socket took it; data read is taken a block at a time.
+4. Leaving a COPY FROM STDIN normally sends the end of the data and reads
+   the command's result: a server error (a constraint, bad data) raises its
+   own class. Leaving it by an exception makes the server abort the COPY
+   (nothing of it is kept) with a message naming the exception; the
+   server's ``QueryCanceled`` is dropped and the block's own exception goes
+   on unchanged.
+5. A COPY TO STDOUT left before its end (by ``break``, ``return`` or an
+   exception) is cancelled and drained: what is left could be gigabytes,
+   while a cancel request costs one round trip whatever the size. As with
+   any cancelled statement, a transaction open around it is then failed
+   (roll it back); read the data to its end, or limit it in the query, to
+   keep the transaction. The cancel and drain are the connection's own
+   interruption policy: the block raises ``_CopyAbandoned`` inside the
+   connection's wait, and the adapter's ``_wait()`` recovers as it does from
+   any interrupted command.
+6. An interruption inside a wait (Ctrl-C, a task cancellation, a cancel
+   scope) is recovered by the adapter's ``_wait()`` (cancel, then drain,
+   which ends the COPY); the block then finds the COPY over and does
+   nothing more when it is left.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+
+from . import errors, generators
+from ._adapt.base import Buffer
+from ._copy_format import (
+    BINARY_HEADER,
+    BINARY_TRAILER,
+    BinaryColumn,
+    BinaryParser,
+    TextDump,
+    TextParser,
+    abort_message,
+    format_binary_row,
+    format_text_row,
+    in_column,
+    merge_params,
+)
+from ._queries import (
+    Params,
+    Query,
+)
+from ._transformer import Transformer
+from .pq import ExecStatus, Format, PGresult, PipelineStatus, TransactionStatus
+from .waiting import PQGen
+
+if TYPE_CHECKING:
+    from ._async_connection import AsyncConnectionBase
+    from ._cursor_base import BaseCursor
+
+__all__ = ["BaseCopy", "Copy", "AsyncCopy", "BUFFER_SIZE"]
+
+logger = logging.getLogger("psycopg3")
+
+T = TypeVar("T")
+
+#: Bytes of COPY data gathered before they are handed to libpq, and the
+#: most taken from libpq in one read.
+BUFFER_SIZE = 64 * 1024
+
+_COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
+
+
+class _CopyAbandoned(Exception):
+    """Raised inside the connection's wait to have the COPY cancelled (rule 5)."""
+
+
+# -- the block ---------------------------------------------------------------
+
+
+class BaseCopy:
+    """The state of a COPY block and its generators; get one from ``cur.copy()``.
+
+    :param cursor: the cursor running the COPY.
+    :param statement: a ``COPY … FROM STDIN`` or ``COPY … TO STDOUT``
+        statement, with ``%s`` placeholders if ``params`` is given.
+    :param params: values merged into the statement as literals.
+    """
+
+    def __init__(self, cursor: BaseCursor[Any], statement: Query, params: Params | None = None):
+        self._cursor = cursor
+        self._conn = cursor._conn
+        self._statement = statement
+        self._params = params
+        # pending -> active (COPY running) -> finished (results read) -> closed (block left)
+        self._state = "pending"
+        self._direction = ExecStatus.COPY_IN
+        self._binary = False
+        self._tx: Transformer | None = None
+        self._buffer = bytearray()
+        self._text_dumps: dict[type, TextDump] = {}
+        self._types: list[int] | None = None
+        self._binary_columns: list[BinaryColumn] | None = None
+        self._rows_written = False
+        self._raw_written = False
+        self._parser: TextParser | BinaryParser | None = None
+        self._pending_rows: deque[list[bytes | None]] = deque()
+
+    def __repr__(self) -> str:
+        cls = f"{type(self).__module__}.{type(self).__qualname__}"
+        way = "FROM STDIN" if self._direction == ExecStatus.COPY_IN else "TO STDOUT"
+        fmt = " BINARY" if self._binary else ""
+        return f"<{cls} [{self._state}{fmt} {way}] at 0x{id(self):x}>"
+
+    @property
+    def binary(self) -> bool:
+        """Whether the COPY data is in binary format (as the server reported it)."""
+        return self._binary
+
+    def set_types(self, types: Sequence[int | str]) -> None:
+        """Declare the type of each column, by OID or name (``"int4"``, ``"text[]"``).
+
+        Rows read are then loaded with those types' loaders, and rows written
+        in binary format are dumped as exactly those types (binary COPY data
+        must match the columns' types).
+
+        :raises ProgrammingError: outside the block, or for an unknown type name.
+        """
+        tx = self._active_tx()
+        oids: list[int] = []
+        for item in types:
+            if isinstance(item, int):
+                oids.append(item)
+                continue
+            try:
+                oids.append(tx.adapters.types.get_oid(item))
+            except KeyError:
+                raise errors.ProgrammingError(
+                    f"unknown type name {item!r}: use its OID, or register its TypeInfo"
+                ) from None
+        self._types = oids
+        fmt = Format.BINARY if self._binary else Format.TEXT
+        if self._direction == ExecStatus.COPY_OUT:
+            tx.set_loader_types(oids, fmt)
+        elif self._binary:
+            self._binary_columns = [BinaryColumn(tx, oid, n) for n, oid in enumerate(oids)]
+
+    # -- state checks ------------------------------------------------------
+
+    def _active_tx(self) -> Transformer:
+        if self._state == "pending":
+            raise errors.ProgrammingError(
+                "the COPY has not started: use the object in a `with cur.copy(...)` block"
+            )
+        if self._state == "closed":
+            raise errors.ProgrammingError(
+                "the COPY block has ended: this copy object cannot be used any more"
+            )
+        assert self._tx is not None
+        return self._tx
+
+    def _check_direction(self, direction: ExecStatus, method: str) -> Transformer:
+        tx = self._active_tx()
+        if self._direction != direction:
+            way = "COPY … FROM STDIN" if direction == ExecStatus.COPY_IN else "COPY … TO STDOUT"
+            raise errors.ProgrammingError(f"{method}() works only in a {way} block")
+        return tx
+
+    def _copy_in_progress(self) -> bool:
+        # After an interruption the adapter's recovery ended the COPY.
+        conn = self._conn
+        return not conn.closed and conn.pgconn.transaction_status == TransactionStatus.ACTIVE
+
+    # -- starting ----------------------------------------------------------
+
+    def _start_gen(self) -> PQGen[None]:
+        cursor, conn = self._cursor, self._conn
+        cursor._check_open()
+        if self._state != "pending":
+            raise errors.ProgrammingError(
+                "a COPY block can be entered only once: call cur.copy() again"
+            )
+        if conn.pgconn.pipeline_status != PipelineStatus.OFF:
+            raise errors.NotSupportedError(
+                "COPY cannot run in pipeline mode (libpq does not support it):"
+                " run it after the pipeline() block"
+            )
+        cursor._reset()
+        # A transformer of its own: the cursor's loads the COPY's final result
+        # while rows read before it may still be waiting to be loaded.
+        tx = self._tx = Transformer(cursor)
+        statement = merge_params(self._statement, self._params, tx)
+        yield from conn._start_query_gen()
+        conn.pgconn.send_query(statement)
+        results = yield from generators.execute(conn.pgconn)
+        status = results[-1].status if results else None
+        if status not in (ExecStatus.COPY_IN, ExecStatus.COPY_OUT):
+            # COPY BOTH (replication) is refused here while it is running:
+            # the adapter's recovery then ends it.
+            conn._check_results(results)
+            raise errors.ProgrammingError(
+                "cur.copy() needs a COPY … FROM STDIN or COPY … TO STDOUT statement;"
+                " the statement given ran as an ordinary one"
+            )
+        self._direction = ExecStatus(status)
+        self._binary = results[-1].binary_tuples
+        self._parser = BinaryParser() if self._binary else TextParser()
+        self._state = "active"
+
+    # -- writing -----------------------------------------------------------
+
+    # The public methods check their use before anything waits: an error
+    # raised inside the connection's wait while the COPY runs would make the
+    # adapter cancel the COPY (rule 6).
+
+    def _check_writable(self, method: str) -> Transformer:
+        tx = self._check_direction(ExecStatus.COPY_IN, method)
+        if self._state != "active":
+            raise errors.ProgrammingError("the COPY has ended: nothing more can be written")
+        return tx
+
+    def _write_gen(self, data: Buffer | str) -> PQGen[None]:
+        tx = self._check_writable("write")
+        if isinstance(data, str):
+            data = data.encode(tx.encoding.python_codec, tx.encoding.errors)
+        self._raw_written = True
+        return self._send_gen(data)
+
+    def _send_gen(self, data: Buffer) -> PQGen[None]:
+        if len(data) < BUFFER_SIZE:
+            self._buffer += data
+            if len(self._buffer) >= BUFFER_SIZE:
+                yield from self._flush_gen()
+            return
+        # Large data is not copied into the buffer: it goes in slices.
+        yield from self._flush_gen()
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), BUFFER_SIZE):
+            yield from generators.copy_put(self._conn.pgconn, view[start : start + BUFFER_SIZE])
+
+    def _add_row(self, values: Sequence[Any]) -> bool:
+        """Format a row into the buffer; return True if the buffer is due to be sent."""
+        tx = self._check_writable("write_row")
+        types = self._types
+        if types is not None and len(values) != len(types):
+            raise errors.ProgrammingError(
+                f"the row has {len(values)} values but set_types() declared {len(types)} columns"
+            )
+        if self._binary:
+            columns = self._binary_columns
+            if columns is None:
+                raise errors.ProgrammingError(
+                    "binary COPY data must match the columns' types exactly:"
+                    " call set_types() with them before write_row()"
+                )
+            dumped: list[Buffer | None] = []
+            for n, (value, column) in enumerate(zip(values, columns)):
+                try:
+                    dumped.append(None if value is None else column(value))
+                except (errors.ProgrammingError, errors.DataError) as ex:
+                    raise in_column(ex, n) from ex
+            row = format_binary_row(dumped)
+            if not self._rows_written:
+                row = BINARY_HEADER + row
+        else:
+            row = format_text_row(tx, values, self._text_dumps)
+        # Only whole rows reach the buffer: a value that fails leaves none.
+        self._rows_written = True
+        self._buffer += row
+        return len(self._buffer) >= BUFFER_SIZE
+
+    def _flush_gen(self) -> PQGen[None]:
+        if not self._buffer:
+            return
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        yield from generators.copy_put(self._conn.pgconn, data)
+
+    # -- reading -----------------------------------------------------------
+
+    def _read_gen(self) -> PQGen[bytes]:
+        self._check_direction(ExecStatus.COPY_OUT, "read")
+        return self._receive_gen()
+
+    def _receive_gen(self) -> PQGen[bytes]:
+        if self._state != "active":
+            return b""
+        pgconn = self._conn.pgconn
+        data, ended = yield from generators.copy_get(pgconn, BUFFER_SIZE)
+        if ended:
+            # The results now, so a server error raises here, after the rows
+            # that came before it.
+            self._end_with((yield from generators.fetch_many(pgconn)))
+        return data
+
+    def _read_row_gen(self) -> PQGen[tuple[Any, ...] | None]:
+        tx = self._check_direction(ExecStatus.COPY_OUT, "read_row")
+        if self._types is None and self._binary:
+            raise errors.ProgrammingError(
+                "binary COPY data carries no types: call set_types() before reading rows"
+            )
+        return self._receive_row_gen(tx)
+
+    def _receive_row_gen(self, tx: Transformer) -> PQGen[tuple[Any, ...] | None]:
+        parser = self._parser
+        assert parser is not None
+        pending = self._pending_rows
+        while not pending:
+            if self._state != "active":
+                return None
+            pending.extend(parser.parse((yield from self._receive_gen())))
+        record = pending.popleft()
+        if self._types is not None:
+            return tx.load_sequence(record)
+        codec, handler = tx.encoding.python_codec, tx.encoding.errors
+        return tuple(None if v is None else v.decode(codec, handler) for v in record)
+
+    # -- ending ------------------------------------------------------------
+
+    def _end_with(self, results: list[PGresult]) -> None:
+        """Take the final results of the COPY: set ``rowcount``, raise an error."""
+        self._state = "finished"
+        if results and results[-1].status in _COPY_STATUSES:
+            # Another COPY in the same statement: refused while it runs, so
+            # that the adapter's recovery ends it.
+            raise errors.NotSupportedError("a copy() block runs a single COPY statement")
+        self._conn._check_results(results)
+        cursor = self._cursor
+        cursor._results = results
+        cursor._select_result(0)
+
+    def _exit_gen(self, exc: BaseException | None) -> PQGen[None]:
+        """End the COPY as the block is left (rules 4 to 6)."""
+        if self._state != "active":
+            return
+        if not self._copy_in_progress():
+            self._state = "finished"
+            return
+        pgconn = self._conn.pgconn
+        if self._direction == ExecStatus.COPY_OUT:
+            self._state = "finished"
+            raise _CopyAbandoned
+        if exc is not None:
+            self._buffer.clear()
+            self._state = "finished"
+            codec = self._conn.encoding
+            yield from generators.copy_end(pgconn, abort_message(exc, codec))
+            return  # the results hold the QueryCanceled we provoked
+        if self._binary and (self._rows_written or not self._raw_written):
+            if not self._rows_written:
+                self._buffer += BINARY_HEADER  # no row at all: still a valid file
+            self._buffer += BINARY_TRAILER
+        yield from self._flush_gen()
+        self._end_with((yield from generators.copy_end(pgconn, None)))
+
+
+class _BlockingDriver(Protocol):
+    lock: AbstractContextManager[Any]
+
+    def _wait(self, gen: PQGen[T]) -> T: ...
+
+
+class Copy(BaseCopy):
+    """A COPY block for blocking connections: ``with cur.copy("COPY …") as copy:``.
+
+    Write with `write()` / `write_row()` (``COPY … FROM STDIN``); read with
+    `read()`, `read_row()`, `rows()` or by iterating blocks (``COPY … TO
+    STDOUT``). See the module's rules for what leaving the block does.
+    """
+
+    def _driver(self) -> _BlockingDriver:
+        return cast(_BlockingDriver, self._conn)
+
+    def __enter__(self) -> Copy:
+        driver = self._driver()
+        driver.lock.__enter__()
+        try:
+            driver._wait(self._start_gen())
+        except BaseException:
+            driver.lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        driver = self._driver()
+        try:
+            driver._wait(self._exit_gen(exc))
+        except _CopyAbandoned:
+            pass
+        except Exception as ex:
+            if exc is None:
+                raise
+            # The block's own exception says more than a failed abort.
+            logger.warning("aborting the COPY failed: %s", ex)
+        finally:
+            self._state = "closed"
+            driver.lock.__exit__(None, None, None)
+
+    def write(self, buffer: Buffer | str) -> None:
+        """Send raw COPY data (in the COPY's format); ``str`` is encoded first."""
+        self._driver()._wait(self._write_gen(buffer))
+
+    def write_row(self, values: Sequence[Any]) -> None:
+        """Send a row, its values adapted like query parameters.
+
+        :raises ProgrammingError: if a value cannot be adapted, or in binary
+            format without `set_types()`.
+        :raises DataError: if a value does not fit its column's type.
+        """
+        if self._add_row(values):
+            self._driver()._wait(self._flush_gen())
+
+    def read(self) -> bytes:
+        """Return the next block of raw COPY data; ``b""`` at the end."""
+        return self._driver()._wait(self._read_gen())
+
+    def read_row(self) -> tuple[Any, ...] | None:
+        """Return the next row, or None at the end.
+
+        Values are loaded with the types of `set_types()`; without them (text
+        format only) they are ``str``, None for NULL.
+        """
+        return self._driver()._wait(self._read_row_gen())
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """Iterate over the rows (see `read_row()`)."""
+        while (row := self.read_row()) is not None:
+            yield row
+
+    def __iter__(self) -> Iterator[bytes]:
+        while data := self.read():
+            yield data
+
+
+class AsyncCopy(BaseCopy):
+    """A COPY block for async connections: ``async with cur.copy("COPY …") as copy:``.
+
+    The methods of `Copy`, awaited; ``async for`` gives raw blocks and
+    ``async for row in copy.rows()`` rows.
+    """
+
+    _conn: AsyncConnectionBase
+
+    async def __aenter__(self) -> AsyncCopy:
+        conn = self._conn
+        await conn.lock.__aenter__()
+        try:
+            await conn._wait(self._start_gen())
+        except BaseException:
+            await conn.lock.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn = self._conn
+        try:
+            await conn._wait(self._exit_gen(exc))
+        except _CopyAbandoned:
+            pass
+        except Exception as ex:
+            if exc is None:
+                raise
+            logger.warning("aborting the COPY failed: %s", ex)
+        finally:
+            self._state = "closed"
+            await conn.lock.__aexit__(None, None, None)
+
+    async def write(self, buffer: Buffer | str) -> None:
+        """Send raw COPY data (in the COPY's format); ``str`` is encoded first."""
+        await self._conn._wait(self._write_gen(buffer))
+
+    async def write_row(self, values: Sequence[Any]) -> None:
+        """Send a row, its values adapted like query parameters (see `Copy.write_row()`)."""
+        if self._add_row(values):
+            await self._conn._wait(self._flush_gen())
+
+    async def read(self) -> bytes:
+        """Return the next block of raw COPY data; ``b""`` at the end."""
+        return await self._conn._wait(self._read_gen())
+
+    async def read_row(self) -> tuple[Any, ...] | None:
+        """Return the next row, or None at the end (see `Copy.read_row()`)."""
+        return await self._conn._wait(self._read_row_gen())
+
+    def rows(self) -> AsyncIterator[tuple[Any, ...]]:
+        """Iterate over the rows (see `read_row()`): ``async for row in copy.rows()``."""
+        return _AsyncReader(self.read_row)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _AsyncReader(self.read)
+
+
+class _AsyncReader(AsyncIterator[T]):
+    """Iterate over what ``read`` returns until None or ``b""``.
+
+    An iterator object rather than an async generator: one left before its
+    end (``break``) holds nothing to finalise, where an async generator
+    would be reported by trio as garbage collected unexhausted.
+    """
+
+    def __init__(self, read: Callable[[], Awaitable[T | None]]):
+        self._read = read
+
+    async def __anext__(self) -> T:
+        item = await self._read()
+        if item is None or item == b"":
+            raise StopAsyncIteration
+        return item
