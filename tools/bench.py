@@ -1,6 +1,6 @@
 """Benchmark psycopg3's adapters against peer PostgreSQL drivers on a local server.
 
-Usage: ``python tools/bench.py [--repeat 5] [--workloads roundtrip,fetch] [--drivers ...]
+Usage: ``python tools/bench.py [--repeat 5] [--workloads roundtrip,copy_in] [--drivers ...]
 [--quick] [--json PATH]``. The server comes from ``PSYCOPG3_TEST_DSN`` (or ``--dsn``);
 without one, a throwaway cluster is started through ``tools/pgcluster.py``.
 
@@ -40,6 +40,19 @@ WORKLOADS = {
     "roundtrip": ("query", "queries"),
     "fetch": ("row", "rows"),  # results in text format (asyncpg: always binary)
     "fetch_binary": ("row", "rows"),  # the same query, results in binary format
+    "copy_in": ("row", "rows"),  # COPY FROM STDIN of Python rows, adapted by the driver
+    "copy_out": ("row", "rows"),  # COPY TO STDOUT read as raw blocks
+    "copy_out_rows": ("row", "rows"),  # COPY TO STDOUT parsed into typed rows
+    "executemany": ("insert", "inserts"),  # one INSERT per parameter set, batched
+    "pipeline": ("query", "queries"),  # `select %s` queries sent in a pipeline, each fetched
+}
+# Workloads a driver has no API for, with the reason shown in the table.
+UNSUPPORTED = {
+    ("asyncpg", "copy_out_rows"): "COPY gives raw bytes only",
+    ("psycopg2", "copy_out_rows"): "COPY gives raw bytes only",
+    ("psycopg2", "fetch_binary"): "no binary results",
+    ("asyncpg", "pipeline"): "no pipeline of fetched queries",
+    ("psycopg2", "pipeline"): "no pipeline mode",
 }
 EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
@@ -62,6 +75,37 @@ def check_last_row(rows: Any, n: int) -> None:
         raise AssertionError(f"got {len(rows)} rows ending {tuple(rows[-1])!r}, expected {n}")
 
 
+COPY_TABLE = (
+    "create temp table bench_copy (a int8, b text, c float8, d numeric(12, 4), e timestamptz)"
+)
+COPY_IN = "copy bench_copy (a, b, c, d, e) from stdin"
+COPY_TYPES = ["int4", "int8", "text", "float8", "numeric", "timestamptz"]
+MANY_TABLE = "create temp table bench_many (a int8, b text)"
+
+
+def copy_rows(n: int) -> list[tuple[Any, ...]]:
+    """The rows of the copy_in workload: the fetch workload's types, built before timing."""
+    return [
+        (i, f"row {i}", i * 1.5, Decimal(i) / 7, EPOCH + timedelta(seconds=i * 1.25))
+        for i in range(1, n + 1)
+    ]
+
+
+def copy_out_sql(n: int) -> str:
+    return f"copy ({fetch_sql(n)}) to stdout"
+
+
+def check_count(row: Any, n: int) -> None:
+    """Fail the run unless ``select count(*), sum(a)`` found the ``n`` rows written."""
+    if tuple(row) != (n, n * (n + 1) // 2):
+        raise AssertionError(f"table holds (count, sum) {tuple(row)!r}, expected {n} rows")
+
+
+def check_copied_lines(data_lines: int, n: int) -> None:
+    if data_lines != n:
+        raise AssertionError(f"COPY TO gave {data_lines} lines, expected {n}")
+
+
 def check_row(row: Any, expected: int) -> None:
     """Fail the run if a round trip did not give back its parameter."""
     if row is None or row[0] != expected:
@@ -76,7 +120,6 @@ class Driver:
     flavour: str  # "sync", "asyncio" or "trio": which of ours it is compared with
     impl: str | None = None  # value for PSYCOPG_IMPL, or None to leave it unset
     note: str = ""
-    binary: bool = True  # can it fetch binary results (fetch_binary)?
 
 
 DRIVERS = [
@@ -86,8 +129,18 @@ DRIVERS = [
     Driver("psycopg (C)", "sync", impl="binary", note="psycopg 3 with its C speedups"),
     Driver("psycopg (python)", "sync", impl="python", note="psycopg 3 pure-Python mode"),
     Driver("psycopg async (C)", "asyncio", impl="binary", note="AsyncConnection, C speedups"),
-    Driver("asyncpg", "asyncio", note="`select $1::int8`; prepares every statement; binary"),
-    Driver("psycopg2", "sync", note="`%s` interpolated client-side; text only", binary=False),
+    Driver(
+        "asyncpg",
+        "asyncio",
+        note="`select $1::int8`; prepares every statement; binary; copy_in:"
+        " `copy_records_to_table` (binary COPY); copy_out: `copy_from_query` to a callable",
+    ),
+    Driver(
+        "psycopg2",
+        "sync",
+        note="`%s` interpolated client-side; text only; copy_in: rows formatted in Python"
+        " into `copy_expert`; executemany: one round trip per row",
+    ),
 ]
 OURS = {"sync": "psycopg3-sync", "asyncio": "psycopg3-asyncio", "trio": "psycopg3-trio"}
 
@@ -110,7 +163,9 @@ def stopwatch(result: Timing) -> Iterator[None]:
 def dbapi_workload(conn: Any, workload: str, n: int, result: Timing) -> None:
     """Run a workload on a blocking DB-API connection with ``%s`` placeholders."""
     cur = conn.cursor(binary=True) if workload == "fetch_binary" else conn.cursor()
-    if workload == "roundtrip":
+    if workload in SYNC_EXTRA:
+        SYNC_EXTRA[workload](conn, cur, n, result)
+    elif workload == "roundtrip":
         for i in range(50):  # warm-up (also lets psycopg auto-prepare, as users get)
             cur.execute("select %s", (i,))
             cur.fetchone()
@@ -132,7 +187,9 @@ def dbapi_workload(conn: Any, workload: str, n: int, result: Timing) -> None:
 async def async_cursor_workload(conn: Any, workload: str, n: int, result: Timing) -> None:
     """Run a workload on an async connection with psycopg-style cursors."""
     cur = conn.cursor(binary=True) if workload == "fetch_binary" else conn.cursor()
-    if workload == "roundtrip":
+    if workload in ASYNC_EXTRA:
+        await ASYNC_EXTRA[workload](conn, cur, n, result)
+    elif workload == "roundtrip":
         for i in range(50):
             await cur.execute("select %s", (i,))
             await cur.fetchone()
@@ -151,12 +208,178 @@ async def async_cursor_workload(conn: Any, workload: str, n: int, result: Timing
     await conn.close()
 
 
+# The COPY, executemany and pipeline workloads: psycopg and ours share the API, so one
+# function serves both; psycopg2 (``copy_expert``) and asyncpg have their own below.
+
+
+def sync_copy_in(conn: Any, cur: Any, n: int, result: Timing) -> None:
+    rows = copy_rows(n)
+    cur.execute(COPY_TABLE)
+    if hasattr(cur, "copy"):
+        with stopwatch(result), cur.copy(COPY_IN) as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:  # psycopg2: the rows are formatted by the caller
+        import io
+
+        with stopwatch(result):
+            lines = [f"{a}\t{b}\t{c!r}\t{d}\t{e.isoformat()}\n" for a, b, c, d, e in rows]
+            cur.copy_expert(COPY_IN, io.StringIO("".join(lines)))
+    cur.execute("select count(*), sum(a) from bench_copy")
+    check_count(cur.fetchone(), n)
+
+
+def sync_copy_out(conn: Any, cur: Any, n: int, result: Timing) -> None:
+    lines = 0
+    if hasattr(cur, "copy"):
+        with stopwatch(result), cur.copy(copy_out_sql(n)) as copy:
+            for block in copy:
+                lines += bytes(block).count(b"\n")
+    else:
+
+        class Sink:
+            def write(self, data: str | bytes) -> None:
+                nonlocal lines
+                lines += data.count(b"\n" if isinstance(data, bytes) else "\n")  # type: ignore[arg-type]
+
+        with stopwatch(result):
+            cur.copy_expert(copy_out_sql(n), Sink())
+    check_copied_lines(lines, n)
+
+
+def sync_copy_out_rows(conn: Any, cur: Any, n: int, result: Timing) -> None:
+    with stopwatch(result), cur.copy(copy_out_sql(n)) as copy:
+        copy.set_types(COPY_TYPES)
+        rows = list(copy.rows())
+    check_last_row(rows, n)
+
+
+def sync_executemany(conn: Any, cur: Any, n: int, result: Timing) -> None:
+    cur.execute(MANY_TABLE)
+    params = [(i, f"row {i}") for i in range(1, n + 1)]
+    with stopwatch(result):
+        cur.executemany("insert into bench_many (a, b) values (%s, %s)", params)
+    cur.execute("select count(*), sum(a) from bench_many")
+    check_count(cur.fetchone(), n)
+
+
+def sync_pipeline(conn: Any, cur: Any, n: int, result: Timing) -> None:
+    cursors = [conn.cursor() for _ in range(n)]
+    with stopwatch(result):
+        with conn.pipeline():
+            for i, c in enumerate(cursors):
+                c.execute("select %s", (i,))
+        rows = [c.fetchone() for c in cursors]
+    check_row(rows[-1], n - 1)
+    if [row[0] for row in rows] != list(range(n)):
+        raise AssertionError("pipelined results out of order")
+
+
+SYNC_EXTRA: dict[str, Callable[[Any, Any, int, Timing], None]] = {
+    "copy_in": sync_copy_in,
+    "copy_out": sync_copy_out,
+    "copy_out_rows": sync_copy_out_rows,
+    "executemany": sync_executemany,
+    "pipeline": sync_pipeline,
+}
+
+
+async def async_copy_in(conn: Any, cur: Any, n: int, result: Timing) -> None:
+    rows = copy_rows(n)
+    await cur.execute(COPY_TABLE)
+    with stopwatch(result):
+        async with cur.copy(COPY_IN) as copy:
+            for row in rows:
+                await copy.write_row(row)
+    await cur.execute("select count(*), sum(a) from bench_copy")
+    check_count(await cur.fetchone(), n)
+
+
+async def async_copy_out(conn: Any, cur: Any, n: int, result: Timing) -> None:
+    lines = 0
+    with stopwatch(result):
+        async with cur.copy(copy_out_sql(n)) as copy:
+            async for block in copy:
+                lines += bytes(block).count(b"\n")
+    check_copied_lines(lines, n)
+
+
+async def async_copy_out_rows(conn: Any, cur: Any, n: int, result: Timing) -> None:
+    with stopwatch(result):
+        async with cur.copy(copy_out_sql(n)) as copy:
+            copy.set_types(COPY_TYPES)
+            rows = [row async for row in copy.rows()]
+    check_last_row(rows, n)
+
+
+async def async_executemany(conn: Any, cur: Any, n: int, result: Timing) -> None:
+    await cur.execute(MANY_TABLE)
+    params = [(i, f"row {i}") for i in range(1, n + 1)]
+    with stopwatch(result):
+        await cur.executemany("insert into bench_many (a, b) values (%s, %s)", params)
+    await cur.execute("select count(*), sum(a) from bench_many")
+    check_count(await cur.fetchone(), n)
+
+
+async def async_pipeline(conn: Any, cur: Any, n: int, result: Timing) -> None:
+    cursors = [conn.cursor() for _ in range(n)]
+    with stopwatch(result):
+        async with conn.pipeline():
+            for i, c in enumerate(cursors):
+                await c.execute("select %s", (i,))
+        rows = [await c.fetchone() for c in cursors]
+    check_row(rows[-1], n - 1)
+    if [row[0] for row in rows] != list(range(n)):
+        raise AssertionError("pipelined results out of order")
+
+
+ASYNC_EXTRA: dict[str, Callable[[Any, Any, int, Timing], Awaitable[None]]] = {
+    "copy_in": async_copy_in,
+    "copy_out": async_copy_out,
+    "copy_out_rows": async_copy_out_rows,
+    "executemany": async_executemany,
+    "pipeline": async_pipeline,
+}
+
+
+async def asyncpg_extra(conn: Any, workload: str, n: int, result: Timing) -> None:
+    """asyncpg's own API for the COPY and executemany workloads."""
+    if workload == "copy_in":
+        rows = copy_rows(n)
+        await conn.execute(COPY_TABLE)
+        with stopwatch(result):
+            await conn.copy_records_to_table(
+                "bench_copy", records=rows, columns=["a", "b", "c", "d", "e"]
+            )
+        check_count(await conn.fetchrow("select count(*), sum(a) from bench_copy"), n)
+    elif workload == "copy_out":
+        lines = 0
+
+        async def sink(data: bytes) -> None:
+            nonlocal lines
+            lines += data.count(b"\n")
+
+        with stopwatch(result):
+            await conn.copy_from_query(fetch_sql(n), output=sink)
+        check_copied_lines(lines, n)
+    elif workload == "executemany":
+        await conn.execute(MANY_TABLE)
+        params = [(i, f"row {i}") for i in range(1, n + 1)]
+        with stopwatch(result):
+            await conn.executemany("insert into bench_many (a, b) values ($1, $2)", params)
+        check_count(await conn.fetchrow("select count(*), sum(a) from bench_many"), n)
+    else:
+        raise ValueError(f"asyncpg has no {workload} workload")
+
+
 async def asyncpg_workload(dsn: str, workload: str, n: int, result: Timing) -> None:
     """Run a workload on asyncpg (``$1`` placeholders, records instead of tuples)."""
     asyncpg = importlib.import_module("asyncpg")
     conn = await asyncpg.connect(**asyncpg_params(dsn))
     # asyncpg prepares `select $1` and would type the parameter as text: cast it.
-    if workload == "roundtrip":
+    if workload in ASYNC_EXTRA:
+        await asyncpg_extra(conn, workload, n, result)
+    elif workload == "roundtrip":
         for i in range(50):
             await conn.fetchrow("select $1::int8", i)
         with stopwatch(result):
@@ -286,8 +509,8 @@ def run_all(
         for workload, n in workloads.items():
             for driver in order:
                 entry = results[workload][driver.name]
-                if workload == "fetch_binary" and not driver.binary:
-                    entry["na"] = "no binary results"
+                if (driver.name, workload) in UNSUPPORTED:
+                    entry["na"] = UNSUPPORTED[driver.name, workload]
                 if "error" in entry or "na" in entry:
                     continue  # a driver that failed once is not retried
                 timing = measure(driver, workload, n, dsn)
@@ -357,7 +580,7 @@ def report(
     # The issue's targets: psycopg's pure-Python mode vs ours, >= 1.5 fetching, >= 1 round trips.
     target = {"roundtrip": 1.0, "fetch": 1.5, "fetch_binary": 1.5}
     out.append("\nTargets (psycopg (python) ÷ psycopg3-sync, wall / CPU):\n")
-    for workload in workloads:
+    for workload in (w for w in workloads if w in target):
         ours, peer = results[workload].get(OURS["sync"]), results[workload].get("psycopg (python)")
         if ours is not None and peer is not None:
             wall, cpu = ratio(peer, ours), ratio(peer, ours, "cpu_median")
@@ -396,7 +619,17 @@ def main(argv: list[str] | None = None) -> int:
 
     scale = 10 if args.quick else 1
     rows = args.rows or 200_000 // scale
-    sizes = {"roundtrip": args.roundtrips or 5000 // scale, "fetch": rows, "fetch_binary": rows}
+    roundtrips = args.roundtrips or 5000 // scale
+    sizes = {
+        "roundtrip": roundtrips,
+        "fetch": rows,
+        "fetch_binary": rows,
+        "copy_in": rows,
+        "copy_out": rows,
+        "copy_out_rows": rows,
+        "executemany": 20_000 // scale,
+        "pipeline": roundtrips,
+    }
     workloads = {w: sizes[w] for w in args.workloads.split(",") if w}
     unknown = set(workloads) - set(WORKLOADS)
     drivers = DRIVERS
