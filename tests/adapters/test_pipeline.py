@@ -313,7 +313,19 @@ async def test_unsupported_inside(aconn: Any) -> None:
             await aconn.cursor("named").execute("select 1")
         with pytest.raises(errors.NotSupportedError, match="pipeline"):
             await aconn.tpc_begin("xid")
+        with pytest.raises(errors.NotSupportedError, match="copy.*pipeline"):
+            async with aconn.cursor().copy("copy (select 1) to stdout"):
+                pass
+        with pytest.raises(errors.NotSupportedError, match="notifies.*pipeline"):
+            async for _ in aconn.notifies(timeout=0):
+                pass
         assert await cur.fetchone() == (1,)
+    # Refused before the pipeline started a command, too.
+    async with aconn.pipeline():
+        with pytest.raises(errors.NotSupportedError, match="copy.*pipeline"):
+            async with aconn.cursor().copy("copy (select 1) to stdout"):
+                pass
+    assert await (await aconn.execute("select 2")).fetchone() == (2,)
 
 
 async def test_libpq_version_gate(aconn: Any, monkeypatch: pytest.MonkeyPatch) -> None:

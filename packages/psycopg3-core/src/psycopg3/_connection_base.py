@@ -307,6 +307,7 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
     def _start_notifies(self, timeout: float | None, stop_after: int | None) -> NotifyIteration:
         """Begin a ``notifies()`` iteration; warn if it cannot receive anything yet."""
         self._check_usable()
+        self._check_no_pipeline("notifies")
         if self.pgconn.transaction_status != TransactionStatus.IDLE:
             # The classic DB-API trap: LISTEN opened a transaction and is not
             # committed yet, and nothing is delivered inside a transaction.

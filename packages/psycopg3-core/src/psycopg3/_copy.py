@@ -204,6 +204,7 @@ class BaseCopy:
             raise errors.ProgrammingError(
                 "a COPY block can be entered only once: call cur.copy() again"
             )
+        conn._check_no_pipeline("copy")
         if conn.pgconn.pipeline_status != PipelineStatus.OFF:
             raise errors.NotSupportedError(
                 "COPY cannot run in pipeline mode (libpq does not support it):"
