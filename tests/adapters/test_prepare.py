@@ -235,3 +235,44 @@ async def test_pipeline_lru_deallocates_after_the_block(flavour: Any, dsn: str) 
         assert await prepared(conn) == ["select $1::int + 2 - 2", "select $1::int + 3 - 3"]
     finally:
         await conn.close()
+
+
+async def test_executemany_prepares_a_large_batch(aconn: Any, admin: Any) -> None:
+    # A batch of threshold or more parameter sets is prepared once and run by
+    # name: the server parses and plans the INSERT once, not per row.
+    admin.execute("drop table if exists prep_many")
+    admin.execute("create table prep_many (id int, name text)")
+    cur = aconn.cursor()
+    insert = "insert into prep_many (id, name) values (%s, %s)"
+    await cur.executemany(insert, [(i, "small") for i in range(4)])
+    assert await prepared(aconn) == []
+    # None values have no type: those rows run unnamed, the others by name.
+    rows = [(i, None if i % 10 == 0 else f"n{i}") for i in range(100)]
+    await cur.executemany(insert, rows)
+    assert cur.rowcount == 100
+    assert await prepared(aconn) == ["insert into prep_many (id, name) values ($1, $2)"]
+    await aconn.commit()
+    got = admin.execute("select id, name from prep_many where name <> 'small' or name is null")
+    assert sorted(got.fetchall(), key=lambda r: r[0]) == rows
+    # Run by name: the same statement again, and its plan was reused.
+    await cur.executemany(insert, [(i, "again") for i in range(5)])
+    assert await prepared(aconn) == ["insert into prep_many (id, name) values ($1, $2)"]
+    stats = await aconn.execute(
+        "select generic_plans + custom_plans from pg_prepared_statements"
+        " where statement like 'insert into prep\\_many%%'",
+        prepare=False,
+    )
+    assert (await stats.fetchone())[0] >= 90 + 5
+
+
+async def test_executemany_not_prepared_when_disabled(flavour: Any, dsn: str, admin: Any) -> None:
+    admin.execute("drop table if exists prep_many_off")
+    admin.execute("create table prep_many_off (id int)")
+    conn = await flavour.connect(dsn, prepare_threshold=None)
+    try:
+        cur = conn.cursor()
+        await cur.executemany("insert into prep_many_off values (%s)", [(i,) for i in range(50)])
+        assert cur.rowcount == 50
+        assert await prepared(conn) == []
+    finally:
+        await conn.close()

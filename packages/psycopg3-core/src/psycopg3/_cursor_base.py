@@ -383,9 +383,12 @@ class BaseCursor(Generic[Row]):
             return
         yield from conn._start_query_gen()
         if version() >= _PIPELINE_LIBPQ:
+            name = yield from self._prepare_many_gen(commands)
             # Interrupted half-way, libpq is left in pipeline mode with results
             # pending: the recovery after an interruption syncs and leaves it.
-            per_command = yield from generators.pipeline_execute_many(pgconn, commands)
+            per_command = yield from generators.pipeline_execute_many(
+                pgconn, commands, prepared=name
+            )
             conn._deliver_pending_notifies()
         else:
             per_command = []
@@ -393,13 +396,43 @@ class BaseCursor(Generic[Row]):
                 pgconn.send_query_params(*command)
                 per_command.append((yield from conn._results_gen()))
                 conn._check_results(per_command[-1])  # stop at the first error
+        manager = conn._prepare_manager
         for command_results in per_command:
+            manager.check_results(command_results)
             conn._check_results(command_results)  # the pipeline's first error
+        yield from conn._deallocate_evicted_gen()
         rowcount = sum(r.command_tuples or 0 for results in per_command for r in results)
         if returning:
             self._results = [results[-1] for results in per_command if results]
             self._select_result(0)
         self._rowcount = rowcount
+
+    def _prepare_many_gen(self, commands: list[generators.PipelineCommand]) -> PQGen[bytes | None]:
+        """Prepare the statement of an ``executemany`` if the prepare rules say so.
+
+        Each parameter set counts as one execution towards
+        ``prepare_threshold``: a batch of that many or more is prepared once
+        (one round trip) and executed by name, so the server parses and plans
+        it once rather than per row. The commands with the statement's
+        parameter types (a None value changes them) are rewritten to run it;
+        return its name, or None if nothing runs prepared.
+        """
+        conn = self._conn
+        manager = conn._prepare_manager
+        query, _, types, _, _ = commands[0]
+        key = (query, tuple(types))
+        same = [i for i, command in enumerate(commands) if tuple(command[2]) == key[1]]
+        name, must_prepare = manager.decide(key, None, executions=len(same))
+        if name is None:
+            return None
+        if must_prepare:
+            conn.pgconn.send_prepare(name, query, param_types=types)
+            conn._check_results((yield from conn._results_gen()))
+            manager.prepared(key, name)
+        for i in same:
+            _, params, types, formats, result_format = commands[i]
+            commands[i] = (name, params, types, formats, result_format)
+        return name
 
     def _callproc_gen(self, name: str, params: Params | None) -> PQGen[None]:
         """Call the function ``name`` as ``select * from name(...)``.

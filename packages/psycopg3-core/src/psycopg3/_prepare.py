@@ -76,11 +76,15 @@ class PrepareManager:
         self._evicted: list[bytes] = []
         self._serial = 0
 
-    def decide(self, key: Key, prepare: bool | None) -> tuple[bytes | None, bool]:
+    def decide(
+        self, key: Key, prepare: bool | None, executions: int = 1
+    ) -> tuple[bytes | None, bool]:
         """Tell how to run a query: ``(name, must_prepare)``.
 
         ``(None, False)``: execute unnamed; ``(name, True)``: prepare it as
         ``name`` first; ``(name, False)``: already prepared, execute by name.
+        ``executions``: how many times the caller is about to run it
+        (``executemany``), all counted towards the threshold.
         """
         name = self._names.get(key)
         if name is not None:
@@ -95,7 +99,7 @@ class PrepareManager:
             return None, False
         if prepare is None:
             assert self.prepare_threshold is not None
-            count = self._counts.pop(key, 0) + 1
+            count = self._counts.pop(key, 0) + executions
             if count < self.prepare_threshold:
                 self._counts[key] = count
                 if len(self._counts) > self.prepared_max:

@@ -203,39 +203,66 @@ def execute(pgconn: PGconn) -> PQGen[list[PGresult]]:
     return (yield from fetch_many(pgconn))
 
 
-#: A command for ``pipeline_execute_many``: query, parameters, their type OIDs
-#: and formats, and the result format, as ``PGconn.send_query_params`` takes them.
+#: A command for ``pipeline_execute_many``: query (or the name of a prepared
+#: statement), parameters, their type OIDs and formats, and the result format.
 PipelineCommand = tuple[bytes, Sequence[bytes | None], Sequence[int], Sequence[int], int]
 
 
 def pipeline_execute_many(
-    pgconn: PGconn, commands: Sequence[PipelineCommand], *, batch_size: int = 100
+    pgconn: PGconn,
+    commands: Sequence[PipelineCommand],
+    *,
+    prepared: bytes | None = None,
+    batch_size: int = 100,
 ) -> PQGen[list[list[PGresult]]]:
-    """Run ``commands`` in one pipeline: send them all, then read every result.
+    """Run ``commands`` in one pipeline: send them in batches, reading as results come.
 
     The connection must be idle, out of pipeline mode (libpq >= 14). Commands
-    are queued ``batch_size`` at a time and each batch is flushed once; while
-    a flush is blocked the input is consumed, so the server never stalls on
-    its replies. One sync ends the pipeline: if no transaction is open, the
-    commands form a single implicit transaction (an error rolls them all
-    back). The connection leaves pipeline mode before this returns.
+    are queued ``batch_size`` at a time; after each batch libpq's buffer is
+    flushed, the server is asked to send what it has, and the results
+    already received are taken: the server never stalls on a full socket
+    while we write, and its work overlaps ours. One sync ends the pipeline:
+    if no transaction is open, the commands form a single implicit
+    transaction (an error rolls them all back). The connection leaves
+    pipeline mode before this returns.
 
+    :param prepared: the name of a prepared statement: commands whose query
+        is ``prepared`` (the same bytes object) execute it by name.
     :return: the results of each command, in order. After a failed command
         the following ones each have one ``PIPELINE_ABORTED`` result.
     """
+    results: list[list[PGresult]] = [[] for _ in commands]
+    done = 0  # commands whose results are all in
+
+    def take_ready() -> None:
+        # Results libpq has complete; a NULL ends a command's results.
+        nonlocal done
+        while done < len(commands) and not pgconn.is_busy():
+            result = pgconn.get_result()
+            if result is None:
+                done += 1
+            else:
+                results[done].append(result)
+
     pgconn.enter_pipeline_mode()
     for start in range(0, len(commands), batch_size):
         for query, params, types, formats, result_format in commands[start : start + batch_size]:
-            pgconn.send_query_params(query, params, types, formats, result_format)
+            if query is prepared:
+                pgconn.send_query_prepared(query, params, formats, result_format)
+            else:
+                pgconn.send_query_params(query, params, types, formats, result_format)
+        pgconn.send_flush_request()
         yield from send(pgconn)
+        pgconn.consume_input()
+        take_ready()
     pgconn.pipeline_sync()
     yield from send(pgconn)
-    results: list[list[PGresult]] = []
-    for _ in commands:
-        command_results: list[PGresult] = []
-        while (result := (yield from fetch(pgconn))) is not None:
-            command_results.append(result)
-        results.append(command_results)
+    while done < len(commands):
+        result = yield from fetch(pgconn)
+        if result is None:
+            done += 1
+        else:
+            results[done].append(result)
     while True:
         result = yield from fetch(pgconn)
         if result is not None and result.status == ExecStatus.PIPELINE_SYNC:
