@@ -318,13 +318,16 @@ class BaseCopy:
             self._end_with((yield from generators.fetch_many(pgconn)))
         return data
 
-    def _read_row_gen(self) -> PQGen[tuple[Any, ...] | None]:
+    def _check_rows(self) -> Transformer:
         tx = self._check_direction(ExecStatus.COPY_OUT, "read_row")
         if self._types is None and self._binary:
             raise errors.ProgrammingError(
                 "binary COPY data carries no types: call set_types() before reading rows"
             )
-        return self._receive_row_gen(tx)
+        return tx
+
+    def _read_row_gen(self) -> PQGen[tuple[Any, ...] | None]:
+        return self._receive_row_gen(self._check_rows())
 
     def _receive_row_gen(self, tx: Transformer) -> PQGen[tuple[Any, ...] | None]:
         parser = self._parser
@@ -334,7 +337,19 @@ class BaseCopy:
             if self._state != "active":
                 return None
             pending.extend(parser.parse((yield from self._receive_gen())))
-        record = pending.popleft()
+        return self._load_row(tx, pending.popleft())
+
+    def _parsed_row(self) -> tuple[Any, ...] | None:
+        """The next row if a block already read holds it, else None: no waiter needed.
+
+        A block holds hundreds of rows: ``read_row()`` goes through the
+        connection's waiter only when they are all taken.
+        """
+        if not self._pending_rows:
+            return None
+        return self._load_row(self._check_rows(), self._pending_rows.popleft())
+
+    def _load_row(self, tx: Transformer, record: list[bytes | None]) -> tuple[Any, ...]:
         if self._types is not None:
             return tx.load_sequence(record)
         codec, handler = tx.encoding.python_codec, tx.encoding.errors
@@ -450,7 +465,8 @@ class Copy(BaseCopy):
         Values are loaded with the types of `set_types()`; without them (text
         format only) they are ``str``, None for NULL.
         """
-        return self._driver()._wait(self._read_row_gen())
+        row = self._parsed_row()
+        return row if row is not None else self._driver()._wait(self._read_row_gen())
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """Iterate over the rows (see `read_row()`)."""
@@ -515,7 +531,8 @@ class AsyncCopy(BaseCopy):
 
     async def read_row(self) -> tuple[Any, ...] | None:
         """Return the next row, or None at the end (see `Copy.read_row()`)."""
-        return await self._conn._wait(self._read_row_gen())
+        row = self._parsed_row()
+        return row if row is not None else await self._conn._wait(self._read_row_gen())
 
     def rows(self) -> AsyncIterator[tuple[Any, ...]]:
         """Iterate over the rows (see `read_row()`): ``async for row in copy.rows()``."""

@@ -329,11 +329,15 @@ class Transformer:
 
     def load_sequence(self, record: Sequence[bytes | None]) -> tuple[Any, ...]:
         """Load one record of raw values with the current column loaders."""
-        if len(record) != len(self._row_loaders):
+        loaders = self._row_loaders
+        if len(record) != len(loaders):
             raise errors.ProgrammingError(
-                f"cannot load {len(record)} values with {len(self._row_loaders)} column loaders"
+                f"cannot load {len(record)} values with {len(loaders)} column loaders"
             )
+        # A list comprehension: a generator expression costs a frame per row.
         return tuple(
-            None if value is None else value if load is None else load(value)
-            for value, load in zip(record, self._row_loaders)
+            [
+                None if value is None else value if load is None else load(value)
+                for value, load in zip(record, loaders)
+            ]
         )
