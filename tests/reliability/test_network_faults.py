@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import logging
 import os
 import re
@@ -145,6 +146,29 @@ def server_port(dsn: str) -> int:
     return int(conninfo_to_dict(dsn)["port"])
 
 
+def reset_once_sent(proxy: FaultProxy, nbytes: int, fired: list[int]) -> None:
+    """Reset the proxy once *nbytes* more went client→server (run in a thread)."""
+    target = proxy.bytes_to_server + nbytes
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        sent = proxy.bytes_to_server
+        if sent >= target:
+            fired.append(sent)  # first: the client may see the reset before reset() returns
+            proxy.reset()
+            return
+        time.sleep(0.001)
+
+
+def md5_rows(first: int, last: int) -> list[tuple[int, str]]:
+    """The rows ``select g, md5(g::text) from generate_series(first, last) g`` gives."""
+    return [(i, hashlib.md5(str(i).encode()).hexdigest()) for i in range(first, last + 1)]
+
+
+def copy_text(rows: list[tuple[int, str]]) -> bytes:
+    """*rows* in COPY's text format."""
+    return b"".join(f"{a}\t{b}\n".encode() for a, b in rows)
+
+
 # -- L5: the peer closes (FIN) mid-operation -----------------------------
 
 
@@ -250,6 +274,128 @@ async def test_rst_mid_server_cursor(
         )
     finally:
         await conn.close()
+
+
+#: About 110 MB of COPY data, one CopyData message (one row) of 108 bytes or so each.
+FILLER = "x" * 100
+COPY_OUT_ROWS = 1_000_000
+COPY_OUT_QUERY = f"select g, repeat('x', 100) from generate_series(1, {COPY_OUT_ROWS}) g"
+COPY_OUT = f"copy ({COPY_OUT_QUERY}) to stdout"
+
+
+async def assert_refused_promptly(conn: Any) -> None:
+    """The next call on a broken connection fails at once."""
+    start = time.monotonic()
+    with pytest.raises(psycopg3.OperationalError):
+        await conn.execute("select 1")
+    assert time.monotonic() - start < 1.0
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("L6")
+@pytest.mark.parametrize("read_as", ["blocks", "rows"])
+async def test_rst_mid_copy_out(
+    flavour: Flavour, proxy: FaultProxy, proxy_dsn: str, observe: Any, read_as: str
+) -> None:
+    conn = await flavour.connect(proxy_dsn, autocommit=True)
+    try:
+        cur = conn.cursor()
+        proxy.reset_after(1_000_000)
+        received = 0
+        start = time.monotonic()
+        with pytest.raises(psycopg3.OperationalError) as excinfo:
+            async with cur.copy(COPY_OUT) as copy:
+                if read_as == "blocks":
+                    tail = b""
+                    async for block in copy:
+                        # The rows, in order: nothing torn, nothing skipped.
+                        *lines, tail = (tail + block).split(b"\n")
+                        for line in lines:
+                            assert line == f"{received + 1}\t{FILLER}".encode()
+                            received += 1
+                else:
+                    copy.set_types(["int4", "text"])
+                    async for row in copy.rows():
+                        assert row == (received + 1, FILLER)
+                        received += 1
+        elapsed = time.monotonic() - start
+        # Rows in order, then the error, never the end. How many arrive is the
+        # network's business: the RST makes the kernel drop what the client
+        # had not read yet (a slower reader, such as rows(), sees fewer).
+        assert received < COPY_OUT_ROWS
+        assert conn.broken
+        await assert_refused_promptly(conn)
+        observe(
+            f"RST after 1 MB of COPY TO read as {read_as}: {received} rows, then"
+            f" {type(excinfo.value).__name__} after {elapsed * 1000:.0f} ms; broken;"
+            " next call refused at once"
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.scenario("L6")
+@pytest.mark.parametrize("write_as", ["rows", "buffers"])
+async def test_rst_mid_copy_in(
+    flavour: Flavour,
+    proxy: FaultProxy,
+    proxy_dsn: str,
+    admin: psycopg3_sync.Connection,
+    later: Any,
+    observe: Any,
+    write_as: str,
+) -> None:
+    table = f"l6_copy_in_{flavour.name}_{write_as}".replace("-", "_")
+    admin.execute(f"drop table if exists {table}")
+    admin.execute(f"create table {table} (a int, b text)")
+    # 110 MB either way: 1,000 rows per buffer.
+    rows = 1_000_000
+    buffer_rows = 1000
+    conn = await flavour.connect(proxy_dsn, autocommit=True)
+    pid = conn.pgconn.backend_pid
+    try:
+        cur = conn.cursor()
+        # About 6 MB/s: the client fills the sockets and waits to write, and
+        # the reset lands with most of the stream still to send.
+        proxy.trickle(64 * 1024, 0.01)
+        fired: list[int] = []
+        written = 0
+        ended = False
+        start = time.monotonic()
+        with pytest.raises(psycopg3.OperationalError) as excinfo:
+            async with cur.copy(f"copy {table} (a, b) from stdin") as copy:
+                later(0.0, lambda: reset_once_sent(proxy, 1_000_000, fired))
+                if write_as == "rows":
+                    for i in range(1, rows + 1):
+                        await copy.write_row((i, FILLER))
+                        written += 1
+                else:
+                    for first in range(1, rows + 1, buffer_rows):
+                        block = "".join(
+                            f"{i}\t{FILLER}\n" for i in range(first, first + buffer_rows)
+                        )
+                        await copy.write(block.encode())
+                        written += buffer_rows
+                ended = True
+        elapsed = time.monotonic() - start
+        assert fired, "the proxy never saw 1 MB of COPY data"
+        # A write raised: the stream was not written to its end into a dead socket.
+        assert not ended
+        assert written < rows
+        assert conn.broken
+        await assert_refused_promptly(conn)
+        row = admin.execute(f"select count(*) from {table}").fetchone()
+        assert row == (0,)  # nothing of the broken COPY committed
+        observe(
+            f"RST after 1 MB of COPY FROM written as {write_as}: {type(excinfo.value).__name__}"
+            f" from a write after {written} of {rows} rows, {elapsed * 1000:.0f} ms;"
+            " broken; next call refused at once; nothing committed"
+        )
+    finally:
+        await conn.close()
+        terminate(admin, pid)  # its lock on the table must not stall the drop
+        admin.execute(f"drop table {table}")
 
 
 # -- L7: blackhole mid-query -----------------------------------------------
@@ -489,6 +635,62 @@ async def test_trickle_gives_identical_results(
         )
     finally:
         await conn.close()
+
+
+async def trickled_copies(cur: Any, table: str, rows: list[tuple[int, str]]) -> bytes:
+    """COPY *rows* into *table* with ``write_row``, then out again with ``read()``."""
+    async with cur.copy(f"copy {table} (a, b) from stdin") as copy:
+        for row in rows:
+            await copy.write_row(row)
+    received = bytearray()
+    first, last = rows[0][0], rows[-1][0]
+    query = f"copy (select a, b from {table} where a between {first} and {last} order by a)"
+    async with cur.copy(f"{query} to stdout") as copy:
+        while block := await copy.read():
+            received += block
+    return bytes(received)
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+@pytest.mark.scenario("L10")
+async def test_trickle_copy_both_ways(
+    flavour: Flavour,
+    proxy: FaultProxy,
+    proxy_dsn: str,
+    admin: psycopg3_sync.Connection,
+    observe: Any,
+) -> None:
+    table = f"l10_copy_{flavour.name}".replace("-", "_")
+    admin.execute(f"drop table if exists {table}")
+    admin.execute(f"create table {table} (a int primary key, b text)")
+    # 1.6 kB at 1 byte per ms, then 300 kB at 128 bytes per ms (1 byte per ms
+    # would take 5 minutes): CopyData messages of 38 to 43 bytes split at
+    # every offset, in both directions.
+    small, large = md5_rows(1, 40), md5_rows(41, 7540)
+    conn = await flavour.connect(proxy_dsn, sslmode="disable", autocommit=True)
+    try:
+        cur = conn.cursor()
+        cpu, wall = time.thread_time(), time.monotonic()
+        proxy.trickle(1, 0.001)
+        small_out = await trickled_copies(cur, table, small)
+        proxy.trickle(128, 0.001)
+        large_out = await trickled_copies(cur, table, large)
+        cpu, wall = time.thread_time() - cpu, time.monotonic() - wall
+        proxy.forward()
+        assert small_out == copy_text(small)
+        assert large_out == copy_text(large)
+        assert admin.execute(f"select a, b from {table} order by a").fetchall() == small + large
+        observe(
+            f"COPY both ways trickled (1.6 kB at 1 B/1 ms, {len(large_out) // 1000} kB at"
+            f" 128 B/1 ms): identical; client thread CPU {cpu * 1000:.0f} ms in {wall:.1f} s"
+        )
+        # The client thread only: the proxy's relay thread lives in this process.
+        # A client polling instead of waiting would spend the whole wall time.
+        assert cpu < 0.5 * wall, f"{cpu:.2f} s of CPU in {wall:.2f} s: a busy loop"
+    finally:
+        await conn.close()
+        admin.execute(f"drop table {table}")
 
 
 @pytest.mark.anyio

@@ -3,10 +3,11 @@
 * R1: file descriptors back to their count after blocks of connects,
   failed connects, cancelled connects, cancel requests and lost connections;
   the server keeps no session of ours.
-* R2: 2,000 connections and 100,000 queries leave the fd table, the Python
-  heap (tracemalloc), the object count (``gc.get_objects()``) and the libpq
-  wrappers (``psycopg3.pq.live_objects()``) where they were; the C heap
-  (glibc ``mallinfo2``) is recorded.
+* R2: 2,000 connections, 100,000 queries and 10,000 iterations of COPY and
+  LISTEN/NOTIFY leave the fd table, the Python heap (tracemalloc), the object
+  count (``gc.get_objects()``) and the libpq wrappers
+  (``psycopg3.pq.live_objects()``) where they were; the C heap (glibc
+  ``mallinfo2``) is recorded.
 * R3: unclosed connections at interpreter exit, connections inherited by a
   forked child, and the ``ResourceWarning`` of a connection collected unclosed.
 * R4: descriptors numbered above ``FD_SETSIZE`` work with every waiter, and
@@ -396,6 +397,127 @@ async def test_many_queries_leave_nothing(
         assert conn_ref() is None and pgconn_ref() is None, "the connection outlived close + del"
         probe.finish(observe, f"{done} queries")
     assert errors_seen[0] == total // 1000 and notices[0] == total // 1000
+
+
+async def notifications(conn: Any, **kwargs: Any) -> list[psycopg3.Notify]:
+    """Everything ``conn.notifies(**kwargs)`` yields."""
+    return [notify async for notify in conn.notifies(**kwargs)]
+
+
+class Abandoned(Exception):
+    """Raised inside a COPY block to abandon it."""
+
+
+@pytest.mark.slow
+@pytest.mark.scenario("R2")
+@pytest.mark.anyio
+async def test_copy_and_notifications_leave_nothing(
+    flavour: Any, dsn: str, observe: Callable[[str], None]
+) -> None:
+    """10,000 iterations of COPY in and out, COPY errors and notifications.
+
+    Split as in ``test_many_queries_leave_nothing``. Eight kinds of iteration
+    in turn: COPY FROM with ``write_row``, with ``write``, abandoned by an
+    exception in its block, refused by the server (bad data); COPY TO read as
+    blocks, as typed rows; a notification from another session read with
+    ``notifies()``; one sent by the session itself, taken by the handler
+    during the command (and so not kept for ``notifies()``).
+    """
+    total = 10_000
+    counts = dict.fromkeys(["abandoned", "refused", "iterated", "self"], 0)
+    handled: list[int] = [0]
+
+    def on_notify(notify: psycopg3.Notify) -> None:
+        handled[0] += 1
+
+    gc.collect()
+    fds_before, live_before = fd_count(), live_objects()
+    conn = await flavour.connect(dsn, autocommit=True)
+    sender = await flavour.connect(dsn, autocommit=True)
+    conn_ref = weakref.ref(unwrap(conn))
+    pgconn_ref = weakref.ref(conn.pgconn)
+    conn.add_notify_handler(on_notify)
+    await conn.execute("create temp table r2_copy (a int, b text)")
+    await conn.execute("listen r2_channel")
+    sender_pid = sender.pgconn.backend_pid
+    done = 0
+
+    async def work(conn: Any, sender: Any, n: int) -> None:
+        nonlocal done
+        cur = conn.cursor()
+        for i in range(done, done + n):
+            # The same values in every round, as in the queries test.
+            v = i % 1000
+            kind = i % 8
+            if kind == 0:
+                async with cur.copy("copy r2_copy (a, b) from stdin") as copy:
+                    for a in range(v, v + 10):
+                        await copy.write_row((a, "x"))
+            elif kind == 1:
+                async with cur.copy("copy r2_copy (a, b) from stdin") as copy:
+                    await copy.write(b"".join(b"%d\ty\n" % a for a in range(v, v + 10)))
+            elif kind == 2:
+                try:
+                    async with cur.copy("copy r2_copy (a, b) from stdin") as copy:
+                        await copy.write_row((v, "z"))
+                        raise Abandoned
+                except Abandoned:
+                    counts["abandoned"] += 1
+            elif kind == 3:
+                try:
+                    async with cur.copy("copy r2_copy (a, b) from stdin") as copy:
+                        await copy.write(b"not a number\tz\n")
+                except psycopg3.errors.InvalidTextRepresentation:
+                    counts["refused"] += 1
+            elif kind == 4:
+                query = f"copy (select g, 'x' from generate_series({v}, {v} + 9) g) to stdout"
+                received = b""
+                async with cur.copy(query) as copy:
+                    async for block in copy:
+                        received += block
+                assert received == b"".join(b"%d\tx\n" % a for a in range(v, v + 10))
+            elif kind == 5:
+                query = f"copy (select g, 'x' from generate_series({v}, {v} + 9) g) to stdout"
+                async with cur.copy(query) as copy:
+                    copy.set_types(["int4", "text"])
+                    rows = [row async for row in copy.rows()]
+                assert rows == [(a, "x") for a in range(v, v + 10)]
+                # The table stays small: the COPY FROM above filled it.
+                await cur.execute("delete from r2_copy")
+            elif kind == 6:
+                await sender.execute("select pg_notify('r2_channel', %s)", (str(v),))
+                got = await notifications(conn, timeout=5, stop_after=1)
+                assert got == [psycopg3.Notify("r2_channel", str(v), sender_pid)]
+                counts["iterated"] += 1
+            else:
+                await cur.execute("select pg_notify('r2_channel', %s)", (str(v),))
+                counts["self"] += 1
+        done += n
+
+    with LeakProbe() as probe:
+        try:
+            await work(conn, sender, total // 10)
+            probe.start(fds=fds_before, live=live_before)
+            for _ in range(3):
+                await work(conn, sender, total // 5)
+                probe.round_done()
+            probe.trace()
+            await work(conn, sender, total // 20)
+            probe.trace_mark()
+            await work(conn, sender, total - done)
+            # Every self-sent notification went to the handler, none was kept.
+            assert await notifications(conn, timeout=0) == []
+        finally:
+            await sender.close()
+            await conn.close()
+        del conn, sender
+        gc.collect()
+        assert conn_ref() is None and pgconn_ref() is None, "the connection outlived close + del"
+        probe.finish(observe, f"{done} COPY and notification iterations")
+    assert counts == dict(
+        abandoned=total // 8, refused=total // 8, iterated=total // 8, self=total // 8
+    )
+    assert handled[0] == counts["iterated"] + counts["self"]
 
 
 # -- R3: garbage collection, interpreter exit, fork ---------------------------------
