@@ -276,3 +276,29 @@ async def test_executemany_not_prepared_when_disabled(flavour: Any, dsn: str, ad
         assert await prepared(conn) == []
     finally:
         await conn.close()
+
+
+async def test_executemany_in_pipeline_prepares(flavour: Any, dsn: str, admin: Any) -> None:
+    admin.execute("drop table if exists prep_many_pipe")
+    admin.execute("create table prep_many_pipe (id int primary key)")
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        cur = conn.cursor()
+        async with conn.pipeline():
+            await cur.executemany(
+                "insert into prep_many_pipe values (%s)", [(i,) for i in range(50)]
+            )
+        assert cur.rowcount == 50
+        assert await prepared(conn) == ["insert into prep_many_pipe values ($1)"]
+        # A PREPARE the server refuses leaves nothing believed prepared.
+        with pytest.raises(psycopg3.errors.UndefinedTable):
+            async with conn.pipeline():
+                await cur.executemany("insert into no_such_table values (%s)", [(1,)] * 10)
+        assert await prepared(conn) == ["insert into prep_many_pipe values ($1)"]
+        await cur.executemany(
+            "insert into prep_many_pipe values (%s)", [(i,) for i in range(50, 60)]
+        )
+        count = await conn.execute("select count(*) from prep_many_pipe")
+        assert await count.fetchone() == (60,)
+    finally:
+        await conn.close()

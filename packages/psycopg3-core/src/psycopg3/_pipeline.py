@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ._async_connection import AsyncConnectionBase
     from ._connection_base import BaseConnection
     from ._cursor_base import BaseCursor
+    from ._prepare import Key
     from ._queries import PostgresQuery
 
 __all__ = ["Pipeline", "AsyncPipeline", "BasePipeline", "PipelineState", "PIPELINE_LIBPQ"]
@@ -391,21 +392,34 @@ def execute_gen(
 def executemany_gen(
     cursor: BaseCursor[Any], commands: list[generators.PipelineCommand], returning: bool
 ) -> PQGen[None]:
-    """Add ``commands`` to the pipeline, for one cursor (never prepared).
+    """Add ``commands`` to the pipeline, for one cursor.
 
-    ``rowcount`` (the sum) and, with ``returning``, the results, are there
-    once the last statement's result arrived; the cursor raises the first
-    failed statement's error.
+    As outside a pipeline, each parameter set counts towards
+    ``prepare_threshold``: a large enough batch queues a ``PREPARE`` and runs
+    the statement by name. ``rowcount`` (the sum) and, with ``returning``,
+    the results, are there once the last statement's result arrived; the
+    cursor raises the first failed statement's error.
     """
     conn = cursor._conn
     state = conn._pipeline
     assert state is not None
+    query, _, types, _, _ = commands[0]
+    key: Key = (query, tuple(types))
+    same = sum(1 for command in commands if tuple(command[2]) == key[1])
+    name, must_prepare = conn._prepare_manager.decide(key, None, executions=same)
     group: list[PipelineEntry] = []
     for n, command in enumerate(commands, 1):
         state.start()
         if conn._needs_begin():
             state.begin()
-        conn.pgconn.send_query_params(*command)
+        if name is None or tuple(command[2]) != key[1]:
+            conn.pgconn.send_query_params(*command)
+        else:
+            if must_prepare:
+                _send_prepare(conn, state, key, name, types)
+                must_prepare = False
+            _, params, _, formats, result_format = command
+            conn.pgconn.send_query_prepared(name, params, formats, result_format)
         entry = PipelineEntry(on_done=_group_done)
         entry.group = group
         entry.returning = returning
@@ -443,16 +457,24 @@ def _send_query(
         )
         return
     if must_prepare:
-        pgconn.send_prepare(name, pg_query.query, param_types=pg_query.types)
-        manager.prepare_sent(key, name)
-
-        def prepared(entry: PipelineEntry) -> None:
-            manager.prepare_done(key, name, accepted=entry.error is None)
-
-        state.add(PipelineEntry(on_done=prepared))
+        _send_prepare(conn, state, key, name, pg_query.types)
     pgconn.send_query_prepared(
         name, pg_query.params, param_formats=pg_query.formats, result_format=result_format
     )
+
+
+def _send_prepare(
+    conn: BaseConnection, state: PipelineState, key: Key, name: bytes, types: Sequence[int]
+) -> None:
+    """Queue a ``PREPARE``; the statement counts as prepared once the server accepts it."""
+    manager = conn._prepare_manager
+    conn.pgconn.send_prepare(name, key[0], param_types=types)
+    manager.prepare_sent(key, name)
+
+    def prepared(entry: PipelineEntry) -> None:
+        manager.prepare_done(key, name, accepted=entry.error is None)
+
+    state.add(PipelineEntry(on_done=prepared))
 
 
 def pending_result_gen(cursor: BaseCursor[Any]) -> PQGen[None]:
