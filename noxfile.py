@@ -113,12 +113,18 @@ LIBPQ_NEW_TESTS = [
     "tests/core/test_attempts.py",
     "tests/adapters/test_interrupt.py",
     "tests/reliability/test_cancellation.py",
+    # Pipeline mode, COPY and notifications lean on libpq's own state machine,
+    # which changed between versions: run them on the new library too.
+    "tests/adapters/test_pipeline.py",
+    "tests/adapters/test_prepare.py",
+    "tests/adapters/test_copy.py",
+    "tests/adapters/test_notify.py",
 ]
 
 
 @nox.session
 def tests_libpq_new(session: nox.Session) -> None:
-    """Run the cancellation tests on a libpq >= 17 (non-blocking cancel requests).
+    """Run the cancellation, pipeline, COPY and notification tests on a libpq >= 17.
 
     The machines have libpq 15. The psycopg-binary wheel carries a recent
     libpq of its own: only that library file is used (``PSYCOPG3_LIBPQ``),
