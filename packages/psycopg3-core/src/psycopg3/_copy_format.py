@@ -29,6 +29,7 @@ from ._transformer import Transformer
 from .sql import Composable, Literal
 from .types._array_binary import pack_array
 from .types._numeric_binary import decimal_to_numeric
+from .types.array import binary_layout
 
 if TYPE_CHECKING:
     pass
@@ -252,36 +253,9 @@ class BinaryColumn:
     def _dump_array(self, value: list[Any]) -> bytes:
         element = self._element
         assert element is not None
-        dims, leaves = _array_shape(value)
+        dims, leaves = binary_layout(value)
         items = [None if x is None else element(x) for x in leaves]
-        return pack_array(element.oid, dims if leaves else [], items)
-
-
-def _array_shape(value: list[Any]) -> tuple[list[int], list[Any]]:
-    """Return the dimensions of nested lists and their leaves, row-major."""
-    dims: list[int] = []
-    level: Any = value
-    while type(level) is list:
-        dims.append(len(level))
-        if not level:
-            break
-        level = level[0]
-    leaves: list[Any] = []
-
-    def walk(items: list[Any], depth: int) -> None:
-        if len(items) != dims[depth]:
-            raise errors.DataError("nested lists of different lengths can't be an array")
-        last = depth + 1 == len(dims)
-        for item in items:
-            if (type(item) is list) == last:
-                raise errors.DataError("nested lists of different depths can't be an array")
-            if last:
-                leaves.append(item)
-            else:
-                walk(item, depth + 1)
-
-    walk(value, 0)
-    return dims, leaves
+        return pack_array(element.oid, dims, items)
 
 
 # -- the statement -----------------------------------------------------------

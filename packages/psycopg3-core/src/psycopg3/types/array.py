@@ -271,12 +271,21 @@ class _ArrayBinaryDumper(_ElementsDumper):
 
     def dump(self, obj: Any) -> Buffer:
         assert self.element is not None
-        dims = _shape(obj)
-        leaves: list[Any] = []
-        _flatten(obj, dims, 0, leaves)
-        if not leaves:
-            dims = []
+        dims, leaves = binary_layout(obj)
         return pack_array(self.element.oid, dims, self._dump_leaves(leaves))
+
+
+def binary_layout(obj: list[Any]) -> tuple[list[int], list[Any]]:
+    """Return the dimensions and the leaves (row-major) of a list, for a binary array.
+
+    An array with no element has no dimension.
+
+    :raises DataError: if the nested lists do not form a rectangular array.
+    """
+    dims = _shape(obj)
+    leaves: list[Any] = []
+    _flatten(obj, dims, 0, leaves)
+    return (dims if leaves else []), leaves
 
 
 def _element_oid(array_oid: int, context: AdaptContext | None) -> int:
