@@ -420,18 +420,16 @@ class BaseCursor(Generic[Row]):
         conn = self._conn
         manager = conn._prepare_manager
         query, _, types, _, _ = commands[0]
-        key = (query, tuple(types))
-        same = [i for i, command in enumerate(commands) if tuple(command[2]) == key[1]]
-        name, must_prepare = manager.decide(key, None, executions=len(same))
+        key, name, must_prepare, by_name = manager.decide_many(query, [c[2] for c in commands])
         if name is None:
             return None
         if must_prepare:
             conn.pgconn.send_prepare(name, query, param_types=types)
             conn._check_results((yield from conn._results_gen()))
             manager.prepared(key, name)
-        for i in same:
-            _, params, types, formats, result_format = commands[i]
-            commands[i] = (name, params, types, formats, result_format)
+        for i, command in enumerate(commands):
+            if by_name[i]:
+                commands[i] = (name, *command[1:])
         return name
 
     def _callproc_gen(self, name: str, params: Params | None) -> PQGen[None]:

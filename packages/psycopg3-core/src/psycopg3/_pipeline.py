@@ -404,17 +404,18 @@ def executemany_gen(
     state = conn._pipeline
     assert state is not None
     query, _, types, _, _ = commands[0]
-    key: Key = (query, tuple(types))
-    same = sum(1 for command in commands if tuple(command[2]) == key[1])
-    name, must_prepare = conn._prepare_manager.decide(key, None, executions=same)
+    key, name, must_prepare, by_name = conn._prepare_manager.decide_many(
+        query, [c[2] for c in commands]
+    )
     group: list[PipelineEntry] = []
-    for n, command in enumerate(commands, 1):
+    for n, (command, use_name) in enumerate(zip(commands, by_name), 1):
         state.start()
         if conn._needs_begin():
             state.begin()
-        if name is None or tuple(command[2]) != key[1]:
+        if not use_name:
             conn.pgconn.send_query_params(*command)
         else:
+            assert name is not None
             if must_prepare:
                 _send_prepare(conn, state, key, name, types)
                 must_prepare = False

@@ -108,6 +108,23 @@ class PrepareManager:
         self._serial += 1
         return b"_pg3_%d" % self._serial, True
 
+    def decide_many(
+        self, query: bytes, types_seq: Sequence[Sequence[int]]
+    ) -> tuple[Key, bytes | None, bool, list[bool]]:
+        """Tell how to run the statements of an ``executemany``.
+
+        The statement is the first parameter set's (query and types); every
+        set with the same types counts as one execution of it (rule 1: a
+        None value changes the types, and so the statement).
+
+        :return: ``(key, name, must_prepare)`` as ``decide()`` gives them,
+            and for each set whether it runs by ``name``.
+        """
+        key = (query, tuple(types_seq[0]))
+        same = [tuple(types) == key[1] for types in types_seq]
+        name, must_prepare = self.decide(key, None, executions=sum(same))
+        return key, name, must_prepare, same if name is not None else [False] * len(same)
+
     def prepared(self, key: Key, name: bytes) -> None:
         """Record that the server accepted ``name`` for ``key``."""
         self._counts.pop(key, None)
