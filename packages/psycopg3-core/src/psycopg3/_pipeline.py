@@ -20,8 +20,9 @@ Rules:
    a command that must know its outcome at once (``commit()``…), the end of
    the block. Every ``FLUSH_EVERY`` commands the output is flushed (reading
    while the socket is full, so neither side stalls), a flush request is
-   sent and the results already received are handed out: the queue and
-   libpq's buffers stay bounded in a long pipeline.
+   sent and the results already received are handed out; past
+   ``MAX_QUEUED`` commands waiting, the oldest ones' results are waited
+   for: the queue and libpq's buffers stay bounded in a long pipeline.
 3. A cursor holds its latest command's entry only: the results of an entry
    its cursor has moved on from (executed again, closed, dropped) are freed
    on arrival. Their error, if any, is still raised by the next sync.
@@ -67,6 +68,9 @@ T = TypeVar("T")
 PIPELINE_LIBPQ = 140000
 #: Commands queued between two flushes of the output (rule 2).
 FLUSH_EVERY = 100
+#: Most commands left waiting for their results: past it, sending waits for
+#: the oldest ones' results (rule 2), whatever the server's speed.
+MAX_QUEUED = 2 * FLUSH_EVERY
 
 _ERROR_STATUSES = (ExecStatus.FATAL_ERROR, ExecStatus.BAD_RESPONSE)
 
@@ -165,7 +169,13 @@ class PipelineState:
         except BaseException:
             self._abandon()
             raise
-        self._conn._deliver_pending_notifies()
+        excess = len(self._entries) - MAX_QUEUED
+        if excess > 0:
+            # A server slower than we are: what is taken only when ready
+            # would pile up in the queue and in libpq's input buffer.
+            yield from self._read_until_gen(self._entries[excess - 1])
+        else:
+            self._conn._deliver_pending_notifies()
 
     def _flush_gen(self) -> PQGen[None]:
         self._unflushed = 0
