@@ -30,6 +30,9 @@ __all__ = [
     "ProgrammingError",
     "NotSupportedError",
     "PipelineAborted",
+    "PoolTimeout",
+    "PoolClosed",
+    "TooManyRequests",
     "Diagnostic",
     "error_from_result",
     "class_for_sqlstate",
@@ -105,6 +108,18 @@ class PipelineAborted(OperationalError):
     raised by its own cursor, or by the pipeline's ``sync()`` (see
     ``psycopg3._pipeline``).
     """
+
+
+class PoolTimeout(OperationalError):
+    """A pool had no connection to give within the request's timeout."""
+
+
+class PoolClosed(OperationalError):
+    """A connection was requested from a pool that is closed or not yet open."""
+
+
+class TooManyRequests(OperationalError):
+    """A pool refused a request: ``max_waiting`` requests were already waiting."""
 
 
 # The diagnostic fields of libpq's PQresultErrorField, by their one-letter code.

@@ -1,0 +1,530 @@
+"""The connection pool's policy, written once for every flavour.
+
+``PoolPolicy`` decides; the pools of the adapter packages act. It keeps the
+books (which connections exist, which are idle, who is waiting) and answers
+the pool's questions: which idle connection to hand out, whom to give a
+returned or new connection to, how many connections to open now, which ones
+to close because they are too old or idle too long, when to try again after
+a failed connect. The I/O a returned connection needs (cancel, drain,
+rollback) and the health check are generators, driven by the adapter's
+waiter like every other operation.
+
+Must not: import a concurrency framework, sleep, read a clock (callers pass
+``now``, from the clock of their framework), call user callbacks, or do I/O
+outside the generators.
+
+Rules the pools rely on:
+
+1. Every method is synchronous and never waits: a thread pool calls it under
+   its own mutex; an async pool between two ``await`` s, which makes it
+   atomic.
+2. A connection is counted from the moment its connect is started
+   (``start_connects()``) until ``discard()`` or a ``False`` from
+   ``give_back()``: ``pool_size`` never overshoots ``max_size`` and a slot
+   is never lost.
+3. A waiter given a connection owns it, even if it gives up a moment later:
+   ``abandon()`` then hands the connection on. No connection is lost to a
+   cancelled or timed-out request.
+4. Opening connections on demand is one at a time: a burst of short
+   requests is served by the connections coming back, and the pool only
+   grows if requests still wait when the new one arrives.
+5. After a failed connect, the next one waits ``RECONNECT_INITIAL_DELAY``,
+   then twice as long each time, with +/- ``RECONNECT_JITTER``, at most
+   ``RECONNECT_MAX_DELAY``. Failing for ``reconnect_timeout`` makes
+   ``connect_failed()`` return True once, so that the pool calls the user's
+   ``reconnect_failed``; attempts go on at the longest delay.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from . import errors
+from ._connection_base import BaseConnection
+from .pq import TransactionStatus
+from .waiting import PQGen, Ready
+
+__all__ = [
+    "PoolPolicy",
+    "PoolWaiter",
+    "RECONNECT_INITIAL_DELAY",
+    "RECONNECT_MAX_DELAY",
+    "RECONNECT_JITTER",
+    "RESET_TIMEOUT",
+    "CHECK_TIMEOUT",
+    "reset_gen",
+    "health_gen",
+]
+
+C = TypeVar("C", bound=BaseConnection)
+T = TypeVar("T")
+
+#: Seconds before the first retry after a failed connect (rule 5).
+RECONNECT_INITIAL_DELAY = 0.1
+#: The longest wait between two connect attempts, in seconds.
+RECONNECT_MAX_DELAY = 10.0
+#: Each delay is multiplied by a random factor within 1 +/- this.
+RECONNECT_JITTER = 0.1
+#: Seconds a returned connection may take to cancel, drain and roll back.
+RESET_TIMEOUT = 5.0
+#: Seconds a health check (``pool.check()``, ``check_connection``) may take.
+CHECK_TIMEOUT = 5.0
+#: Each connection's ``max_lifetime`` is shortened by up to this fraction, so
+#: that connections opened together are not all replaced at once.
+LIFETIME_SPREAD = 0.05
+
+
+class PoolWaiter(Generic[C]):
+    """A request queued for a connection.
+
+    The pool gives it a connection (``conn``) or an error (``error``) and
+    calls ``wake``, the set method of the framework's event the request
+    waits on.
+    """
+
+    __slots__ = ("conn", "error", "wake")
+
+    def __init__(self, wake: Callable[[], None]):
+        self.conn: C | None = None
+        self.error: BaseException | None = None
+        self.wake = wake
+
+
+class _Entry:
+    """What the policy knows of one connection."""
+
+    __slots__ = ("expires_at", "idle_since")
+
+    def __init__(self, expires_at: float, idle_since: float):
+        self.expires_at = expires_at
+        self.idle_since = idle_since
+
+
+class PoolPolicy(Generic[C]):
+    """The books and decisions of one pool; see the module's rules.
+
+    :param min_size: connections kept open, idle or not.
+    :param max_size: the most connections open at once.
+    :param max_waiting: the most requests waiting at once (0: no limit);
+        one more raises ``TooManyRequests``.
+    :param max_lifetime: seconds after which a connection is replaced when
+        it is next idle.
+    :param max_idle: seconds after which an idle connection beyond
+        ``min_size`` is closed.
+    :param reconnect_timeout: seconds of failed connects after which
+        ``connect_failed()`` returns True.
+    :param name: the pool's name, in error messages.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_size: int,
+        max_size: int | None,
+        max_waiting: int,
+        max_lifetime: float,
+        max_idle: float,
+        reconnect_timeout: float,
+        name: str,
+    ):
+        self.min_size, self.max_size = check_sizes(min_size, max_size)
+        if max_waiting < 0:
+            raise errors.ProgrammingError(f"max_waiting must be 0 or more, got {max_waiting}")
+        for what, value in (
+            ("max_lifetime", max_lifetime),
+            ("max_idle", max_idle),
+            ("reconnect_timeout", reconnect_timeout),
+        ):
+            if not value > 0:
+                raise errors.ProgrammingError(f"{what} must be a positive number, got {value!r}")
+        self.max_waiting = max_waiting
+        self.max_lifetime = max_lifetime
+        self.max_idle = max_idle
+        self.reconnect_timeout = reconnect_timeout
+        self.name = name
+        self.closed = False
+        self._random = random.Random()
+        self._entries: dict[C, _Entry] = {}
+        # Idle connections, most recently returned last: handed out from the
+        # end (warm), closed from the start when idle too long.
+        self._idle: list[C] = []
+        self._waiters: deque[PoolWaiter[C]] = deque()
+        self._opening = 0
+        self._growing = False
+        self._failing_since: float | None = None
+        self._retry_at: float | None = None
+        self._delay = 0.0
+        #: The error of the last failed connect, until one succeeds.
+        self.last_error: BaseException | None = None
+        self._counters = dict.fromkeys(_COUNTERS, 0)
+
+    # -- size ------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """The connections open or being opened."""
+        return len(self._entries) + self._opening
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+    @property
+    def waiting_count(self) -> int:
+        return len(self._waiters)
+
+    def resize(self, min_size: int, max_size: int | None, now: float) -> list[C]:
+        """Change the sizes; return the idle connections to close now.
+
+        Connections in use beyond a smaller ``max_size`` are closed when
+        they come back.
+        """
+        self.min_size, self.max_size = check_sizes(min_size, max_size)
+        surplus = self.size - self.max_size
+        to_close: list[C] = []
+        while surplus > 0 and self._idle:
+            to_close.append(self._forget(self._idle.pop(0)))
+            surplus -= 1
+        return to_close
+
+    # -- requests --------------------------------------------------------
+
+    def checkout(self, now: float) -> tuple[C | None, list[C]]:
+        """Take an idle connection for a request, if there is one.
+
+        :return: the connection, or None (then ``enqueue()``), and the
+            expired idle connections met on the way, to close.
+        """
+        self._check_open()
+        self._counters["requests_num"] += 1
+        expired: list[C] = []
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.closed:
+                self._counters["connections_lost"] += 1
+            elif now < self._entries[conn].expires_at:
+                return conn, expired
+            expired.append(self._forget(conn))
+        return None, expired
+
+    def enqueue(self, wake: Callable[[], None]) -> PoolWaiter[C]:
+        """Queue a request that found no idle connection.
+
+        :raises TooManyRequests: if ``max_waiting`` requests already wait.
+        """
+        self._check_open()
+        if self.max_waiting and len(self._waiters) >= self.max_waiting:
+            self._counters["requests_errors"] += 1
+            raise errors.TooManyRequests(
+                f"pool {self.name!r}: {len(self._waiters)} requests are already waiting"
+                f" for a connection (max_waiting={self.max_waiting})"
+            )
+        waiter: PoolWaiter[C] = PoolWaiter(wake)
+        self._waiters.append(waiter)
+        self._counters["requests_queued"] += 1
+        return waiter
+
+    def abandon(self, waiter: PoolWaiter[C], now: float) -> None:
+        """Withdraw a request that stopped waiting (timeout, cancellation).
+
+        A connection it was given meanwhile goes to the next request, or
+        back to the idle ones (rule 3).
+        """
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            pass
+        conn, waiter.conn = waiter.conn, None
+        if conn is not None and not self.give_back(conn, now):
+            conn._close()
+
+    def timed_out(self, timeout: float) -> errors.PoolTimeout:
+        """Count a request that waited ``timeout`` in vain; return its error."""
+        self._counters["requests_errors"] += 1
+        message = f"pool {self.name!r}: no connection available after {timeout:g} s"
+        if self.last_error is not None:
+            message += f"; the last connection attempt failed: {self.last_error}"
+        return errors.PoolTimeout(message)
+
+    def served(self, wait_ms: int) -> None:
+        """Count the time a request waited before it got a connection."""
+        self._counters["requests_wait_ms"] += wait_ms
+
+    # -- connections coming and going ------------------------------------
+
+    def give_back(self, conn: C, now: float) -> bool:
+        """Place a usable connection: to the oldest request, or idle.
+
+        :return: False if the pool does not keep it (closed pool, too old,
+            beyond ``max_size``): the caller closes it; the policy forgot it.
+        """
+        if conn not in self._entries:
+            raise errors.ProgrammingError(f"pool {self.name!r}: {conn!r} is not this pool's")
+        if self.closed or now >= self._entries[conn].expires_at or self.size > self.max_size:
+            self._forget(conn)
+            return False
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            waiter.conn = conn
+            waiter.wake()
+            return True
+        self._entries[conn].idle_since = now
+        self._idle.append(conn)
+        return True
+
+    def discard(self, conn: C, *, lost: bool = False) -> None:
+        """Forget a connection that is closed or unusable; its slot is free.
+
+        :param lost: True if it was found broken at a check, rather than
+            returned bad by its user.
+        """
+        if conn in self._idle:
+            self._idle.remove(conn)
+        if conn in self._entries:
+            self._forget(conn)
+            self._counters["connections_lost" if lost else "returns_bad"] += 1
+
+    def owns(self, conn: BaseConnection) -> bool:
+        return conn in self._entries
+
+    def start_connects(self, now: float) -> int:
+        """Decide how many connects to start now, and count them as started.
+
+        Enough to reach ``min_size``; one more while requests wait and no
+        on-demand connect is running (rule 4); none while backing off.
+        """
+        if self.closed or (self._retry_at is not None and now < self._retry_at):
+            return 0
+        self._retry_at = None
+        count = max(self.min_size - self.size, 0)
+        if self._waiters and not self._growing and self.size + count < self.max_size:
+            waiting = len(self._waiters) - self._opening - count
+            if waiting > 0:
+                self._growing = True
+                count += 1
+        if self._failing_since is not None:
+            # While the server refuses, one attempt at a time probes it.
+            count = min(count, 1 if self._opening == 0 else 0)
+        self._opening += count
+        self._counters["connections_num"] += count
+        return count
+
+    def connected(self, conn: C, now: float, connect_ms: int) -> bool:
+        """Take in a connection that a started connect opened (and configured).
+
+        :return: as ``give_back()``: False means close it.
+        """
+        self._connect_ended()
+        self._counters["connections_ms"] += connect_ms
+        self._failing_since = self._retry_at = None
+        self._delay = 0.0
+        self.last_error = None
+        lifetime = self.max_lifetime * (1.0 - LIFETIME_SPREAD * self._random.random())
+        self._entries[conn] = _Entry(now + lifetime, now)
+        return self.give_back(conn, now)
+
+    def connect_failed(self, error: BaseException, now: float) -> bool:
+        """Record a started connect that failed; schedule the next (rule 5).
+
+        :return: True once per ``reconnect_timeout`` of failures: the pool
+            then calls the user's ``reconnect_failed`` callback.
+        """
+        self._connect_ended()
+        self._counters["connections_errors"] += 1
+        self.last_error = error
+        if self._failing_since is None:
+            self._failing_since = now
+            self._delay = RECONNECT_INITIAL_DELAY
+        else:
+            self._delay = min(self._delay * 2.0, RECONNECT_MAX_DELAY)
+        jitter = 1.0 + RECONNECT_JITTER * (2.0 * self._random.random() - 1.0)
+        self._retry_at = now + self._delay * jitter
+        if now - self._failing_since >= self.reconnect_timeout:
+            self._failing_since = now
+            self._delay = RECONNECT_MAX_DELAY
+            return True
+        return False
+
+    def _connect_ended(self) -> None:
+        self._opening -= 1
+        # A connect ending, well or not, lets the next on-demand one start.
+        self._growing = False
+
+    # -- maintenance -----------------------------------------------------
+
+    def expired(self, now: float) -> list[C]:
+        """Take the idle connections to close: too old, or idle too long beyond ``min_size``."""
+        to_close: list[C] = []
+        for conn in list(self._idle):
+            if now >= self._entries[conn].expires_at:
+                self._idle.remove(conn)
+                to_close.append(self._forget(conn))
+        # The longest idle first: the most recently used stay warm.
+        while (
+            self._idle
+            and self.size > self.min_size
+            and now - self._entries[self._idle[0]].idle_since >= self.max_idle
+        ):
+            to_close.append(self._forget(self._idle.pop(0)))
+        return to_close
+
+    def next_deadline(self) -> float | None:
+        """When ``expired()`` or ``start_connects()`` will next have something to do."""
+        times = [self._entries[conn].expires_at for conn in self._idle]
+        if self._idle and self.size > self.min_size:
+            times.append(self._entries[self._idle[0]].idle_since + self.max_idle)
+        if self._retry_at is not None:
+            times.append(self._retry_at)
+        return min(times, default=None)
+
+    def take_idle(self) -> list[C]:
+        """Take every idle connection, to check them (``pool.check()``).
+
+        They count as in use until given back or discarded.
+        """
+        self._check_open()
+        conns, self._idle = self._idle, []
+        return conns
+
+    def close(self) -> tuple[list[C], list[PoolWaiter[C]]]:
+        """Close the pool; return the idle connections to close and the woken requests.
+
+        Each waiting request gets ``PoolClosed``. Connections in use are
+        closed when they come back.
+        """
+        self.closed = True
+        conns = [self._forget(conn) for conn in self._idle]
+        self._idle = []
+        waiters = list(self._waiters)
+        self._waiters.clear()
+        for waiter in waiters:
+            waiter.error = errors.PoolClosed(f"pool {self.name!r} was closed")
+            waiter.wake()
+        return conns, waiters
+
+    def stats(self) -> dict[str, int]:
+        """The pool's figures now: sizes, and counters since the pool opened."""
+        return {
+            "pool_min": self.min_size,
+            "pool_max": self.max_size,
+            "pool_size": self.size,
+            "pool_available": len(self._idle),
+            "requests_waiting": len(self._waiters),
+            **self._counters,
+        }
+
+    def _forget(self, conn: C) -> C:
+        del self._entries[conn]
+        return conn
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise errors.PoolClosed(f"pool {self.name!r} is closed")
+
+
+#: The counters of ``stats()``, each since the pool opened.
+_COUNTERS = (
+    "requests_num",  # requests for a connection
+    "requests_queued",  # requests that had to wait
+    "requests_wait_ms",  # total time requests waited
+    "requests_errors",  # requests that timed out or were refused
+    "returns_bad",  # connections returned closed, broken or not resettable
+    "connections_num",  # connects started
+    "connections_ms",  # total time successful connects took
+    "connections_errors",  # connects that failed
+    "connections_lost",  # connections found broken by a check
+)
+
+
+def check_sizes(min_size: int, max_size: int | None) -> tuple[int, int]:
+    """Validate a pool's sizes; ``max_size`` None means ``min_size``."""
+    if max_size is None:
+        max_size = min_size
+    if min_size < 0:
+        raise errors.ProgrammingError(f"min_size must be 0 or more, got {min_size}")
+    if max_size < max(min_size, 1):
+        raise errors.ProgrammingError(
+            f"max_size must be at least min_size and 1, got min_size={min_size},"
+            f" max_size={max_size}"
+        )
+    return min_size, max_size
+
+
+# -- the pool's I/O, as generators --------------------------------------
+
+
+def reset_gen(conn: BaseConnection) -> PQGen[bool]:
+    """Bring a returned connection back to idle; tell if it can be reused.
+
+    A command in progress (a COPY left open, results not read) is cancelled
+    and drained; an open or failed transaction is rolled back. A connection
+    that is closed, inside a ``transaction()`` or ``pipeline()`` block, or in
+    a state these cannot fix, or that does not settle within
+    ``RESET_TIMEOUT``, is not reusable (it is closed if the attempt left it
+    in an unknown state). Never raises ``Exception``.
+
+    Drive with a waiter timeout (``RECOVER_POLL_INTERVAL``): the deadline is
+    checked when the waiter answers ``Ready.NONE``.
+    """
+    if conn.closed or conn._transaction_blocks or conn._pipeline is not None:
+        return False
+    try:
+        status = conn.pgconn.transaction_status
+        if status == TransactionStatus.ACTIVE:
+            yield from conn._recover_gen()
+            if conn.closed:
+                return False
+            status = conn.pgconn.transaction_status
+        if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            yield from bounded(
+                conn._exec_command_gen(b"ROLLBACK"), time.monotonic() + RESET_TIMEOUT
+            )
+            status = conn.pgconn.transaction_status
+        if status != TransactionStatus.IDLE:
+            conn._mark_broken()
+            return False
+        return True
+    except Exception:
+        conn._mark_broken()
+        return False
+
+
+def health_gen(conn: BaseConnection) -> PQGen[None]:
+    """Check that a connection answers: an empty query, within ``CHECK_TIMEOUT``.
+
+    :raises OperationalError: if the connection is closed, fails or does not
+        answer in time (then it is marked broken).
+    """
+    conn._check_usable()
+    if conn.pgconn.transaction_status != TransactionStatus.IDLE:
+        raise errors.ProgrammingError(
+            f"a connection can be checked only when idle, not {conn.pgconn.transaction_status.name}"
+        )
+    try:
+        yield from bounded(conn._exec_command_gen(b""), time.monotonic() + CHECK_TIMEOUT)
+    except errors.OperationalError:
+        conn._mark_broken()
+        raise
+
+
+def bounded(gen: PQGen[T], deadline: float) -> PQGen[T]:
+    """Drive ``gen``, giving up (and closing it) once ``time.monotonic()`` passes ``deadline``.
+
+    :raises OperationalError: at the deadline; what ``gen`` had begun is left
+        unfinished, so the caller closes the connection.
+    """
+    try:
+        request = next(gen)
+        while True:
+            ready = yield request
+            if ready == Ready.NONE and time.monotonic() >= deadline:
+                gen.close()
+                raise errors.OperationalError("the server did not answer in time")
+            request = gen.send(ready)
+    except StopIteration as ex:
+        result: T = ex.value
+        return result
