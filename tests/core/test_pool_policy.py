@@ -373,3 +373,38 @@ def test_bounded_returns_the_result() -> None:
     with pytest.raises(StopIteration) as info:
         gen.send(Ready.R)
     assert info.value.value == int(Ready.R)
+
+
+def test_take_back_refuses_foreign_and_twice_returned() -> None:
+    policy = make_policy()
+    fill(policy)
+    conn = policy.checkout(0.0)[0]
+    with pytest.raises(errors.ProgrammingError, match="not this pool's"):
+        policy.take_back(Conn())
+    policy.take_back(conn)
+    assert policy.give_back(conn, 1.0)
+    with pytest.raises(errors.ProgrammingError, match="returned twice"):
+        policy.take_back(conn)
+    assert policy.idle_count == 2
+
+
+def test_take_back_accepts_a_connection_handed_to_a_waiter() -> None:
+    policy = make_policy(min_size=1, max_size=1)
+    (conn,) = fill(policy)
+    policy.checkout(0.0)
+    waiter = policy.enqueue(Wakes())
+    policy.take_back(conn)
+    policy.give_back(conn, 1.0)
+    assert waiter.conn is conn
+    policy.take_back(conn)
+    assert policy.open_count == 1
+
+
+def test_failures_of_one_round_count_as_one_step() -> None:
+    policy = make_policy(min_size=4, max_size=4)
+    assert policy.start_connects(0.0) == 4
+    for _ in range(4):
+        policy.connect_failed(errors.OperationalError("refused"), 0.0)
+    deadline = policy.next_deadline()
+    assert deadline is not None
+    assert deadline <= RECONNECT_INITIAL_DELAY * (1 + RECONNECT_JITTER)

@@ -58,6 +58,7 @@ __all__ = [
     "CHECK_TIMEOUT",
     "reset_gen",
     "health_gen",
+    "is_clean",
 ]
 
 C = TypeVar("C", bound=BaseConnection)
@@ -152,6 +153,8 @@ class PoolPolicy(Generic[C]):
         # Idle connections, most recently returned last: handed out from the
         # end (warm), closed from the start when idle too long.
         self._idle: list[C] = []
+        # Handed to a request and not returned yet: what ``take_back()`` accepts.
+        self._lent: set[C] = set()
         self._waiters: deque[PoolWaiter[C]] = deque()
         self._opening = 0
         self._growing = False
@@ -168,6 +171,11 @@ class PoolPolicy(Generic[C]):
     def size(self) -> int:
         """The connections open or being opened."""
         return len(self._entries) + self._opening
+
+    @property
+    def open_count(self) -> int:
+        """The connections open (idle, in use or being returned), not those being opened."""
+        return len(self._entries)
 
     @property
     def idle_count(self) -> int:
@@ -207,6 +215,7 @@ class PoolPolicy(Generic[C]):
             if conn.closed:
                 self._counters["connections_lost"] += 1
             elif now < self._entries[conn].expires_at:
+                self._lent.add(conn)
                 return conn, expired
             expired.append(self._forget(conn))
         return None, expired
@@ -239,8 +248,10 @@ class PoolPolicy(Generic[C]):
         except ValueError:
             pass
         conn, waiter.conn = waiter.conn, None
-        if conn is not None and not self.give_back(conn, now):
-            conn._close()
+        if conn is not None:
+            self._lent.discard(conn)
+            if not self.give_back(conn, now):
+                conn._close()
 
     def timed_out(self, timeout: float) -> errors.PoolTimeout:
         """Count a request that waited ``timeout`` in vain; return its error."""
@@ -270,6 +281,7 @@ class PoolPolicy(Generic[C]):
         while self._waiters:
             waiter = self._waiters.popleft()
             waiter.conn = conn
+            self._lent.add(conn)
             waiter.wake()
             return True
         self._entries[conn].idle_since = now
@@ -290,6 +302,22 @@ class PoolPolicy(Generic[C]):
 
     def owns(self, conn: BaseConnection) -> bool:
         return conn in self._entries
+
+    def take_back(self, conn: C) -> None:
+        """Accept a connection a request returns, before its hygiene.
+
+        Then ``give_back()`` or ``discard()`` it.
+
+        :raises ProgrammingError: if it is not this pool's, or was not handed
+            out (returned twice): giving it back again would place it twice.
+        """
+        if conn not in self._entries:
+            raise errors.ProgrammingError(f"pool {self.name!r}: {conn!r} is not this pool's")
+        if conn not in self._lent:
+            raise errors.ProgrammingError(
+                f"pool {self.name!r}: {conn!r} is not in use: was it returned twice?"
+            )
+        self._lent.remove(conn)
 
     def start_connects(self, now: float) -> int:
         """Decide how many connects to start now, and count them as started.
@@ -339,6 +367,11 @@ class PoolPolicy(Generic[C]):
         if self._failing_since is None:
             self._failing_since = now
             self._delay = RECONNECT_INITIAL_DELAY
+        elif self._retry_at is not None:
+            # Connects started together (filling to min_size) fail together:
+            # one failed round, one step of the back-off, or a pool of 20
+            # losing its server would wait the longest delay at once.
+            return False
         else:
             self._delay = min(self._delay * 2.0, RECONNECT_MAX_DELAY)
         jitter = 1.0 + RECONNECT_JITTER * (2.0 * self._random.random() - 1.0)
@@ -419,6 +452,7 @@ class PoolPolicy(Generic[C]):
 
     def _forget(self, conn: C) -> C:
         del self._entries[conn]
+        self._lent.discard(conn)
         return conn
 
     def _check_open(self) -> None:
@@ -472,6 +506,8 @@ def reset_gen(conn: BaseConnection) -> PQGen[bool]:
     """
     if conn.closed or conn._transaction_blocks or conn._pipeline is not None:
         return False
+    if is_clean(conn):
+        return True
     try:
         status = conn.pgconn.transaction_status
         if status == TransactionStatus.ACTIVE:
@@ -491,6 +527,20 @@ def reset_gen(conn: BaseConnection) -> PQGen[bool]:
     except Exception:
         conn._mark_broken()
         return False
+
+
+def is_clean(conn: BaseConnection) -> bool:
+    """Tell if a returned connection is idle, open and outside any block.
+
+    Then ``reset_gen()`` has nothing to do: a pool may skip driving it (and,
+    in async flavours, shielding it).
+    """
+    return (
+        not conn.closed
+        and conn.pgconn.transaction_status == TransactionStatus.IDLE
+        and not conn._transaction_blocks
+        and conn._pipeline is None
+    )
 
 
 def health_gen(conn: BaseConnection) -> PQGen[None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._async_connection import AsyncConnectionBase, AsyncLock, ConnectContext
 from ._async_cursor import AsyncCursorBase
+from ._async_pool import AsyncPoolBase, PoolEvent
 from ._connection_base import (
     CANCEL_RETRY_INTERVAL,
     CANCEL_TIMEOUT,
@@ -20,6 +21,7 @@ from ._copy import AsyncCopy, BaseCopy, Copy
 from ._cursor_base import BaseCursor, Params, Query, Row
 from ._notify import NOTIFY_POLL_INTERVAL, AsyncNotifies, NotifyIteration
 from ._pipeline import AsyncPipeline, BasePipeline
+from ._pool import PoolPolicy, PoolWaiter, health_gen, reset_gen
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._server_cursor import AsyncServerCursorBase, BaseServerCursor
 from .waiting import AsyncWaiter, PQGen, Ready, Wait, Waiter
@@ -29,6 +31,12 @@ __all__ = [
     "BaseCursor",
     "AsyncConnectionBase",
     "AsyncCursorBase",
+    "AsyncPoolBase",
+    "PoolEvent",
+    "PoolPolicy",
+    "PoolWaiter",
+    "health_gen",
+    "reset_gen",
     "BaseServerCursor",
     "AsyncServerCursorBase",
     "BaseCopy",
