@@ -26,12 +26,16 @@ from psycopg3.errors import (
     InternalError,
     NotSupportedError,
     OperationalError,
+    PoolClosed,
+    PoolTimeout,
     ProgrammingError,
+    TooManyRequests,
     Warning,
 )
 
 from .connection import Connection, connect
 from .cursor import Cursor, ServerCursor
+from .pool import ConnectionPool
 from .waiting import wait_select
 
 #: DB-API 2.0 module globals.
@@ -49,6 +53,7 @@ __all__ = [
     "Connection",
     "Cursor",
     "ServerCursor",
+    "ConnectionPool",
     "wait_select",
     "errors",
     "Warning",
@@ -61,6 +66,9 @@ __all__ = [
     "InternalError",
     "ProgrammingError",
     "NotSupportedError",
+    "PoolTimeout",
+    "PoolClosed",
+    "TooManyRequests",
     "STRING",
     "BINARY",
     "NUMBER",
