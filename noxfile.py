@@ -193,6 +193,6 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run tools/bench.py, comparing with psycopg, asyncpg and psycopg2; arguments go to it."""
     install_packages(session)
-    session.install("psycopg[binary]", "asyncpg", "psycopg2-binary")
+    session.install("psycopg[binary]", "psycopg_pool", "asyncpg", "psycopg2-binary")
     install_server_if_missing(session)
     session.run("python", "tools/bench.py", *session.posargs)

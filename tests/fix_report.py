@@ -70,12 +70,7 @@ SCENARIOS = {
 }
 
 #: Scenarios that belong to a later issue's feature, and where they are covered.
-DEFERRED = {
-    "L11": "pools: issue 7",
-    "L12": "pools: issue 7",
-    "P1": "pools: issue 7",
-    "P2": "soak over a pool: issue 7",
-}
+DEFERRED: dict[str, str] = {}
 
 FLAVOUR_ORDER = ["sync", "asyncio", "trio", "anyio-asyncio", "anyio-trio", "any"]
 

@@ -45,6 +45,9 @@ WORKLOADS = {
     "copy_out_rows": ("row", "rows"),  # COPY TO STDOUT parsed into typed rows
     "executemany": ("insert", "inserts"),  # one INSERT per parameter set, batched
     "pipeline": ("query", "queries"),  # `select %s` queries sent in a pipeline, each fetched
+    # 50 tasks (threads for sync drivers) each borrowing a connection of a pool of 10 for
+    # every `select %s` + fetch; autocommit, so that a query is one round trip
+    "pool": ("query", "queries"),
 }
 # Workloads a driver has no API for, with the reason shown in the table.
 UNSUPPORTED = {
@@ -53,6 +56,7 @@ UNSUPPORTED = {
     ("psycopg2", "fetch_binary"): "no binary results",
     ("asyncpg", "pipeline"): "no pipeline of fetched queries",
     ("psycopg2", "pipeline"): "no pipeline mode",
+    ("psycopg2", "pool"): "ThreadedConnectionPool raises when exhausted instead of waiting",
 }
 EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
@@ -126,14 +130,26 @@ DRIVERS = [
     Driver("psycopg3-sync", "sync"),
     Driver("psycopg3-asyncio", "asyncio"),
     Driver("psycopg3-trio", "trio"),
-    Driver("psycopg (C)", "sync", impl="binary", note="psycopg 3 with its C speedups"),
+    Driver(
+        "psycopg (C)",
+        "sync",
+        impl="binary",
+        note="psycopg 3 with its C speedups; pool: psycopg_pool's `ConnectionPool`",
+    ),
     Driver("psycopg (python)", "sync", impl="python", note="psycopg 3 pure-Python mode"),
-    Driver("psycopg async (C)", "asyncio", impl="binary", note="AsyncConnection, C speedups"),
+    Driver(
+        "psycopg async (C)",
+        "asyncio",
+        impl="binary",
+        note="AsyncConnection, C speedups; pool: psycopg_pool's `AsyncConnectionPool`",
+    ),
     Driver(
         "asyncpg",
         "asyncio",
         note="`select $1::int8`; prepares every statement; binary; copy_in:"
-        " `copy_records_to_table` (binary COPY); copy_out: `copy_from_query` to a callable",
+        " `copy_records_to_table` (binary COPY); copy_out: `copy_from_query` to a callable;"
+        " pool: `create_pool`, whose release runs its reset query by default (a round trip"
+        " per checkout)",
     ),
     Driver(
         "psycopg2",
@@ -404,9 +420,167 @@ def asyncpg_params(dsn: str) -> dict[str, Any]:
     return params
 
 
+# The pool workload: every driver's pool, the same tasks. Ours and psycopg_pool share the
+# API (``pool.connection()``); asyncpg has ``pool.acquire()``.
+POOL_TASKS = 50
+POOL_SIZE = 10
+POOL_WARMUP = 5  # untimed queries per task (psycopg prepares after 5 executions)
+
+
+def sync_pool_workload(pool: Any, n: int, result: Timing) -> None:
+    """``POOL_TASKS`` threads share ``n`` round trips, one borrowed connection each."""
+    import threading
+
+    def task(start: int, count: int, barrier: threading.Barrier, errors: list[Exception]) -> None:
+        barrier.wait()
+        try:
+            for i in range(start, start + count):
+                with pool.connection() as conn:
+                    row = conn.execute("select %s", (i,)).fetchone()
+                check_row(row, i)
+        except Exception as exc:
+            errors.append(exc)
+
+    def run(count: int, timing: Timing) -> None:
+        barrier = threading.Barrier(POOL_TASKS + 1)
+        errors: list[Exception] = []
+        threads = [
+            threading.Thread(target=task, args=(t * count, count, barrier, errors))
+            for t in range(POOL_TASKS)
+        ]
+        for thread in threads:
+            thread.start()
+        with stopwatch(timing):
+            barrier.wait()
+            for thread in threads:
+                thread.join()
+        if errors:
+            raise errors[0]
+
+    run(POOL_WARMUP, {})
+    run(n // POOL_TASKS, result)
+
+
+async def async_pool_task(pool: Any, start: int, count: int) -> None:
+    for i in range(start, start + count):
+        async with pool.connection() as conn:
+            cur = await conn.execute("select %s", (i,))
+            row = await cur.fetchone()
+        check_row(row, i)
+
+
+async def asyncio_pool_workload(pool: Any, n: int, result: Timing) -> None:
+    """``POOL_TASKS`` asyncio tasks share ``n`` round trips, one borrowed connection each."""
+    for count, timing in ((POOL_WARMUP, {}), (n // POOL_TASKS, result)):
+        tasks = [async_pool_task(pool, t * count, count) for t in range(POOL_TASKS)]
+        with stopwatch(timing):
+            await asyncio.gather(*tasks)
+
+
+async def run_our_asyncio_pool(dsn: str, n: int, result: Timing) -> None:
+    ours = importlib.import_module("psycopg3_asyncio")
+    async with ours.open_pool(dsn, min_size=POOL_SIZE, kwargs={"autocommit": True}) as pool:
+        await pool.wait()
+        await asyncio_pool_workload(pool, n, result)
+
+
+async def run_our_trio_pool(dsn: str, n: int, result: Timing) -> None:
+    ours = importlib.import_module("psycopg3_trio")
+    trio = importlib.import_module("trio")
+    async with ours.open_pool(dsn, min_size=POOL_SIZE, kwargs={"autocommit": True}) as pool:
+        await pool.wait()
+        for count, timing in ((POOL_WARMUP, {}), (n // POOL_TASKS, result)):
+            with stopwatch(timing):
+                async with trio.open_nursery() as nursery:
+                    for t in range(POOL_TASKS):
+                        nursery.start_soon(async_pool_task, pool, t * count, count)
+
+
+async def run_psycopg_async_pool(dsn: str, n: int, result: Timing) -> None:
+    psycopg_pool = importlib.import_module("psycopg_pool")
+    pool = psycopg_pool.AsyncConnectionPool(
+        dsn, min_size=POOL_SIZE, kwargs={"autocommit": True}, open=False
+    )
+    await pool.open(wait=True)
+    try:
+        await asyncio_pool_workload(pool, n, result)
+    finally:
+        await pool.close()
+
+
+async def run_asyncpg_pool(dsn: str, n: int, result: Timing) -> None:
+    asyncpg = importlib.import_module("asyncpg")
+    pool = await asyncpg.create_pool(min_size=POOL_SIZE, max_size=POOL_SIZE, **asyncpg_params(dsn))
+
+    async def task(start: int, count: int) -> None:
+        for i in range(start, start + count):
+            async with pool.acquire() as conn:
+                row = await conn.fetchrow("select $1::int8", i)
+            check_row(row, i)
+
+    try:
+        for count, timing in ((POOL_WARMUP, {}), (n // POOL_TASKS, result)):
+            tasks = [task(t * count, count) for t in range(POOL_TASKS)]
+            with stopwatch(timing):
+                await asyncio.gather(*tasks)
+    finally:
+        await pool.close()
+    result["version"] = f"asyncpg {asyncpg.__version__}"
+
+
+def psycopg_versions() -> str:
+    psycopg = importlib.import_module("psycopg")
+    pool = importlib.import_module("psycopg_pool")
+    return (
+        f"psycopg {psycopg.__version__} (impl {psycopg.pq.__impl__}),"
+        f" psycopg_pool {pool.__version__}"
+    )
+
+
+def run_pool_driver(name: str, n: int, dsn: str, result: Timing) -> None:
+    """The pool workload of one driver, in this process."""
+    if name == "psycopg3-sync":
+        ours = importlib.import_module("psycopg3_sync")
+        pool = ours.ConnectionPool(dsn, min_size=POOL_SIZE, kwargs={"autocommit": True})
+        pool.open(wait=True)
+        try:
+            sync_pool_workload(pool, n, result)
+        finally:
+            pool.close()
+        result["version"] = f"psycopg3_sync {version_of('psycopg3-sync')}"
+    elif name == "psycopg3-asyncio":
+        asyncio.run(run_our_asyncio_pool(dsn, n, result))
+        result["version"] = f"psycopg3_asyncio {version_of('psycopg3-asyncio')}"
+    elif name == "psycopg3-trio":
+        trio = importlib.import_module("trio")
+        trio.run(run_our_trio_pool, dsn, n, result)
+        result["version"] = f"psycopg3_trio {version_of('psycopg3-trio')}, trio {trio.__version__}"
+    elif name.startswith("psycopg ("):
+        psycopg_pool = importlib.import_module("psycopg_pool")
+        pool = psycopg_pool.ConnectionPool(
+            dsn, min_size=POOL_SIZE, kwargs={"autocommit": True}, open=True
+        )
+        try:
+            pool.wait()
+            sync_pool_workload(pool, n, result)
+        finally:
+            pool.close()
+        result["version"] = psycopg_versions()
+    elif name == "psycopg async (C)":
+        asyncio.run(run_psycopg_async_pool(dsn, n, result))
+        result["version"] = psycopg_versions()
+    elif name == "asyncpg":
+        asyncio.run(run_asyncpg_pool(dsn, n, result))
+    else:
+        raise ValueError(f"{name} has no pool workload")
+
+
 def run_driver(name: str, workload: str, n: int, dsn: str) -> Timing:
     """Measure one driver on one workload in this process and return its timings."""
     result: Timing = {"n": n}
+    if workload == "pool":
+        run_pool_driver(name, n, dsn, result)
+        return result
     if name == "psycopg3-sync":
         ours_sync = importlib.import_module("psycopg3_sync")
         conn = ours_sync.connect(dsn)
@@ -629,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
         "copy_out_rows": rows,
         "executemany": 20_000 // scale,
         "pipeline": roundtrips,
+        "pool": 10_000 // scale,
     }
     workloads = {w: sizes[w] for w in args.workloads.split(",") if w}
     unknown = set(workloads) - set(WORKLOADS)

@@ -84,3 +84,15 @@ def test_pipeline(dsn: str) -> None:
     assert "1 ('item 1',) ('item 2',)" in out
     assert "failed: 23505" in out and "skipped" in out and "('working again',)" in out
     assert "after commit: (50,)" in out and "after rollback: (50,)" in out
+
+
+def test_pool(dsn: str) -> None:
+    blocks = examples("pool.md")
+    assert len(blocks) == 3
+    assert "psycopg3_sync" in blocks[0]
+    assert "asyncio.run(" in blocks[1] and "trio.run(" in blocks[2]
+    out = run_examples("pool.md", dsn)
+    assert "rows: 40\nnamed: pool-docs\neight threads, at most 4 connections: True\n" in out
+    # The request that found the only connection busy, and the rolled back insert.
+    assert "busy: PoolTimeout\ncounts: [0, 5, 5]\n" in out
+    assert "sums: [10, 10, 10, 10, 10, 10, 10, 10]\nidle: 4 waiting: 0\nclosed: True\n" in out
