@@ -186,6 +186,14 @@ def test_timeout_error_names_the_last_connect_failure() -> None:
     error = policy.timed_out(2.5)
     assert isinstance(error, errors.PoolTimeout)
     assert "2.5 s" in str(error) and "connection refused" in str(error)
+    # wait()'s error counts what is open and says the same about the last failure.
+    error = policy.not_ready(1.5)
+    assert isinstance(error, errors.PoolTimeout)
+    assert str(error) == (
+        "pool 'test': 0 connections of 2 ready after 1.5 s;"
+        " the last connection attempt failed: connection refused"
+    )
+    assert policy.stats()["requests_errors"] == 1
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:

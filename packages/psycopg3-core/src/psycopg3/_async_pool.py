@@ -217,13 +217,7 @@ class AsyncPoolBase(ABC, Generic[ConnT, EventT]):
             self._check_open()
             remaining = deadline - self._now()
             if remaining <= 0:
-                message = (
-                    f"pool {self.name!r}: {self._policy.open_count} connections of"
-                    f" {self._policy.min_size} ready after {timeout:g} s"
-                )
-                if self._policy.last_error is not None:
-                    message += f"; the last connection attempt failed: {self._policy.last_error}"
-                raise errors.PoolTimeout(message)
+                raise self._policy.not_ready(timeout)
             await self._wait_event(self._changed, remaining)
 
     async def close(self, timeout: float = 5.0) -> None:

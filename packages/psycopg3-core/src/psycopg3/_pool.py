@@ -256,7 +256,16 @@ class PoolPolicy(Generic[C]):
     def timed_out(self, timeout: float) -> errors.PoolTimeout:
         """Count a request that waited ``timeout`` in vain; return its error."""
         self._counters["requests_errors"] += 1
-        message = f"pool {self.name!r}: no connection available after {timeout:g} s"
+        return self._timeout_error(f"no connection available after {timeout:g} s")
+
+    def not_ready(self, timeout: float) -> errors.PoolTimeout:
+        """The error of a ``wait()`` that saw fewer than ``min_size`` open in ``timeout``."""
+        return self._timeout_error(
+            f"{self.open_count} connections of {self.min_size} ready after {timeout:g} s"
+        )
+
+    def _timeout_error(self, what: str) -> errors.PoolTimeout:
+        message = f"pool {self.name!r}: {what}"
         if self.last_error is not None:
             message += f"; the last connection attempt failed: {self.last_error}"
         return errors.PoolTimeout(message)

@@ -168,12 +168,7 @@ class ConnectionPool:
                 self._check_open()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    error = self._policy.last_error
-                    raise errors.PoolTimeout(
-                        f"pool {self.name!r}: {self._policy.open_count} connections of"
-                        f" {self._policy.min_size} ready after {timeout:g} s"
-                        + ("" if error is None else f"; the last attempt failed: {error}")
-                    )
+                    raise self._policy.not_ready(timeout)
                 self._changed.wait(remaining)
 
     def close(self, timeout: float = 5.0) -> None:
