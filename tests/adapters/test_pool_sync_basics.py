@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import psycopg3_sync
+from psycopg3.abc import session_status
 from psycopg3.pq import TransactionStatus
 from psycopg3_sync import (
     Connection,
@@ -230,6 +231,20 @@ def test_closed_connection_is_replaced(dsn: str) -> None:
         with pool.connection(timeout=10) as conn:
             assert pid_of(conn) != pid
             assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_session_status(dsn: str, admin: Connection[Any]) -> None:
+    # What connection() and putconn() read in one libpq call.
+    conn = Connection.connect(dsn)
+    assert session_status(conn) == TransactionStatus.IDLE
+    conn.execute("select 1")
+    assert session_status(conn) == TransactionStatus.INTRANS
+    admin.execute("select pg_terminate_backend(%s)", (pid_of(conn),))
+    with pytest.raises(OperationalError):
+        conn.execute("select 1")
+    assert session_status(conn) == TransactionStatus.UNKNOWN
+    conn.close()
+    assert session_status(conn) == TransactionStatus.UNKNOWN
 
 
 def test_returned_while_locked_is_discarded(dsn: str) -> None:

@@ -30,7 +30,14 @@ from types import TracebackType
 from typing import Any
 
 from psycopg3 import errors
-from psycopg3.abc import RECOVER_POLL_INTERVAL, PoolPolicy, health_gen, reset_gen
+from psycopg3.abc import (
+    RECOVER_POLL_INTERVAL,
+    PoolPolicy,
+    health_gen,
+    is_clean,
+    reset_gen,
+    session_status,
+)
 from psycopg3.pq import TransactionStatus
 
 from .connection import Connection
@@ -223,7 +230,7 @@ class ConnectionPool:
         conn = self.getconn(timeout)
         try:
             yield conn
-            if not conn.closed and conn.pgconn.transaction_status == TransactionStatus.INTRANS:
+            if session_status(conn) == TransactionStatus.INTRANS:
                 conn.commit()
         finally:
             self.putconn(conn)
@@ -255,7 +262,6 @@ class ConnectionPool:
             return conn
 
     def _take(self, deadline: float, timeout: float) -> Connection[Any]:
-        event = threading.Event()
         expired: list[Connection[Any]] = []
         try:
             with self._lock:
@@ -266,6 +272,7 @@ class ConnectionPool:
                     self._kick()
                 if conn is not None:
                     return conn
+                event = threading.Event()
                 waiter = self._policy.enqueue(event.set)
                 self._kick()
         finally:
@@ -301,6 +308,10 @@ class ConnectionPool:
         """
         with self._lock:
             self._policy.take_back(conn)
+        if self._reset is None and is_clean(conn) and not conn.lock.locked():
+            # Nothing to reset: straight back (most returns).
+            self._give_back(conn)
+            return
         usable = False
         try:
             # Locked, it is still in use: a COPY block left open holds the
