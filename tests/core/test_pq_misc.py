@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from ctypes import c_char_p, c_int, c_uint
 
 import pytest
 
 from psycopg3 import errors, pq
-from psycopg3.pq import _cstrings
+from psycopg3.pq import _cstrings, _libpq
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -200,3 +204,70 @@ def test_error_message_helper(dsn: str) -> None:
     assert pq.error_message(conn).startswith("ERROR:")
     conn.finish()
     assert pq.error_message(conn) == "the connection is closed"
+
+
+# The functions that may wait release the GIL; the others keep it (rule 4 of
+# pq/_libpq.py). Changing this list is a decision: say why in _libpq.py.
+WAITING = {
+    "PQconnectdb",
+    "PQconnectStart",
+    "PQconnectPoll",
+    "PQconndefaults",
+    "PQfinish",
+    "PQping",
+    "PQexec",
+    "PQexecParams",
+    "PQprepare",
+    "PQexecPrepared",
+    "PQdescribePrepared",
+    "PQdescribePortal",
+    "PQclosePrepared",
+    "PQclosePortal",
+    "PQgetResult",
+    "PQsetnonblocking",
+    "PQcancel",
+    "PQcancelStart",
+    "PQcancelBlocking",
+    "PQcancelPoll",
+    "PQcancelFinish",
+    "PQencryptPasswordConn",
+    "PQgetCopyData_waiting",
+}
+
+
+def test_which_functions_release_the_gil() -> None:
+    declared = {
+        name: func
+        for name, func in vars(_libpq).items()
+        if name.startswith("PQ") and isinstance(func, ctypes._CFuncPtr)
+    }
+    # Not declared: only functions newer than this libpq (then None).
+    for name in WAITING - set(declared):
+        assert name in vars(_libpq) and vars(_libpq)[name] is None, name
+    for name, func in declared.items():
+        keeps_gil = bool(func._flags_ & ctypes._FUNCFLAG_PYTHONAPI)
+        assert keeps_gil == (name not in WAITING), name
+
+
+def test_a_waiting_call_lets_other_threads_run() -> None:
+    # A server that accepts and never answers: PQconnectdb waits in libpq for
+    # connect_timeout. Holding the GIL meanwhile would freeze this thread too.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        conninfo = f"host=127.0.0.1 port={port} connect_timeout=3 sslmode=disable"
+        started = threading.Event()
+
+        def connect() -> None:
+            started.set()
+            _libpq.PQfinish(_libpq.PQconnectdb(conninfo.encode()))
+
+        thread = threading.Thread(target=connect)
+        thread.start()
+        started.wait()
+        time.sleep(0.5)
+        # Back here while the connect still waits: the GIL was released.
+        assert thread.is_alive()
+        thread.join(10)
+        assert not thread.is_alive()

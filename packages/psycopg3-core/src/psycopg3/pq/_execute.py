@@ -275,7 +275,8 @@ class ExecuteMixin:
         """
         ptr = self._ptr()
         buffer = c_void_p()
-        nbytes = int(impl.PQgetCopyData(ptr, byref(buffer), async_))
+        get = impl.PQgetCopyData if async_ else impl.PQgetCopyData_waiting
+        nbytes = int(get(ptr, byref(buffer), async_))
         if nbytes == -2:
             raise self._error("receiving COPY data")
         if buffer.value is None:

@@ -13,6 +13,14 @@ Rules of this module:
    the pointer to free).
 3. Functions newer than the oldest libpq we support are declared only when
    the loaded library has them; otherwise the module name is None.
+4. A function that may wait (on the network, DNS, files, or a result not yet
+   read) is declared ``waits=True``: it releases the GIL for the call. Every
+   other one keeps it: on a connection in nonblocking mode, as every
+   psycopg3 connection is, they return at once, and releasing the GIL around
+   each of them hands it to another thread many times per query (a pool of
+   threads then spends its time switching). ``PQsendQuery*``, ``PQflush`` and
+   ``PQputCopy*`` can wait only in blocking mode, which only a direct user of
+   ``psycopg3.pq`` can set.
 """
 
 from __future__ import annotations
@@ -56,24 +64,29 @@ def _load_libpq() -> tuple[str, ctypes.CDLL]:
 
 
 try:
-    libpq_path, _lib = _load_libpq()
+    libpq_path, _lib_waiting = _load_libpq()
 except OSError as exc:  # pragma: no cover - depends on the machine
     raise ImportError(
         f"psycopg3 cannot load libpq ({exc}); set PSYCOPG3_LIBPQ to its path"
     ) from exc
 
+# The same loaded library, through functions that keep the GIL (rule 4).
+_lib = ctypes.PyDLL(libpq_path, handle=_lib_waiting._handle)
 
-def _declare(name: str, restype: Any, argtypes: list[Any]) -> Any:
-    func = getattr(_lib, name)
+
+def _declare(name: str, restype: Any, argtypes: list[Any], *, waits: bool = False) -> Any:
+    func = getattr(_lib_waiting if waits else _lib, name)
     func.restype = restype
     func.argtypes = argtypes
     return func
 
 
-def _declare_if_present(name: str, restype: Any, argtypes: list[Any]) -> Any:
+def _declare_if_present(
+    name: str, restype: Any, argtypes: list[Any], *, waits: bool = False
+) -> Any:
     if not hasattr(_lib, name):
         return None
-    return _declare(name, restype, argtypes)
+    return _declare(name, restype, argtypes, waits=waits)
 
 
 Oid = c_uint
@@ -114,17 +127,17 @@ _oid_array = POINTER(Oid)
 
 # --- Database Connection Control Functions ---
 
-PQconnectdb = _declare("PQconnectdb", _conn, [c_char_p])
-PQconnectStart = _declare("PQconnectStart", _conn, [c_char_p])
-PQconnectPoll = _declare("PQconnectPoll", c_int, [_conn])
-PQconndefaults = _declare("PQconndefaults", POINTER(PQconninfoOption_struct), [])
+PQconnectdb = _declare("PQconnectdb", _conn, [c_char_p], waits=True)
+PQconnectStart = _declare("PQconnectStart", _conn, [c_char_p], waits=True)
+PQconnectPoll = _declare("PQconnectPoll", c_int, [_conn], waits=True)
+PQconndefaults = _declare("PQconndefaults", POINTER(PQconninfoOption_struct), [], waits=True)
 PQconninfoParse = _declare(
     "PQconninfoParse", POINTER(PQconninfoOption_struct), [c_char_p, POINTER(c_void_p)]
 )
 PQconninfo = _declare("PQconninfo", POINTER(PQconninfoOption_struct), [_conn])
 PQconninfoFree = _declare("PQconninfoFree", None, [POINTER(PQconninfoOption_struct)])
-PQfinish = _declare("PQfinish", None, [_conn])
-PQping = _declare("PQping", c_int, [c_char_p])
+PQfinish = _declare("PQfinish", None, [_conn], waits=True)
+PQping = _declare("PQping", c_int, [c_char_p], waits=True)
 
 # --- Connection Status Functions ---
 
@@ -149,22 +162,24 @@ PQsslInUse = _declare("PQsslInUse", c_int, [_conn])
 
 # --- Command Execution Functions ---
 
-PQexec = _declare("PQexec", _res, [_conn, c_char_p])
+PQexec = _declare("PQexec", _res, [_conn, c_char_p], waits=True)
 PQexecParams = _declare(
     "PQexecParams",
     _res,
     [_conn, c_char_p, c_int, _oid_array, _char_array, _int_array, _int_array, c_int],
+    waits=True,
 )
-PQprepare = _declare("PQprepare", _res, [_conn, c_char_p, c_char_p, c_int, _oid_array])
+PQprepare = _declare("PQprepare", _res, [_conn, c_char_p, c_char_p, c_int, _oid_array], waits=True)
 PQexecPrepared = _declare(
     "PQexecPrepared",
     _res,
     [_conn, c_char_p, c_int, _char_array, _int_array, _int_array, c_int],
+    waits=True,
 )
-PQdescribePrepared = _declare("PQdescribePrepared", _res, [_conn, c_char_p])
-PQdescribePortal = _declare("PQdescribePortal", _res, [_conn, c_char_p])
-PQclosePrepared = _declare_if_present("PQclosePrepared", _res, [_conn, c_char_p])  # 17
-PQclosePortal = _declare_if_present("PQclosePortal", _res, [_conn, c_char_p])  # 17
+PQdescribePrepared = _declare("PQdescribePrepared", _res, [_conn, c_char_p], waits=True)
+PQdescribePortal = _declare("PQdescribePortal", _res, [_conn, c_char_p], waits=True)
+PQclosePrepared = _declare_if_present("PQclosePrepared", _res, [_conn, c_char_p], waits=True)  # 17
+PQclosePortal = _declare_if_present("PQclosePortal", _res, [_conn, c_char_p], waits=True)  # 17
 
 PQresultStatus = _declare("PQresultStatus", c_int, [_res])
 PQresultErrorMessage = _declare("PQresultErrorMessage", c_char_p, [_res])
@@ -227,10 +242,10 @@ PQsendDescribePrepared = _declare("PQsendDescribePrepared", c_int, [_conn, c_cha
 PQsendDescribePortal = _declare("PQsendDescribePortal", c_int, [_conn, c_char_p])
 PQsendClosePrepared = _declare_if_present("PQsendClosePrepared", c_int, [_conn, c_char_p])  # 17
 PQsendClosePortal = _declare_if_present("PQsendClosePortal", c_int, [_conn, c_char_p])  # 17
-PQgetResult = _declare("PQgetResult", _res, [_conn])
+PQgetResult = _declare("PQgetResult", _res, [_conn], waits=True)
 PQconsumeInput = _declare("PQconsumeInput", c_int, [_conn])
 PQisBusy = _declare("PQisBusy", c_int, [_conn])
-PQsetnonblocking = _declare("PQsetnonblocking", c_int, [_conn, c_int])
+PQsetnonblocking = _declare("PQsetnonblocking", c_int, [_conn, c_int], waits=True)
 PQisnonblocking = _declare("PQisnonblocking", c_int, [_conn])
 PQflush = _declare("PQflush", c_int, [_conn])
 PQsetSingleRowMode = _declare("PQsetSingleRowMode", c_int, [_conn])
@@ -240,18 +255,18 @@ PQsetChunkedRowsMode = _declare_if_present("PQsetChunkedRowsMode", c_int, [_conn
 
 PQgetCancel = _declare("PQgetCancel", c_void_p, [_conn])
 PQfreeCancel = _declare("PQfreeCancel", None, [c_void_p])
-PQcancel = _declare("PQcancel", c_int, [c_void_p, c_char_p, c_int])
+PQcancel = _declare("PQcancel", c_int, [c_void_p, c_char_p, c_int], waits=True)
 
 # The non-blocking cancel API of libpq 17 (PGcancelConn *, opaque).
 PQcancelCreate = _declare_if_present("PQcancelCreate", c_void_p, [_conn])
-PQcancelStart = _declare_if_present("PQcancelStart", c_int, [c_void_p])
-PQcancelBlocking = _declare_if_present("PQcancelBlocking", c_int, [c_void_p])
-PQcancelPoll = _declare_if_present("PQcancelPoll", c_int, [c_void_p])
+PQcancelStart = _declare_if_present("PQcancelStart", c_int, [c_void_p], waits=True)
+PQcancelBlocking = _declare_if_present("PQcancelBlocking", c_int, [c_void_p], waits=True)
+PQcancelPoll = _declare_if_present("PQcancelPoll", c_int, [c_void_p], waits=True)
 PQcancelStatus = _declare_if_present("PQcancelStatus", c_int, [c_void_p])
 PQcancelSocket = _declare_if_present("PQcancelSocket", c_int, [c_void_p])
 PQcancelErrorMessage = _declare_if_present("PQcancelErrorMessage", c_char_p, [c_void_p])
 PQcancelReset = _declare_if_present("PQcancelReset", None, [c_void_p])
-PQcancelFinish = _declare_if_present("PQcancelFinish", None, [c_void_p])
+PQcancelFinish = _declare_if_present("PQcancelFinish", None, [c_void_p], waits=True)
 
 # --- Asynchronous Notification ---
 
@@ -262,6 +277,10 @@ PQnotifies = _declare("PQnotifies", POINTER(PGnotify_struct), [_conn])
 PQputCopyData = _declare("PQputCopyData", c_int, [_conn, c_char_p, c_int])
 PQputCopyEnd = _declare("PQputCopyEnd", c_int, [_conn, c_char_p])
 PQgetCopyData = _declare("PQgetCopyData", c_int, [_conn, POINTER(c_void_p), c_int])
+# Its blocking form (async = 0) waits for the row.
+PQgetCopyData_waiting = _declare(
+    "PQgetCopyData", c_int, [_conn, POINTER(c_void_p), c_int], waits=True
+)
 
 # --- Control Functions ---
 
@@ -284,5 +303,5 @@ PQsendPipelineSync = _declare_if_present("PQsendPipelineSync", c_int, [_conn])  
 
 PQfreemem = _declare("PQfreemem", None, [c_void_p])
 PQencryptPasswordConn = _declare(
-    "PQencryptPasswordConn", c_void_p, [_conn, c_char_p, c_char_p, c_char_p]
+    "PQencryptPasswordConn", c_void_p, [_conn, c_char_p, c_char_p, c_char_p], waits=True
 )
