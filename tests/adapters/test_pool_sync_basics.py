@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 import psycopg3_sync
-from psycopg3.abc import session_status
 from psycopg3.pq import TransactionStatus
 from psycopg3_sync import (
     Connection,
@@ -236,15 +235,15 @@ def test_closed_connection_is_replaced(dsn: str) -> None:
 def test_session_status(dsn: str, admin: Connection[Any]) -> None:
     # What connection() and putconn() read in one libpq call.
     conn = Connection.connect(dsn)
-    assert session_status(conn) == TransactionStatus.IDLE
+    assert conn._session_status() == TransactionStatus.IDLE
     conn.execute("select 1")
-    assert session_status(conn) == TransactionStatus.INTRANS
+    assert conn._session_status() == TransactionStatus.INTRANS
     admin.execute("select pg_terminate_backend(%s)", (pid_of(conn),))
     with pytest.raises(OperationalError):
         conn.execute("select 1")
-    assert session_status(conn) == TransactionStatus.UNKNOWN
+    assert conn._session_status() == TransactionStatus.UNKNOWN
     conn.close()
-    assert session_status(conn) == TransactionStatus.UNKNOWN
+    assert conn._session_status() == TransactionStatus.UNKNOWN
 
 
 def test_returned_while_locked_is_discarded(dsn: str) -> None:

@@ -50,7 +50,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from . import errors
 from ._async_connection import AsyncConnectionBase
 from ._connection_base import RECOVER_POLL_INTERVAL
-from ._pool import PoolPolicy, health_gen, is_clean, reset_gen, session_status
+from ._pool import PoolPolicy, health_gen, is_clean, reset_gen
 from .pq import TransactionStatus
 from .waiting import PQGen
 
@@ -252,7 +252,7 @@ class AsyncPoolBase(ABC, Generic[ConnT, EventT]):
         conn = await self.getconn(timeout)
         try:
             yield conn
-            if session_status(conn) == TransactionStatus.INTRANS:
+            if conn._session_status() == TransactionStatus.INTRANS:
                 await conn.commit()
         finally:
             await self.putconn(conn)

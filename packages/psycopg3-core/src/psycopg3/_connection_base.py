@@ -156,6 +156,16 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         """True once the connection was closed, by the user or by a failure."""
         return self._closed_by_user or self._broken or self.pgconn.status == ConnStatus.BAD
 
+    def _session_status(self) -> TransactionStatus:
+        """The transaction status while open; UNKNOWN once closed.
+
+        One libpq call where ``closed`` then ``transaction_status`` make two:
+        libpq answers UNKNOWN for a connection whose status is not OK.
+        """
+        if self._closed_by_user or self._broken or self.pgconn.pgconn_ptr is None:
+            return TransactionStatus.UNKNOWN
+        return self.pgconn.transaction_status
+
     @property
     def broken(self) -> bool:
         """True if the connection was lost or abandoned, not closed by the user."""

@@ -193,7 +193,7 @@ class BaseCopy:
     def _copy_in_progress(self) -> bool:
         # After an interruption the adapter's recovery ended the COPY.
         conn = self._conn
-        return not conn.closed and conn.pgconn.transaction_status == TransactionStatus.ACTIVE
+        return conn._session_status() == TransactionStatus.ACTIVE
 
     # -- starting ----------------------------------------------------------
 

@@ -545,21 +545,10 @@ def is_clean(conn: BaseConnection) -> bool:
     in async flavours, shielding it).
     """
     return (
-        session_status(conn) == TransactionStatus.IDLE
+        conn._session_status() == TransactionStatus.IDLE
         and not conn._transaction_blocks
         and conn._pipeline is None
     )
-
-
-def session_status(conn: BaseConnection) -> TransactionStatus:
-    """The transaction status of an open connection; UNKNOWN once it is closed.
-
-    One libpq call where ``closed`` then ``transaction_status`` make two: libpq
-    answers UNKNOWN for a connection whose status is not OK.
-    """
-    if conn._closed_by_user or conn._broken or conn.pgconn.pgconn_ptr is None:
-        return TransactionStatus.UNKNOWN
-    return conn.pgconn.transaction_status
 
 
 def health_gen(conn: BaseConnection) -> PQGen[None]:

@@ -21,7 +21,7 @@ from ._copy import AsyncCopy, BaseCopy, Copy
 from ._cursor_base import BaseCursor, Params, Query, Row
 from ._notify import NOTIFY_POLL_INTERVAL, AsyncNotifies, NotifyIteration
 from ._pipeline import AsyncPipeline, BasePipeline
-from ._pool import PoolPolicy, PoolWaiter, health_gen, is_clean, reset_gen, session_status
+from ._pool import PoolPolicy, PoolWaiter, health_gen, is_clean, reset_gen
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._server_cursor import AsyncServerCursorBase, BaseServerCursor
 from .waiting import AsyncWaiter, PQGen, Ready, Wait, Waiter
@@ -37,7 +37,6 @@ __all__ = [
     "PoolWaiter",
     "health_gen",
     "is_clean",
-    "session_status",
     "reset_gen",
     "BaseServerCursor",
     "AsyncServerCursorBase",

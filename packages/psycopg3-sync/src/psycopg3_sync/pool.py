@@ -36,7 +36,6 @@ from psycopg3.abc import (
     health_gen,
     is_clean,
     reset_gen,
-    session_status,
 )
 from psycopg3.pq import TransactionStatus
 
@@ -230,7 +229,7 @@ class ConnectionPool:
         conn = self.getconn(timeout)
         try:
             yield conn
-            if session_status(conn) == TransactionStatus.INTRANS:
+            if conn._session_status() == TransactionStatus.INTRANS:
                 conn.commit()
         finally:
             self.putconn(conn)
