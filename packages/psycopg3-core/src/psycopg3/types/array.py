@@ -34,7 +34,16 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .._adapt.base import AdaptContext, Buffer, Dumper, DumperKey, Loader, LoadFunction, PyFormat
+from .._adapt.base import (
+    AdaptContext,
+    Buffer,
+    Dumper,
+    DumperKey,
+    Loader,
+    LoadFunction,
+    PyFormat,
+    row_load_function,
+)
 from .._adapt.typeinfo import TypeInfo
 from ..pq import Format
 from ._array_binary import pack_array, unpack_array
@@ -315,7 +324,7 @@ class ArrayLoader(Loader):
             if self.element_oid == BOX_OID:
                 self.delimiter = b";"
         loader = self._tx.get_loader(self.element_oid, self.format)
-        self._load_element: LoadFunction = loader.load_function() if loader else bytes
+        self._load_element: LoadFunction = row_load_function(loader) if loader else bytes
 
     def load(self, data: Buffer) -> Any:
         return self.load_function()(bytes(data))
@@ -342,7 +351,7 @@ class ArrayBinaryLoader(ArrayLoader):
             if element_oid == expected_oid:
                 return load_expected
             loader = get_loader(element_oid, Format.BINARY)
-            return loader.load_function() if loader else bytes
+            return row_load_function(loader) if loader else bytes
 
         def load(data: bytes) -> Any:
             return unpack_array(data, get_load)

@@ -58,7 +58,11 @@ _float8_struct = struct.Struct("!d")
 class _IntTextDumper(Dumper):
     def dump(self, obj: Any) -> Buffer:
         # int.__repr__: an int subclass (IntEnum, bool-like) may print itself otherwise.
-        return int.__repr__(obj).encode()
+        try:
+            return int.__repr__(obj).encode()
+        except ValueError:
+            # Beyond sys.get_int_max_str_digits(): Decimal writes any int.
+            return Decimal(int(obj)).__str__().encode()
 
 
 class Int2Dumper(_IntTextDumper):
