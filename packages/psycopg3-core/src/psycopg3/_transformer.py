@@ -183,8 +183,10 @@ class Transformer:
                 types.append(0)
                 pqformats.append(_TEXT)
                 continue
-            dumper = self._get_dumper(obj, formats[i], i, names)
+            dumper = None
             try:
+                # A dumper choosing by value may already refuse it (get_key()).
+                dumper = self._get_dumper(obj, formats[i], i, names)
                 data: Buffer = dumper.dump(obj)
                 values.append(data if type(data) is bytes else bytes(data))
             except errors.DataError as ex:
@@ -199,8 +201,9 @@ class Transformer:
                 kind = type(ex).__qualname__
                 if type(ex).__module__ != "builtins":
                     kind = f"{type(ex).__module__}.{kind}"
+                who = type(dumper).__name__ if dumper is not None else "the dumper"
                 raise errors.DataError(
-                    f"parameter {name}: {type(dumper).__name__} cannot dump the"
+                    f"parameter {name}: {who} cannot dump the"
                     f" {type(obj).__name__} value: {kind}: {ex}"
                 ) from ex
             types.append(dumper.oid)

@@ -67,10 +67,23 @@ def _transformer(context: AdaptContext | None) -> Transformer:
     return context if isinstance(context, Transformer) else Transformer(context)
 
 
-def _first_leaf(items: list[Any]) -> Any:
+# PostgreSQL's MAXDIM: deeper lists (a list containing itself included) are refused.
+_MAX_DIMENSIONS = 6
+
+
+def _too_deep() -> errors.DataError:
+    return errors.DataError(
+        f"lists nested more than {_MAX_DIMENSIONS} deep (or containing themselves)"
+        f" can't be an array: PostgreSQL arrays have at most {_MAX_DIMENSIONS} dimensions"
+    )
+
+
+def _first_leaf(items: list[Any], depth: int = 1) -> Any:
+    if depth > _MAX_DIMENSIONS:
+        raise _too_deep()
     for item in items:
         if type(item) is list:
-            item = _first_leaf(item)
+            item = _first_leaf(item, depth + 1)
         if item is not None:
             return item
     return None
@@ -105,8 +118,10 @@ def _representative(items: list[Any]) -> Any:
 
 
 def _shape(obj: list[Any]) -> list[int]:
-    dims = []
+    dims: list[int] = []
     while type(obj) is list:
+        if len(dims) == _MAX_DIMENSIONS:
+            raise _too_deep()
         dims.append(len(obj))
         if not obj:
             break
