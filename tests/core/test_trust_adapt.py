@@ -294,6 +294,57 @@ def test_int_beyond_python_str_digits_limit(conn: Any) -> None:
     value = 7 * 10 ** (limit + 10)
     for got in _round_trip(conn, value):
         assert got == Decimal(value)
-    # Beyond numeric's 131072 digits: a DataError, never a bare ValueError.
+    # Beyond numeric's 131072 digits: a DataError, never a bare ValueError,
+    # refused before converting (quadratic for such ints).
     for got in _round_trip(conn, 10**140000):
         assert isinstance(got, errors.DataError)
+        assert "more than the 131072 digits numeric holds" in str(got)
+
+
+# -- per-parameter decisions do not leak between rows or parameters -----------
+
+_any_int = st.integers(min_value=-(10**40), max_value=10**40) | st.sampled_from(
+    [0, -1, 2**31 - 1, 2**31, -(2**31) - 1, 2**63 - 1, 2**63, -(2**63) - 1]
+)
+_numeric_value = st.none() | _any_int | st.decimals(allow_nan=False, places=5, max_value=10**20)
+_int8_value = st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_numberish_text = st.none() | st.from_regex(r"-?[0-9]{1,25}(\.[0-9]{1,5})?", fullmatch=True)
+_leak_rows = st.lists(
+    st.tuples(
+        _numeric_value,
+        st.none() | st.lists(_int8_value, max_size=4),
+        _numberish_text,
+        st.none() | st.lists(st.none() | _any_int, max_size=3),
+    ),
+    min_size=2,
+    max_size=6,
+)
+
+
+@pytest.fixture(scope="module")
+def leak_table(conn: Any) -> None:
+    conn.execute(
+        "create temporary table trust_leak (id int, n numeric, a int8[], t text, na numeric[])"
+    )
+    conn.commit()
+
+
+@pytest.mark.usefixtures("leak_table")
+@pytest.mark.parametrize("fmt", ["s", "t", "b"])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=_leak_rows)
+def test_executemany_rows_choose_their_own_types(conn: Any, fmt: str, rows: list[Any]) -> None:
+    # Each row's values pick their own dumper (int4, int8 or numeric, array
+    # element types, NULLs): what the previous row chose must not stick.
+    try:
+        cur = conn.cursor()
+        cur.executemany(
+            f"insert into trust_leak values (%{fmt}, %{fmt}, %{fmt}, %{fmt}, %{fmt})",
+            [(i, *row) for i, row in enumerate(rows)],
+        )
+        back = cur.execute("select n, a, t, na from trust_leak order by id").fetchall()
+        assert back == [tuple(row) for row in rows]
+    finally:
+        conn.rollback()
