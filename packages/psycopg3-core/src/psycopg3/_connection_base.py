@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors, generators
+from ._arguments import check_callable, check_int
 from ._attempts import split_attempts
 from ._cancel import CancelOutcome, cancel
 from ._conn_info import ConnectionInfo
@@ -114,6 +115,8 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         self._broken = False
         self.adapters = AdaptersMap(global_adapters)
         #: The row factory of the cursors this connection creates (``psycopg3.rows``).
+        if row_factory is not None:
+            check_callable("connect() row_factory", row_factory)
         self.row_factory: RowFactory[Any] = row_factory or tuple_row
         #: The ``transaction()`` blocks entered and not left, innermost last.
         self._transaction_blocks: list[BaseTransaction] = []
@@ -122,6 +125,7 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         # garbage collector finish the PGconn before the connection can warn
         # that it was left open, and keep both alive until it runs.
         pgconn.notice_handler = _forward_notices(weakref.ref(self))
+        check_int("connect() prepare_threshold", prepare_threshold, minimum=0, none_ok=True)
         self._prepare_manager = PrepareManager(prepare_threshold)
         #: The queue of the active ``pipeline()`` block, None outside one.
         self._pipeline: PipelineState | None = None
@@ -185,6 +189,7 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
 
     @prepare_threshold.setter
     def prepare_threshold(self, value: int | None) -> None:
+        check_int("prepare_threshold", value, minimum=0, none_ok=True)
         self._prepare_manager.prepare_threshold = value
 
     @property

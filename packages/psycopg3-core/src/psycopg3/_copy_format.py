@@ -16,6 +16,7 @@ from uuid import UUID
 
 from . import errors
 from ._adapt.base import Buffer, PyFormat
+from ._arguments import wrong_argument
 from ._queries import (
     Params,
     Query,
@@ -276,8 +277,10 @@ def merge_params(query: Query, params: Params | None, tx: Transformer) -> bytes:
         data = query.encode(codec, handler)
     elif isinstance(query, bytes):
         data = query
-    else:
+    elif hasattr(query, "as_bytes"):
         data = query.as_bytes(tx)
+    else:
+        raise wrong_argument("copy() statement", query, "a str, bytes or psycopg3.sql.Composable")
     if params is None:
         if b"\x00" in data:
             raise _nul_error()

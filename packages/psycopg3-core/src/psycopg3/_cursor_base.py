@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic
 
 from . import _pipeline, errors, generators
+from ._arguments import check_callable, check_int, check_iterable, check_str
 from ._column import Column
 from ._queries import Params, PostgresQuery, Query
 from ._transformer import Transformer
@@ -48,6 +49,8 @@ class BaseCursor(Generic[Row]):
         binary: bool = False,
         row_factory: RowFactory[Row] | None = None,
     ):
+        if row_factory is not None:
+            check_callable("cursor() row_factory", row_factory)
         self._conn = connection
         self.adapters = AdaptersMap(connection.adapters)
         self._binary = binary
@@ -89,6 +92,7 @@ class BaseCursor(Generic[Row]):
 
     @row_factory.setter
     def row_factory(self, row_factory: RowFactory[Row]) -> None:
+        check_callable("row_factory", row_factory)
         self._row_factory = row_factory
         self._execute_row_factory = None
         if self._result is not None and self._result.status in _TUPLES_STATUSES:
@@ -186,6 +190,8 @@ class BaseCursor(Generic[Row]):
         """
         self._check_open()
         self._reset()
+        if row_factory is not None:
+            check_callable("execute() row_factory", row_factory)
         self._execute_row_factory = row_factory
         conn = self._conn
         pgconn = conn.pgconn
@@ -294,6 +300,7 @@ class BaseCursor(Generic[Row]):
         self._check_fetch()
         if size is None:
             size = self.arraysize
+        check_int("fetchmany() size", size)
         if size < 0:
             raise errors.ProgrammingError(f"fetchmany() size must not be negative, got {size}")
         pos = self._pos
@@ -320,6 +327,7 @@ class BaseCursor(Generic[Row]):
             position just after the last row is allowed).
         """
         self._check_fetch()
+        check_int("scroll() value", value)
         newpos = _scroll_target(self._pos, value, mode)
         if not 0 <= newpos <= self._ntuples:
             raise IndexError(f"cannot scroll to row {newpos}: the result has {self._ntuples} rows")
@@ -363,6 +371,7 @@ class BaseCursor(Generic[Row]):
         ``rowcount`` becomes the sum of every statement's; with ``returning``
         the result of each statement is kept, reachable with ``nextset()``.
         """
+        check_iterable("executemany() params_seq", params_seq)
         self._check_open()
         self._reset()
         conn = self._conn
@@ -440,6 +449,7 @@ class BaseCursor(Generic[Row]):
         parameters is passed by name (``arg => value``).
         """
         self._check_open()
+        check_str("callproc() name", name)
         encoding = self._conn.encoding
         escape = self._conn.pgconn.escape_identifier
 

@@ -120,7 +120,7 @@ class NotifyIteration:
 
     def __init__(self, state: NotifyState, timeout: float | None, stop_after: int | None):
         self._open = False  # for __del__, if the arguments are refused
-        if timeout is not None and not timeout >= 0:
+        if timeout is not None and (not isinstance(timeout, (int, float)) or not timeout >= 0):
             raise errors.ProgrammingError(
                 f"notifies() timeout must be >= 0 or None, not {timeout!r}"
             )

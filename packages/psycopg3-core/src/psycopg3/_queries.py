@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from . import errors
 from ._adapt.base import PyFormat
+from ._arguments import wrong_argument
 from .sql import Composable
 
 if TYPE_CHECKING:
@@ -79,8 +80,10 @@ class PostgresQuery:
                 # With parameters the composed text is parsed for placeholders:
                 # a "%" inside a name or a literal must stay a "%".
                 query = query.as_bytes(self._tx, escape_percent=params is not None)
-            else:
+            elif hasattr(query, "as_bytes"):
                 query = query.as_bytes(self._tx)
+            else:
+                raise wrong_argument("the query", query, "a str, bytes or psycopg3.sql.Composable")
         if params is None:
             if isinstance(query, str):
                 query = query.encode(encoding.python_codec, encoding.errors)

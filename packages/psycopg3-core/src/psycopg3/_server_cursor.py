@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import errors
+from ._arguments import check_str
 from ._column import Column
 from ._cursor_base import BaseCursor, Params, Query, _scroll_target
 from ._queries import PostgresQuery
@@ -57,6 +58,7 @@ class BaseServerCursor(BaseCursor[Row]):
         scrollable: bool | None = None,
         withhold: bool = False,
     ):
+        check_str("cursor() name", name)
         super().__init__(connection, binary=binary, row_factory=row_factory)
         self._name = name
         self.scrollable = scrollable

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from . import errors
+from ._arguments import wrong_argument
 from .pq import ExecStatus, PGconn, PGresult, TransactionStatus
 from .waiting import PQGen
 
@@ -195,6 +196,8 @@ class TwoPhaseCommit:
     def _tpc_begin_gen(self, xid: Xid | str) -> PQGen[None]:
         self._check_usable()
         if not isinstance(xid, Xid):
+            if not isinstance(xid, str):
+                raise wrong_argument("tpc_begin() xid", xid, "an Xid (from conn.xid()) or a str")
             xid = Xid.from_string(xid)
         if self._tpc_xid is not None:
             raise errors.ProgrammingError(

@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 from . import errors
+from ._arguments import wrong_argument
 from .pq import PGconn, TransactionStatus
 from .waiting import PQGen
 
@@ -111,6 +112,10 @@ class TransactionCharacteristics:
     @isolation_level.setter
     def isolation_level(self, value: IsolationLevel | int | None) -> None:
         self._check_characteristic_change("isolation_level")
+        if value is not None and value not in IsolationLevel.__members__.values():
+            raise wrong_argument(
+                "isolation_level", value, "an IsolationLevel or None", bad_value=True
+            )
         self._isolation_level = None if value is None else IsolationLevel(value)
         self._begin_statement = self._build_begin()
 

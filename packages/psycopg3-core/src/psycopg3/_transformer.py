@@ -22,11 +22,15 @@ Rules:
    two queries (timestamptz and the ``TimeZone``) opts in with a ``refresh()``
    method: the transformer calls it once per result, before any row loads;
    loaders without one cost nothing.
+6. The cached dumpers and loaders are dropped when the adapters map has
+   changed since they were chosen (its ``generation``): a dumper, loader or
+   type registered after a query already ran is used by the next one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from copy import copy
 from struct import Struct
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +44,8 @@ from ._adapt.base import (
     LoadFunction,
     PyFormat,
     context_encoding,
+    overrides_below,
+    row_load_function,
 )
 from ._adapt.global_map import adapters as global_adapters
 from ._encodings import PyEncoding
@@ -62,6 +68,17 @@ _FORMATS = (Format.TEXT, Format.BINARY)
 _MAX_COLUMN_SETS = 32
 # Iterating an Enum is slow: spell the members out where a transformer is made.
 _AUTO, _TEXT_FMT, _BINARY_FMT = PyFormat.AUTO, PyFormat.TEXT, PyFormat.BINARY
+
+
+def _overridden_upgrade(dumper: Dumper, upgraded: Dumper) -> Dumper:
+    # The base class of *dumper* chose another class for this value, which
+    # would bypass the dump() that *dumper*'s class overrides: keep that
+    # dump(), with the type the base chose (the override reads ``self.oid``).
+    if upgraded.format != dumper.format:
+        return dumper
+    kept = copy(dumper)
+    kept.oid = upgraded.oid
+    return kept
 
 
 class Transformer:
@@ -92,6 +109,7 @@ class Transformer:
         "_nul_free",
         "_loaders_by_columns",
         "_refreshing_loaders",
+        "_generation",
     )
 
     def __init__(self, context: AdaptContext | None = None):
@@ -101,6 +119,7 @@ class Transformer:
             self.adapters = context.adapters
         self.pgconn: PGconn | None = getattr(context, "pgconn", None)
         self.encoding: PyEncoding = context_encoding(context)
+        self._generation = self.adapters.generation
         self.values: list[bytes | None] = []
         self.types: list[int] = []
         self.formats: list[Format] = []
@@ -120,6 +139,18 @@ class Transformer:
         self._loaders_by_columns: dict[tuple[tuple[int, ...], tuple[int, ...]], _ColumnPlan] = {}
         # Loaders with a refresh() method (rule 5).
         self._refreshing_loaders: list[Any] = []
+
+    def _forget_stale_adapters(self) -> None:
+        # Rule 6: called where a command starts using the caches.
+        if self._generation == self.adapters.generation:
+            return
+        self._generation = self.adapters.generation
+        for table in self._dumpers.values():
+            table.clear()
+        self._upgraded.clear()
+        self._loaders = [{}, {}]
+        self._loaders_by_columns.clear()
+        self._refreshing_loaders = []
 
     def __repr__(self) -> str:
         return f"<Transformer {self.encoding.pgname} at 0x{id(self):x}>"
@@ -142,6 +173,7 @@ class Transformer:
         :raises ProgrammingError: if a parameter's type has no dumper.
         :raises DataError: if a value cannot be represented in PostgreSQL.
         """
+        self._forget_stale_adapters()
         values: list[bytes | None] = []
         types: list[int] = []
         pqformats: list[Format] = []
@@ -151,13 +183,29 @@ class Transformer:
                 types.append(0)
                 pqformats.append(_TEXT)
                 continue
-            dumper = self._get_dumper(obj, formats[i], i, names)
+            dumper = None
             try:
+                # A dumper choosing by value may already refuse it (get_key()).
+                dumper = self._get_dumper(obj, formats[i], i, names)
                 data: Buffer = dumper.dump(obj)
+                values.append(data if type(data) is bytes else bytes(data))
             except errors.DataError as ex:
                 name = names[i] if names is not None else f"${i + 1}"
                 raise type(ex)(f"parameter {name}: {ex}") from ex
-            values.append(data if type(data) is bytes else bytes(data))
+            except errors.Error:
+                raise
+            except Exception as ex:
+                # A dumper's own failure (struct.error, RecursionError, a
+                # user dumper's bug): a DB-API error naming who failed on what.
+                name = names[i] if names is not None else f"${i + 1}"
+                kind = type(ex).__qualname__
+                if type(ex).__module__ != "builtins":
+                    kind = f"{type(ex).__module__}.{kind}"
+                who = type(dumper).__name__ if dumper is not None else "the dumper"
+                raise errors.DataError(
+                    f"parameter {name}: {who} cannot dump the"
+                    f" {type(obj).__name__} value: {kind}: {ex}"
+                ) from ex
             types.append(dumper.oid)
             pqformats.append(dumper.format)
         self.values = values
@@ -205,7 +253,12 @@ class Transformer:
         try:
             return self._upgraded[fmt, key]
         except KeyError:
-            upgraded = self._upgraded[fmt, key] = dumper.upgrade(obj, fmt)
+            upgraded = dumper.upgrade(obj, fmt)
+            if not isinstance(upgraded, type(dumper)) and overrides_below(
+                type(dumper), "dump", "upgrade"
+            ):
+                upgraded = _overridden_upgrade(dumper, upgraded)
+            self._upgraded[fmt, key] = upgraded
             return upgraded
 
     # Results
@@ -235,6 +288,7 @@ class Transformer:
         self._ntuples = pgresult.ntuples
         if not set_loaders:
             return
+        self._forget_stale_adapters()
         for loader in self._refreshing_loaders:
             loader.refresh()
         types, formats = pgresult.columns()
@@ -267,7 +321,7 @@ class Transformer:
         nul_free: list[int] = []
         for col, (oid, fmt) in enumerate(zip(types, formats)):
             loader = self.get_loader(oid, _FORMATS[fmt])
-            function = loader.load_function() if loader is not None else None
+            function = row_load_function(loader) if loader is not None else None
             row_loaders.append(function)
             column_loaders.append(function)
             if hints and fmt and loader is not None:
@@ -285,12 +339,13 @@ class Transformer:
 
     def set_loader_types(self, types: Sequence[int], format: Format) -> None:
         """Choose the column loaders from a list of OIDs (for data without a result)."""
+        self._forget_stale_adapters()
         for loader in self._refreshing_loaders:
             loader.refresh()
         row_loaders: list[LoadFunction | None] = []
         for oid in types:
             loader = self.get_loader(oid, format)
-            row_loaders.append(loader.load_function() if loader is not None else None)
+            row_loaders.append(row_load_function(loader) if loader is not None else None)
         self._row_loaders = self._column_loaders = row_loaders
         self._nul_free = frozenset()
 

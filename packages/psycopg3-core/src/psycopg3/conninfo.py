@@ -129,6 +129,11 @@ def make_conninfo(conninfo: str = "", **kwargs: Any) -> str:
         is unknown, with libpq's message.
     :raises DataError: if a key or value contains a NUL byte.
     """
+    if not isinstance(conninfo, str):
+        raise ProgrammingError(
+            f"the connection string must be a str, got {type(conninfo).__name__}:"
+            " pass options as keyword arguments (host=..., dbname=...)"
+        )
     params = _kwargs_to_str(kwargs)
     if not params:
         if conninfo:

@@ -13,6 +13,7 @@ Rules:
    construction, not by inspection.
 2. `SQL.format()` accepts only `Composable` arguments: a plain ``str`` is
    refused (``TypeError``) rather than guessed to be a name, a value or SQL.
+   Such a ``TypeError`` or ``ValueError`` is also a ``ProgrammingError``.
 3. A `Literal` is quoted by libpq's ``PQescapeLiteral`` when the context has a
    live connection (it knows the client encoding and returns ``E'...'`` when
    backslashes need it). Without one it is quoted for UTF-8 in the form that
@@ -44,6 +45,7 @@ from typing import Any
 
 from . import errors
 from ._adapt.base import AdaptContext, PyFormat, context_encoding
+from ._arguments import ArgumentTypeError, ArgumentValueError
 from ._encodings import PyEncoding
 from ._transformer import Transformer
 
@@ -131,7 +133,7 @@ class Composed(Composable):
         parts = list(seq)
         for part in parts:
             if not isinstance(part, Composable):
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"Composed takes Composable pieces, got {type(part).__name__}: {part!r}"
                 )
         super().__init__(parts)
@@ -162,7 +164,7 @@ class Composed(Composable):
         if isinstance(joiner, str):
             joiner = SQL(joiner)
         elif not isinstance(joiner, SQL):
-            raise TypeError(f"the joiner must be a str or SQL, not {type(joiner).__name__}")
+            raise ArgumentTypeError(f"the joiner must be a str or SQL, not {type(joiner).__name__}")
         return joiner.join(self._obj)
 
 
@@ -178,7 +180,7 @@ class SQL(Composable):
 
     def __init__(self, text: str):
         if not isinstance(text, str):
-            raise TypeError(f"SQL takes a str, not {type(text).__name__}")
+            raise ArgumentTypeError(f"SQL takes a str, not {type(text).__name__}")
         super().__init__(text)
 
     def as_bytes(
@@ -202,33 +204,41 @@ class SQL(Composable):
         parts: list[Composable] = []
         auto_index = 0
         numbering: str | None = None  # "auto" or "manual", never both
-        for literal_text, field, spec, conversion in _FORMATTER.parse(self._obj):
+        try:
+            pieces = list(_FORMATTER.parse(self._obj))
+        except ValueError as ex:
+            raise ArgumentValueError(f"malformed SQL.format() template: {ex}") from None
+        for literal_text, field, spec, conversion in pieces:
             if literal_text:
                 parts.append(SQL(literal_text))
             if field is None:
                 continue
             if spec or conversion:
-                raise ValueError(f"format spec and conversion are not supported: {{{field}}}")
+                raise ArgumentValueError(
+                    f"format spec and conversion are not supported: {{{field}}}"
+                )
             if field == "" or field.isdigit():
                 kind = "auto" if field == "" else "manual"
                 if numbering is not None and numbering != kind:
-                    raise ValueError("cannot mix automatic {} and numbered {0} fields")
+                    raise ArgumentValueError("cannot mix automatic {} and numbered {0} fields")
                 numbering = kind
                 if field == "":
                     index, auto_index = auto_index, auto_index + 1
                 else:
                     index = int(field)
                 if index >= len(args):
-                    raise ValueError(f"no positional argument for field number {index}")
+                    raise ArgumentValueError(f"no positional argument for field number {index}")
                 arg: Any = args[index]
             elif field.isidentifier():
                 if field not in kwargs:
-                    raise ValueError(f"no keyword argument for field {{{field}}}")
+                    raise ArgumentValueError(f"no keyword argument for field {{{field}}}")
                 arg = kwargs[field]
             else:
-                raise ValueError(f"unsupported field {{{field}}}: use {{}}, {{0}} or {{name}}")
+                raise ArgumentValueError(
+                    f"unsupported field {{{field}}}: use {{}}, {{0}} or {{name}}"
+                )
             if not isinstance(arg, Composable):
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"SQL.format() takes Composable arguments, got {type(arg).__name__}:"
                     " wrap names in sql.Identifier and values in sql.Literal"
                 )
@@ -265,10 +275,10 @@ class Identifier(Composable):
 
     def __init__(self, *names: str):
         if not names:
-            raise TypeError("Identifier needs at least one name")
+            raise ArgumentTypeError("Identifier needs at least one name")
         for name in names:
             if not isinstance(name, str):
-                raise TypeError(f"Identifier parts must be str, not {type(name).__name__}")
+                raise ArgumentTypeError(f"Identifier parts must be str, not {type(name).__name__}")
             if "\x00" in name:
                 raise errors.DataError(f"an identifier cannot contain NUL characters: {name!r}")
         super().__init__(names)
@@ -362,9 +372,11 @@ class Placeholder(Composable):
     def __init__(self, name: str | None = None, format: PyFormat | str = PyFormat.AUTO):
         if name is not None:
             if not isinstance(name, str):
-                raise TypeError(f"a placeholder name must be a str, not {type(name).__name__}")
+                raise ArgumentTypeError(
+                    f"a placeholder name must be a str, not {type(name).__name__}"
+                )
             if not name or ")" in name:
-                raise ValueError(f"invalid placeholder name: {name!r}")
+                raise ArgumentValueError(f"invalid placeholder name: {name!r}")
         super().__init__(name or "")
         self._format = PyFormat(format)
 

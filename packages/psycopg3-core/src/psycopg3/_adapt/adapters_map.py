@@ -19,6 +19,10 @@ Rules:
    choice for its type: the last registered wins.
 5. Loaders are found by OID and libpq format; a type name is resolved to its
    OID through the map's ``TypesRegistry``.
+6. Every registration, here or in ``types``, changes `generation`: whoever
+   caches what it chose from the map (a cursor's transformer) compares it
+   before reusing the choice, so a registration made after first use is
+   honoured by the next query.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class AdaptersMap:
         snapshot of the template's, or an empty one.
     """
 
-    __slots__ = ("types", "_dumpers", "_loaders", "_owned", "_has_names")
+    __slots__ = ("types", "_dumpers", "_loaders", "_owned", "_has_names", "_registrations")
 
     def __init__(self, template: AdaptersMap | None = None, types: TypesRegistry | None = None):
         self._dumpers: dict[PyFormat, _DumperTable]
@@ -53,6 +57,7 @@ class AdaptersMap:
         # The tables this map may write to: PyFormat for dumpers, Format for loaders.
         self._owned: set[PyFormat | Format]
         self.types: TypesRegistry
+        self._registrations = 0
         if template is None:
             self._dumpers = {fmt: {} for fmt in _FORMATS}
             self._loaders = [{}, {}]
@@ -74,6 +79,11 @@ class AdaptersMap:
         nloaders = sum(len(t) for t in self._loaders)
         return f"<AdaptersMap {ndumpers} dumpers, {nloaders} loaders at 0x{id(self):x}>"
 
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever a dumper, loader or type is registered."""
+        return self._registrations + self.types.generation
+
     def register_dumper(self, cls: type | str, dumper: type[Dumper]) -> None:
         """Use *dumper* for objects of *cls* and its subclasses.
 
@@ -85,6 +95,7 @@ class AdaptersMap:
         """
         if not isinstance(cls, (type, str)):
             raise TypeError(f"dumpers are registered for a type or its name, got {cls!r}")
+        self._registrations += 1
         for fmt in (PyFormat.from_pq(dumper.format), PyFormat.AUTO):
             if fmt not in self._owned:
                 self._dumpers[fmt] = dict(self._dumpers[fmt])
@@ -105,6 +116,7 @@ class AdaptersMap:
         elif not isinstance(oid, int):
             raise TypeError(f"loaders are registered for an OID or a type name, got {oid!r}")
         fmt = loader.format
+        self._registrations += 1
         if fmt not in self._owned:
             self._loaders[fmt] = dict(self._loaders[fmt])
             self._owned.add(fmt)

@@ -15,6 +15,10 @@ Rules:
 4. A loader exposes the function that the row loop calls for every value of a
    column (``load_function``): a builtin such as ``int`` is the fastest choice
    when it accepts the raw bytes directly.
+5. An override wins over an inherited fast path: a subclass overriding
+   ``load`` (``dump``) below the class that gives ``load_function``
+   (``upgrade``) gets its method called for every value. Whoever asks a
+   loader for its function does it through `row_load_function()`.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ __all__ = [
     "DumperKey",
     "LoadFunction",
     "context_encoding",
+    "row_load_function",
+    "overrides_below",
 ]
 
 Buffer = bytes | bytearray | memoryview
@@ -125,6 +131,29 @@ class LoaderProtocol(Protocol):
     def load(self, data: Buffer) -> Any: ...
 
     def load_function(self) -> LoadFunction: ...
+
+
+def overrides_below(cls: type, method: str, fast_path: str) -> bool:
+    """Whether *cls* overrides *method* in a subclass of the class giving *fast_path*."""
+    method_owner: type = object
+    fast_owner: type = object
+    for base in cls.__mro__:
+        if method_owner is object and method in base.__dict__:
+            method_owner = base
+        if fast_owner is object and fast_path in base.__dict__:
+            fast_owner = base
+    return method_owner is not fast_owner and issubclass(method_owner, fast_owner)
+
+
+def row_load_function(loader: LoaderProtocol) -> LoadFunction:
+    """Return the function to call for each value of *loader* (rule 5).
+
+    The loader's ``load_function()``, unless its class overrides ``load``
+    below the class that gives ``load_function``: then the bound ``load``.
+    """
+    if overrides_below(type(loader), "load", "load_function"):
+        return loader.load
+    return loader.load_function()
 
 
 class Dumper(ABC):

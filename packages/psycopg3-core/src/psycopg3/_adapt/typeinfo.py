@@ -159,11 +159,13 @@ class TypesRegistry:
     :param template: the registry to start from, or None to start empty.
     """
 
-    __slots__ = ("_by_oid", "_by_name", "_is_own")
+    __slots__ = ("_by_oid", "_by_name", "_is_own", "generation")
 
     def __init__(self, template: TypesRegistry | None = None):
         self._by_oid: dict[int, TypeInfo]
         self._by_name: dict[str, TypeInfo]
+        # Bumped by every add(): what was chosen with this registry may be stale.
+        self.generation = 0
         if template is None:
             self._by_oid, self._by_name = {}, {}
             self._is_own = True
@@ -177,6 +179,7 @@ class TypesRegistry:
         if not self._is_own:
             self._by_oid, self._by_name = dict(self._by_oid), dict(self._by_name)
             self._is_own = True
+        self.generation += 1
         self._by_oid[info.oid] = info
         self._by_name[info.name] = info
         self._by_name[info.regtype] = info

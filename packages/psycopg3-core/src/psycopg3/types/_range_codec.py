@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .._adapt.base import Dumper, DumperKey, Loader, PyFormat
+from .._adapt.base import Dumper, DumperKey, Loader, PyFormat, row_load_function
 from .._adapt.typeinfo import TypeInfo
 from ..pq import Format
 from ._range_object import Range
@@ -372,4 +372,4 @@ class BaseRangeLoader(Loader):
     def __init__(self, oid: int, context: AdaptContext | None = None):
         super().__init__(oid, context)
         loader = transformer_of(context).get_loader(self.subtype_oid, self.format)
-        self.load_bound: BoundLoad = loader.load_function() if loader is not None else bytes
+        self.load_bound: BoundLoad = row_load_function(loader) if loader is not None else bytes

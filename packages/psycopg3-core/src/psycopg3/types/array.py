@@ -34,7 +34,16 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .._adapt.base import AdaptContext, Buffer, Dumper, DumperKey, Loader, LoadFunction, PyFormat
+from .._adapt.base import (
+    AdaptContext,
+    Buffer,
+    Dumper,
+    DumperKey,
+    Loader,
+    LoadFunction,
+    PyFormat,
+    row_load_function,
+)
 from .._adapt.typeinfo import TypeInfo
 from ..pq import Format
 from ._array_binary import pack_array, unpack_array
@@ -58,10 +67,23 @@ def _transformer(context: AdaptContext | None) -> Transformer:
     return context if isinstance(context, Transformer) else Transformer(context)
 
 
-def _first_leaf(items: list[Any]) -> Any:
+# PostgreSQL's MAXDIM: deeper lists (a list containing itself included) are refused.
+_MAX_DIMENSIONS = 6
+
+
+def _too_deep() -> errors.DataError:
+    return errors.DataError(
+        f"lists nested more than {_MAX_DIMENSIONS} deep (or containing themselves)"
+        f" can't be an array: PostgreSQL arrays have at most {_MAX_DIMENSIONS} dimensions"
+    )
+
+
+def _first_leaf(items: list[Any], depth: int = 1) -> Any:
+    if depth > _MAX_DIMENSIONS:
+        raise _too_deep()
     for item in items:
         if type(item) is list:
-            item = _first_leaf(item)
+            item = _first_leaf(item, depth + 1)
         if item is not None:
             return item
     return None
@@ -96,8 +118,10 @@ def _representative(items: list[Any]) -> Any:
 
 
 def _shape(obj: list[Any]) -> list[int]:
-    dims = []
+    dims: list[int] = []
     while type(obj) is list:
+        if len(dims) == _MAX_DIMENSIONS:
+            raise _too_deep()
         dims.append(len(obj))
         if not obj:
             break
@@ -315,7 +339,7 @@ class ArrayLoader(Loader):
             if self.element_oid == BOX_OID:
                 self.delimiter = b";"
         loader = self._tx.get_loader(self.element_oid, self.format)
-        self._load_element: LoadFunction = loader.load_function() if loader else bytes
+        self._load_element: LoadFunction = row_load_function(loader) if loader else bytes
 
     def load(self, data: Buffer) -> Any:
         return self.load_function()(bytes(data))
@@ -342,7 +366,7 @@ class ArrayBinaryLoader(ArrayLoader):
             if element_oid == expected_oid:
                 return load_expected
             loader = get_loader(element_oid, Format.BINARY)
-            return loader.load_function() if loader else bytes
+            return row_load_function(loader) if loader else bytes
 
         def load(data: bytes) -> Any:
             return unpack_array(data, get_load)

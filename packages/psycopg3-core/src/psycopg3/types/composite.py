@@ -29,7 +29,15 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .._adapt.base import AdaptContext, Buffer, Dumper, Loader, LoadFunction, PyFormat
+from .._adapt.base import (
+    AdaptContext,
+    Buffer,
+    Dumper,
+    Loader,
+    LoadFunction,
+    PyFormat,
+    row_load_function,
+)
 from .._adapt.typeinfo import TypeInfo
 from ..pq import Format
 from ._range_codec import adapters_of, transformer_of
@@ -167,7 +175,7 @@ class CompositeLoader(Loader):
         self._loads: list[LoadFunction] = []
         for field_oid in self.field_types:
             loader = self._tx.get_loader(field_oid, self.format)
-            self._loads.append(loader.load_function() if loader is not None else bytes)
+            self._loads.append(row_load_function(loader) if loader is not None else bytes)
 
     def load(self, data: Buffer) -> Any:
         if not self._loads:

@@ -251,6 +251,11 @@ class TimestamptzLoader(_TextLoader):
         try:
             return value.astimezone(self.timezone)
         except OverflowError:
+            # astimezone() goes through UTC, which may be out of range near
+            # year 1 or 9999 even when the value already is in the session's zone.
+            local = value.replace(tzinfo=self.timezone)
+            if local.utcoffset() == value.utcoffset():
+                return local
             raise errors.DataError(
                 f"timestamptz '{data.decode()}' cannot be represented by Python's"
                 f" datetime.datetime in the time zone {self.timezone}: cast it to text"

@@ -28,6 +28,7 @@ import struct
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .. import errors
 from .._adapt.base import Buffer, Dumper, DumperKey, Loader, LoadFunction, PyFormat
 from ..pq import Format
 from ._numeric_binary import decimal_to_numeric, numeric_to_decimal
@@ -55,10 +56,27 @@ _float8_struct = struct.Struct("!d")
 # Dumpers of int: one class per PostgreSQL type, and the one choosing by value.
 
 
+# numeric holds up to 131072 digits before the point: an int of more bits
+# than this has more digits, refused before a (quadratic) conversion.
+_NUMERIC_MAX_BITS = 435_412
+
+
+def _int_beyond_numeric(obj: int) -> errors.DataError:
+    return errors.DataError(
+        f"an int of {obj.bit_length()} bits has more than the 131072 digits numeric holds"
+    )
+
+
 class _IntTextDumper(Dumper):
     def dump(self, obj: Any) -> Buffer:
         # int.__repr__: an int subclass (IntEnum, bool-like) may print itself otherwise.
-        return int.__repr__(obj).encode()
+        try:
+            return int.__repr__(obj).encode()
+        except ValueError:
+            # Beyond sys.get_int_max_str_digits(): Decimal writes any int.
+            if obj.bit_length() > _NUMERIC_MAX_BITS:
+                raise _int_beyond_numeric(obj) from None
+            return Decimal(int(obj)).__str__().encode()
 
 
 class Int2Dumper(_IntTextDumper):
@@ -138,6 +156,8 @@ class IntNumericBinaryDumper(Dumper):
     format = Format.BINARY
 
     def dump(self, obj: Any) -> Buffer:
+        if obj.bit_length() > _NUMERIC_MAX_BITS:
+            raise _int_beyond_numeric(obj)
         return decimal_to_numeric(Decimal(int(obj)))
 
 
