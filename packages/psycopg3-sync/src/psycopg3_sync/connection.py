@@ -13,6 +13,7 @@ from psycopg3.abc import (
     DEFAULT_PREPARE_THRESHOLD,
     RECOVER_POLL_INTERVAL,
     BaseConnection,
+    ConnectionLock,
     NotifyIteration,
     PQGen,
 )
@@ -39,7 +40,7 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.lock = threading.Lock()
+        self.lock = ConnectionLock(threading.Lock, threading.get_ident)
 
     @classmethod
     def connect(
@@ -89,12 +90,14 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
         # Free the PGconn only once no other thread is inside libpq with it:
         # the woken thread fails fast and releases the lock. The timeout only
         # guards against a close() called while this thread holds the lock.
-        acquired = self.lock.acquire(timeout=CLOSE_LOCK_TIMEOUT)
+        # (The operation lock alone: a block open in another thread must not
+        # delay closing.)
+        acquired = self.lock.operation.acquire(timeout=CLOSE_LOCK_TIMEOUT)
         try:
             self._close()
         finally:
             if acquired:
-                self.lock.release()
+                self.lock.operation.release()
 
     @overload
     def cursor(

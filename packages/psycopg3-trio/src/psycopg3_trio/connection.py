@@ -12,6 +12,7 @@ from psycopg3.abc import (
     DRAIN_TIMEOUT,
     RECOVER_POLL_INTERVAL,
     AsyncConnectionBase,
+    AsyncConnectionLock,
     ConnectContext,
     PQGen,
 )
@@ -39,7 +40,7 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.lock = trio.Lock()
+        self.lock = AsyncConnectionLock(trio.Lock, trio.lowlevel.current_task)
 
     @classmethod
     async def connect(
