@@ -32,10 +32,12 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
     """A connection to a PostgreSQL server, for asyncio.
 
     Safe to share between tasks: its operations are serialised by an
-    ``asyncio.Lock``. ``async with`` commits on success (rolls back on error)
-    and closes at the end of the block. A task cancelled during a command
-    sends a cancel request and drains the connection, shielded and bounded,
-    before the cancellation goes on.
+    ``asyncio.Lock``, and a ``transaction()`` or ``pipeline()`` block owns it
+    for the task that entered it until the block ends (others wait).
+    ``async with`` commits on success (rolls back on error) and closes at the
+    end of the block. A task cancelled during a command sends a cancel request
+    and drains the connection, shielded and bounded, before the cancellation
+    goes on.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):

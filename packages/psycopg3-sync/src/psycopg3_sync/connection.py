@@ -32,7 +32,9 @@ R = TypeVar("R")
 class Connection(BaseConnection, Generic[ConnectionRow]):
     """A connection to a PostgreSQL server, for blocking code.
 
-    Safe to share between threads: its operations are serialised by a lock.
+    Safe to share between threads: its operations are serialised by a lock,
+    and a ``transaction()`` or ``pipeline()`` block owns it for the thread
+    that entered it until the block ends (other threads wait meanwhile).
     Use as a context manager to commit on success (roll back on error) and
     close at the end of the block. Generic in the type of its cursors' rows,
     which ``connect(..., row_factory=...)`` decides.
