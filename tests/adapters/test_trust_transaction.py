@@ -25,10 +25,12 @@ from typing import Any
 import anyio
 import pytest
 
+import psycopg3
+import psycopg3._connection_base
 import psycopg3_asyncio.connection
 import psycopg3_sync.connection
 import psycopg3_trio.connection
-from fix_flavours import load_doc_adapter
+from fix_flavours import ASYNC_FLAVOURS, load_doc_adapter
 from psycopg3 import Rollback
 from psycopg3.pq import TransactionStatus
 
@@ -198,6 +200,31 @@ async def test_interrupted_begin_leaves_no_block(
             pytest.fail("entering never finished")
         assert at > 1, "no wait of BEGIN was interrupted"
         assert body_ran == [at]
+        assert rows(admin, table) == [-at, *range(1, at)]
+    finally:
+        await conn.close()
+
+
+async def test_interrupted_begin_in_pipeline_leaves_no_block(
+    flavour: Any, dsn: str, admin: Any, table: str, interrupter: Interrupter
+) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        for at in range(1, MAX_YIELDS):
+
+            async def enter_block(at: int = at) -> None:
+                async with conn.transaction():
+                    await conn.execute(f"insert into {table} values ({-at})")
+
+            async with conn.pipeline():
+                interrupted = await interrupter.run(at, enter_block)
+                assert conn._transaction_blocks == []
+            if not interrupted:
+                break
+            await check_usable(conn, admin, table, at)
+        else:
+            pytest.fail("entering never finished")
+        assert at > 1, "no wait of BEGIN was interrupted"
         assert rows(admin, table) == [-at, *range(1, at)]
     finally:
         await conn.close()
@@ -384,3 +411,36 @@ async def test_repeated_name_released_on_success(aconn: Any, admin: Any, table: 
             raise Rollback(outer)
         await aconn.execute(f"insert into {table} values (3)")
     assert rows(admin, table) == [3]
+
+
+# -- a block's exit is bounded ------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_exit_to_a_silent_server_closes(
+    flavour: Any, proxy: Any, proxy_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Shielded is not unbounded: a ROLLBACK the server never answers ends
+    # with the connection closed, not with a hang nor a transaction left open.
+    load_doc_adapter()
+    monkeypatch.setattr(psycopg3._connection_base, "CANCEL_TIMEOUT", 0.2)
+    monkeypatch.setattr(psycopg3._connection_base, "DRAIN_TIMEOUT", 0.2)
+    for module in (psycopg3_asyncio.connection, psycopg3_trio.connection):
+        monkeypatch.setattr(module, "DRAIN_TIMEOUT", 0.2)
+    monkeypatch.setattr(sys.modules["anyio_adapter"], "DRAIN_TIMEOUT", 0.2)
+    conn = await flavour.connect(proxy_dsn, autocommit=True)
+    try:
+        with anyio.CancelScope() as scope:
+            try:
+                async with conn.transaction() as tx:
+                    await conn.execute("select 1")
+                    proxy.freeze()
+                    scope.cancel()
+                    await anyio.lowlevel.checkpoint()
+            except psycopg3.OperationalError:
+                pass  # "did not finish in time": the cancellation may come first
+        assert tx.status == "failed"
+        assert conn.closed and conn.broken
+        assert conn._transaction_blocks == []
+    finally:
+        await conn.close()
