@@ -37,7 +37,10 @@ The rules of a transaction block:
 8. A block owns the connection for the thread or task that entered it until
    it ends (``psycopg3._block_lock``): others wait. Leaving it (its
    ``COMMIT`` or ``ROLLBACK``) completes even if the task is cancelled again
-   meanwhile, within ``DRAIN_TIMEOUT``; otherwise the connection is closed.
+   meanwhile, within ``DRAIN_TIMEOUT``. Blocking code cannot shield it from
+   a second Ctrl-C: the command is then cancelled and drained like any
+   other. Either way, a transaction still open once the outermost block has
+   failed to end closes the connection.
 """
 
 from __future__ import annotations
