@@ -187,11 +187,13 @@ async def test_out_of_order_exit_refused(aconn: Any) -> None:
     inner = aconn.transaction()
     await outer.__aenter__()
     await inner.__aenter__()
-    with pytest.raises(ProgrammingError, match="leave the inner block first"):
+    # Refused, and nothing left open that no one would leave: both roll back.
+    with pytest.raises(ProgrammingError, match="reverse order they were entered"):
         await outer.__aexit__(None, None, None)
-    assert await inner.__aexit__(None, None, None) is False
-    assert await outer.__aexit__(None, None, None) is False
-    assert outer.status == inner.status == "committed"
+    assert outer.status == inner.status == "rolled_back"
+    assert aconn.info.transaction_status == TransactionStatus.IDLE
+    with pytest.raises(ProgrammingError, match="an outer block was left before it"):
+        await inner.__aexit__(None, None, None)
     with pytest.raises(ProgrammingError, match="leave it only once"):
         await outer.__aexit__(None, None, None)
     with pytest.raises(ProgrammingError, match="entered only once"):

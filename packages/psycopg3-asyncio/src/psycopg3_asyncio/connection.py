@@ -9,11 +9,14 @@ from typing import Any, Generic, TypeVar, overload
 
 from psycopg3.abc import (
     DEFAULT_PREPARE_THRESHOLD,
+    DRAIN_TIMEOUT,
     RECOVER_POLL_INTERVAL,
     AsyncConnectionBase,
+    AsyncConnectionLock,
     ConnectContext,
     PQGen,
 )
+from psycopg3.errors import OperationalError
 from psycopg3.rows import ConnectionRow, RowFactory
 
 from .cursor import Cursor, ServerCursor
@@ -29,15 +32,17 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
     """A connection to a PostgreSQL server, for asyncio.
 
     Safe to share between tasks: its operations are serialised by an
-    ``asyncio.Lock``. ``async with`` commits on success (rolls back on error)
-    and closes at the end of the block. A task cancelled during a command
-    sends a cancel request and drains the connection, shielded and bounded,
-    before the cancellation goes on.
+    ``asyncio.Lock``, and a ``transaction()`` or ``pipeline()`` block owns it
+    for the task that entered it until the block ends (others wait).
+    ``async with`` commits on success (rolls back on error) and closes at the
+    end of the block. A task cancelled during a command sends a cancel request
+    and drains the connection, shielded and bounded, before the cancellation
+    goes on.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.lock = asyncio.Lock()
+        self.lock = AsyncConnectionLock(asyncio.Lock, asyncio.current_task)
 
     @classmethod
     async def connect(
@@ -137,6 +142,17 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         """
         await wait_asyncio(self._cancel_gen(), timeout=RECOVER_POLL_INTERVAL)
 
+    async def _wait_shielded(self, gen: PQGen[T]) -> T:
+        # Ending a block: its COMMIT or ROLLBACK must complete even if the
+        # task is cancelled again meanwhile; within DRAIN_TIMEOUT.
+        return await _shielded(self._wait_bounded(gen))
+
+    async def _wait_bounded(self, gen: PQGen[T]) -> T:
+        try:
+            return await asyncio.wait_for(super()._wait_shielded(gen), DRAIN_TIMEOUT)
+        except asyncio.TimeoutError as ex:
+            raise OperationalError("ending the block did not finish in time") from ex
+
     async def _wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
         try:
             return await wait_asyncio(gen, timeout=timeout)
@@ -165,6 +181,26 @@ async def _run_shielded(coro: Coroutine[Any, Any, None]) -> None:
         except asyncio.CancelledError:
             continue
     task.result()
+
+
+async def _shielded(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end though the current task is cancelled meanwhile.
+
+    A cancellation received meanwhile goes on once it is done (its result,
+    or error, then dropped).
+    """
+    task = asyncio.ensure_future(coro)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as ex:
+            cancelled = ex
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # (retrieved: it is superseded by the cancellation)
+        raise cancelled
+    return task.result()
 
 
 @overload

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from ._block_lock import AsyncConnectionLock
 from ._connection_base import BaseConnection
 from ._cursor_base import Params, Query
 from ._dns import Resolver, resolve_conninfo
@@ -34,17 +35,20 @@ ConnT = TypeVar("ConnT", bound="AsyncConnectionBase")
 
 
 class AsyncLock(Protocol):
-    """What we need of a framework's lock: ``async with lock``."""
+    """What we need of a framework's lock (``asyncio.Lock``, ``trio.Lock``...)."""
 
-    async def __aenter__(self) -> Any: ...
+    async def acquire(self) -> Any: ...
 
-    async def __aexit__(self, *args: Any) -> Any: ...
+    def release(self) -> None: ...
+
+    def locked(self) -> bool: ...
 
 
 class AsyncConnectionBase(BaseConnection, ABC):
     """The async connection API, minus what only a framework can do."""
 
-    lock: AsyncLock
+    #: Built by the adapter from its lock class and current task (see ``_block_lock``).
+    lock: AsyncConnectionLock
 
     @classmethod
     async def _async_connect_gen(
@@ -167,12 +171,17 @@ class AsyncConnectionBase(BaseConnection, ABC):
     async def _wait_shielded(self, gen: PQGen[T]) -> T:
         """Drive ``gen`` under the lock to its end, even if the caller is being cancelled.
 
-        asyncio delivers a cancellation once, so there is nothing more to do
-        here; a framework whose cancellation is level-triggered (trio, anyio)
-        overrides this to shield the wait, within ``DRAIN_TIMEOUT``.
+        It ends ``transaction()`` and ``pipeline()`` blocks, for the task
+        that owns them: it takes the lock's operation lock only (the task
+        running it may be another, shielding one). An adapter overrides it
+        to shield the wait from cancellation, within ``DRAIN_TIMEOUT``.
         """
-        async with self.lock:
+        operation = self.lock.operation
+        await operation.acquire()
+        try:
             return await self._wait(gen)
+        finally:
+            operation.release()
 
     async def tpc_begin(self, xid: Xid | str) -> None:
         """Begin a two-phase transaction (see ``BaseConnection.xid()``).

@@ -466,6 +466,10 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         if self._pipeline is not None:
             raise unsupported(f"{method}()")
 
+    def _in_block(self) -> bool:
+        """Tell if a ``transaction()`` or ``pipeline()`` block is open (it owns the lock)."""
+        return bool(self._transaction_blocks) or self._pipeline is not None
+
     def _check_no_transaction_block(self, method: str) -> None:
         if self._transaction_blocks:
             raise errors.ProgrammingError(

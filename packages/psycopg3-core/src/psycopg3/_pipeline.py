@@ -44,11 +44,11 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from . import errors, generators, pq
+from ._block_lock import ConnectionLock
 from .pq import ExecStatus, Format, PGresult, PipelineStatus
 from .waiting import PQGen
 
@@ -592,7 +592,7 @@ class BasePipeline:
 
 
 class _BlockingDriver(Protocol):
-    lock: AbstractContextManager[Any]
+    lock: ConnectionLock
 
     def _wait(self, gen: PQGen[T]) -> T: ...
 
@@ -601,8 +601,14 @@ class Pipeline(BasePipeline):
     """A pipeline block for blocking connections: ``with conn.pipeline() as p:``."""
 
     def __enter__(self) -> Pipeline:
-        with cast(_BlockingDriver, self._conn).lock:
-            self._enter()
+        conn = self._conn
+        lock = cast(_BlockingDriver, conn).lock
+        with lock:
+            lock.claim()
+            try:
+                self._enter()
+            finally:
+                lock.settle(conn._in_block())
         return self
 
     def __exit__(
@@ -611,9 +617,14 @@ class Pipeline(BasePipeline):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        driver = cast(_BlockingDriver, self._conn)
+        conn = self._conn
+        driver = cast(_BlockingDriver, conn)
+        driver.lock.check_owner("leave a pipeline block")
         with driver.lock:
-            driver._wait(self._exit_gen(exc))
+            try:
+                driver._wait(self._exit_gen(exc))
+            finally:
+                driver.lock.settle(conn._in_block())
 
     def sync(self) -> None:
         """Send a sync point, wait for every result so far, raise the first unreported error.
@@ -630,14 +641,20 @@ class AsyncPipeline(BasePipeline):
 
     Leaving the block runs through the connection's ``_wait_shielded()``:
     the final sync completes (within a deadline) even when the block is left
-    by a cancellation.
+    by a cancellation. The block owns the connection for its task until it
+    ends (see ``psycopg3._block_lock``).
     """
 
     _conn: AsyncConnectionBase
 
     async def __aenter__(self) -> AsyncPipeline:
-        async with self._conn.lock:
-            self._enter()
+        conn = self._conn
+        async with conn.lock:
+            await conn.lock.claim()
+            try:
+                self._enter()
+            finally:
+                conn.lock.settle(conn._in_block())
         return self
 
     async def __aexit__(
@@ -646,7 +663,12 @@ class AsyncPipeline(BasePipeline):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._conn._wait_shielded(self._exit_gen(exc))
+        conn = self._conn
+        conn.lock.check_owner("leave a pipeline block")
+        try:
+            await conn._wait_shielded(self._exit_gen(exc))
+        finally:
+            conn.lock.settle(conn._in_block())
 
     async def sync(self) -> None:
         """Send a sync point, wait for every result so far, raise the first unreported error."""

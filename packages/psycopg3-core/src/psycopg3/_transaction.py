@@ -25,23 +25,42 @@ The rules of a transaction block:
 5. Blocks are left in the reverse order of entering; ``commit()``,
    ``rollback()`` and ``autocommit = True`` are refused while a block is
    open: each misuse raises ``ProgrammingError`` saying what to do instead.
+   A block left while inner ones are still open rolls back, with them, then
+   raises ``ProgrammingError``: nothing stays open that no one will leave.
+6. Each block's savepoint has a name no open block uses: a name given twice
+   (at two nesting levels) gets a suffix in SQL, so that rolling back to a
+   block reaches that block's savepoint, not an inner one's.
+7. Entering is undone if it does not finish (an interruption while
+   ``BEGIN`` or ``SAVEPOINT`` waits for its reply, an error): the
+   transaction begun is rolled back, the savepoint made is released, and the
+   connection is left as it was; if that cannot be done, it is closed.
+8. A block owns the connection for the thread or task that entered it until
+   it ends (``psycopg3._block_lock``): others wait. Leaving it (its
+   ``COMMIT`` or ``ROLLBACK``) completes even if the task is cancelled again
+   meanwhile, within ``DRAIN_TIMEOUT``. Blocking code cannot shield it from
+   a second Ctrl-C: the command is then cancelled and drained like any
+   other. Either way, a transaction still open once the outermost block has
+   failed to end closes the connection.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import logging
 from enum import IntEnum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, cast
 
 from . import errors
 from ._arguments import wrong_argument
+from ._block_lock import AsyncConnectionLock, ConnectionLock
 from .pq import PGconn, TransactionStatus
 from .waiting import PQGen
 
 if TYPE_CHECKING:
     from ._async_connection import AsyncConnectionBase
     from ._connection_base import BaseConnection
+
+logger = logging.getLogger("psycopg3")
 
 __all__ = [
     "IsolationLevel",
@@ -174,7 +193,16 @@ class BaseTransaction:
     :param force_rollback: roll back at the end of the block even on success.
     """
 
-    __slots__ = ("_conn", "savepoint_name", "force_rollback", "status", "_begins", "_savepoint")
+    __slots__ = (
+        "_conn",
+        "savepoint_name",
+        "force_rollback",
+        "status",
+        "_begins",
+        "_savepoint",
+        "_sent",
+        "_left_by_outer",
+    )
 
     def __init__(
         self,
@@ -189,6 +217,10 @@ class BaseTransaction:
         self.status: TransactionBlockStatus = "pending"
         self._begins = False
         self._savepoint: bytes | None = None
+        # What entering sent and has not confirmed: "begin", "savepoint" or None.
+        self._sent: str | None = None
+        # Rolled back by an outer block left before it (rule 5).
+        self._left_by_outer = False
 
     def __repr__(self) -> str:
         cls = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -220,32 +252,127 @@ class BaseTransaction:
         blocks = conn._transaction_blocks
         begins = not blocks and conn.pgconn.transaction_status == TransactionStatus.IDLE
         if begins:
+            self._sent = "begin"
             yield from conn._exec_command_gen(conn._begin_command())
         else:
             name = self.savepoint_name or f"_pg3_{len(blocks) + 1}"
-            encoded = name.encode(conn.encoding)
-            savepoint = conn.pgconn.escape_identifier(encoded)
+            savepoint = self._unique_savepoint(name)
+            self._savepoint = savepoint
+            self._sent = "savepoint"
             yield from conn._exec_command_gen(b"SAVEPOINT " + savepoint)
             self.savepoint_name = name
-            self._savepoint = savepoint
         self._begins = begins
         blocks.append(self)
         self.status = "active"
+        self._sent = None
+
+    def _unique_savepoint(self, name: str) -> bytes:
+        """The escaped SQL name of the block's savepoint, unused by any open block (rule 6)."""
+        conn = self._conn
+        used = {block._savepoint for block in conn._transaction_blocks}
+        candidate, suffix = name, len(conn._transaction_blocks) + 1
+        while True:
+            savepoint = conn.pgconn.escape_identifier(candidate.encode(conn.encoding))
+            if savepoint not in used:
+                return savepoint
+            candidate = f"{name}_{suffix}"
+            suffix += 1
+
+    def _undo_enter_gen(self) -> PQGen[None]:
+        """Leave the server as before an entering that did not finish (rule 7).
+
+        Drive it after ``_enter_gen()`` raised (once the interrupted command
+        was recovered, so the transaction status is exact), shielded. Never
+        raises ``Exception``: if undoing fails, the connection is closed.
+        """
+        conn = self._conn
+        sent, self._sent = self._sent, None
+        if sent is None:
+            return
+        self.status = "rolled_back"
+        if conn.closed:
+            return
+        try:
+            if conn._pipeline is not None:
+                yield from conn._pipeline.sync_gen()
+                conn._pipeline.discard_unreported()
+            status = conn.pgconn.transaction_status
+            if sent == "begin":
+                if status != TransactionStatus.IDLE:
+                    yield from conn._exec_command_gen(b"ROLLBACK")
+            elif status == TransactionStatus.INTRANS and self._savepoint is not None:
+                # Still in the transaction: the savepoint was made (had the
+                # interruption cancelled it, the transaction would be failed).
+                yield from conn._exec_command_gen(b"RELEASE SAVEPOINT " + self._savepoint)
+        except Exception as ex:
+            logger.warning("closing the connection: undoing an interrupted block failed: %s", ex)
+            conn._mark_broken()
+
+    def _check_undone(self, sent: str) -> None:
+        """Close the connection if undoing an entering left a transaction open (rule 7).
+
+        Call it however ``_undo_enter_gen()`` ended (out of time, interrupted
+        again): a transaction no block will end must not stay open.
+        """
+        conn = self._conn
+        if sent == "begin" and conn._session_status() not in (
+            TransactionStatus.IDLE,
+            TransactionStatus.UNKNOWN,
+        ):
+            logger.warning("closing the connection: an interrupted BEGIN could not be undone")
+            conn._mark_broken()
+
+    def _check_exit_after_failure(self) -> None:
+        """Close the connection if leaving the outermost block failed half-way.
+
+        A block that began the transaction and could not end it (interrupted,
+        out of time) would leave the connection in a transaction no block
+        will end: every later write lost at close (rule 8).
+        """
+        conn = self._conn
+        if self._begins and self.status == "failed" and self not in conn._transaction_blocks:
+            if conn._session_status() not in (TransactionStatus.IDLE, TransactionStatus.UNKNOWN):
+                logger.warning(
+                    "closing the connection: leaving the transaction block was interrupted"
+                    " and the transaction is still open"
+                )
+                conn._mark_broken()
 
     def _exit_gen(self, exc: BaseException | None) -> PQGen[bool]:
         """Commit or roll back the block; return True if ``exc`` must be swallowed."""
         conn = self._conn
         blocks = conn._transaction_blocks
-        if self.status != "active":
+        if self._left_by_outer:
+            self._left_by_outer = False
+            if exc is not None:
+                return False  # the error of the outer block's leaving is on its way
+            raise errors.ProgrammingError(
+                "this transaction block was rolled back already: an outer block was left"
+                " before it (leave blocks in the reverse order they were entered)"
+            )
+        if self.status != "active" or self not in blocks:
             raise errors.ProgrammingError(
                 f"this transaction block is not active (it is {self.status}): leave it only once"
             )
-        if not blocks or blocks[-1] is not self:
-            raise errors.ProgrammingError(
+        crossed = blocks[blocks.index(self) + 1 :]
+        del blocks[blocks.index(self) :]
+        if crossed:
+            # Left before its inner blocks (rule 5): roll them all back.
+            for block in crossed:
+                block.status = "rolled_back"
+                block._left_by_outer = True
+            misuse = errors.ProgrammingError(
                 "transaction blocks must be left in the reverse order they were entered:"
-                " leave the inner block first"
+                f" this block was left while {len(crossed)} inner block(s) were open;"
+                " all of them were rolled back"
             )
-        blocks.pop()
+            yield from self._exit_body_gen(misuse)
+            raise misuse
+        return (yield from self._exit_body_gen(exc))
+
+    def _exit_body_gen(self, exc: BaseException | None) -> PQGen[bool]:
+        conn = self._conn
+        blocks = conn._transaction_blocks
         if isinstance(exc, Rollback) and exc.transaction in blocks:
             # An outer block is the target: rolling it back undoes this one too.
             self.status = "rolled_back"
@@ -297,7 +424,7 @@ class BaseTransaction:
 
 
 class _BlockingDriver(Protocol):
-    lock: AbstractContextManager[Any]
+    lock: ConnectionLock
 
     def _wait(self, gen: PQGen[T]) -> T: ...
 
@@ -308,9 +435,23 @@ class Transaction(BaseTransaction):
     __slots__ = ()
 
     def __enter__(self) -> Transaction:
-        driver = cast(_BlockingDriver, self._conn)
-        with driver.lock:
-            driver._wait(self._enter_gen())
+        conn = self._conn
+        driver = cast(_BlockingDriver, conn)
+        lock = driver.lock
+        with lock:
+            lock.claim()
+            try:
+                driver._wait(self._enter_gen())
+            except BaseException:
+                sent = self._sent
+                if sent is not None:
+                    try:
+                        driver._wait(self._undo_enter_gen())
+                    finally:
+                        self._check_undone(sent)
+                raise
+            finally:
+                lock.settle(conn._in_block())
         return self
 
     def __exit__(
@@ -319,17 +460,26 @@ class Transaction(BaseTransaction):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        driver = cast(_BlockingDriver, self._conn)
-        with driver.lock:
-            return driver._wait(self._exit_gen(exc))
+        conn = self._conn
+        driver = cast(_BlockingDriver, conn)
+        lock = driver.lock
+        lock.check_owner("leave a transaction block")
+        with lock:
+            try:
+                return driver._wait(self._exit_gen(exc))
+            except BaseException:
+                self._check_exit_after_failure()
+                raise
+            finally:
+                lock.settle(conn._in_block())
 
 
 class AsyncTransaction(BaseTransaction):
     """A transaction block for async connections: ``async with conn.transaction() as tx:``.
 
-    Leaving the block runs through the connection's ``_wait_shielded()``: the
-    COMMIT or ROLLBACK completes (within a deadline) even when the block is
-    left by a cancellation.
+    Leaving the block, and undoing an entering that did not finish, run
+    through the connection's ``_wait_shielded()``: the COMMIT or ROLLBACK
+    completes (within a deadline) even when the task is cancelled again.
     """
 
     __slots__ = ()
@@ -338,8 +488,22 @@ class AsyncTransaction(BaseTransaction):
 
     async def __aenter__(self) -> AsyncTransaction:
         conn = self._conn
-        async with conn.lock:
-            await conn._wait(self._enter_gen())
+        lock: AsyncConnectionLock = conn.lock
+        entered = False
+        try:
+            async with lock:
+                await lock.claim()
+                await conn._wait(self._enter_gen())
+                entered = True
+        finally:
+            if not entered:
+                sent = self._sent
+                if sent is not None:
+                    try:
+                        await conn._wait_shielded(self._undo_enter_gen())
+                    finally:
+                        self._check_undone(sent)
+                lock.settle(conn._in_block())
         return self
 
     async def __aexit__(
@@ -348,4 +512,12 @@ class AsyncTransaction(BaseTransaction):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        return await self._conn._wait_shielded(self._exit_gen(exc))
+        conn = self._conn
+        conn.lock.check_owner("leave a transaction block")
+        try:
+            return await conn._wait_shielded(self._exit_gen(exc))
+        except BaseException:
+            self._check_exit_after_failure()
+            raise
+        finally:
+            conn.lock.settle(conn._in_block())

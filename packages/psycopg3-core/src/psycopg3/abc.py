@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._async_connection import AsyncConnectionBase, AsyncLock, ConnectContext
 from ._async_cursor import AsyncCursorBase
 from ._async_pool import AsyncPoolBase, PoolEvent
+from ._block_lock import AsyncConnectionLock, ConnectionLock
 from ._connection_base import (
     CANCEL_RETRY_INTERVAL,
     CANCEL_TIMEOUT,
@@ -44,6 +45,8 @@ __all__ = [
     "Copy",
     "AsyncCopy",
     "AsyncLock",
+    "ConnectionLock",
+    "AsyncConnectionLock",
     "ConnectContext",
     "CANCEL_TIMEOUT",
     "CANCEL_RETRY_INTERVAL",

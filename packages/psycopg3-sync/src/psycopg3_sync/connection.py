@@ -13,6 +13,7 @@ from psycopg3.abc import (
     DEFAULT_PREPARE_THRESHOLD,
     RECOVER_POLL_INTERVAL,
     BaseConnection,
+    ConnectionLock,
     NotifyIteration,
     PQGen,
 )
@@ -31,7 +32,9 @@ R = TypeVar("R")
 class Connection(BaseConnection, Generic[ConnectionRow]):
     """A connection to a PostgreSQL server, for blocking code.
 
-    Safe to share between threads: its operations are serialised by a lock.
+    Safe to share between threads: its operations are serialised by a lock,
+    and a ``transaction()`` or ``pipeline()`` block owns it for the thread
+    that entered it until the block ends (other threads wait meanwhile).
     Use as a context manager to commit on success (roll back on error) and
     close at the end of the block. Generic in the type of its cursors' rows,
     which ``connect(..., row_factory=...)`` decides.
@@ -39,7 +42,7 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.lock = threading.Lock()
+        self.lock = ConnectionLock(threading.Lock, threading.get_ident)
 
     @classmethod
     def connect(
@@ -89,12 +92,14 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
         # Free the PGconn only once no other thread is inside libpq with it:
         # the woken thread fails fast and releases the lock. The timeout only
         # guards against a close() called while this thread holds the lock.
-        acquired = self.lock.acquire(timeout=CLOSE_LOCK_TIMEOUT)
+        # (The operation lock alone: a block open in another thread must not
+        # delay closing.)
+        acquired = self.lock.operation.acquire(timeout=CLOSE_LOCK_TIMEOUT)
         try:
             self._close()
         finally:
             if acquired:
-                self.lock.release()
+                self.lock.operation.release()
 
     @overload
     def cursor(

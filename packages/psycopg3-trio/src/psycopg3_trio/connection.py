@@ -12,6 +12,7 @@ from psycopg3.abc import (
     DRAIN_TIMEOUT,
     RECOVER_POLL_INTERVAL,
     AsyncConnectionBase,
+    AsyncConnectionLock,
     ConnectContext,
     PQGen,
 )
@@ -31,15 +32,17 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
     """A connection to a PostgreSQL server, for trio.
 
     Safe to share between tasks: its operations are serialised by a
-    ``trio.Lock``. ``async with`` commits on success (rolls back on error)
-    and closes at the end of the block. A cancel scope expiring during a
-    command sends a cancel request and drains the connection, shielded and
-    bounded, before the cancellation goes on.
+    ``trio.Lock``, and a ``transaction()`` or ``pipeline()`` block owns it
+    for the task that entered it until the block ends (others wait).
+    ``async with`` commits on success (rolls back on error) and closes at the
+    end of the block. A cancel scope expiring during a command sends a cancel
+    request and drains the connection, shielded and bounded, before the
+    cancellation goes on.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.lock = trio.Lock()
+        self.lock = AsyncConnectionLock(trio.Lock, trio.lowlevel.current_task)
 
     @classmethod
     async def connect(

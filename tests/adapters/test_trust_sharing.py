@@ -1,0 +1,243 @@
+"""One connection shared by two tasks or threads while one of them is in a block.
+
+Issue 14, case 6, in every flavour: a ``transaction()`` or ``pipeline()``
+block owns the connection for the task (thread) that entered it until it
+ends; another task using the connection meanwhile waits, and its work then
+runs outside the block, as it believes. Only the owner may leave its block.
+
+The other party is a thread in the blocking flavour, a task in the async
+ones. Order is asserted with events and with what ``admin`` sees on the
+server, never with sleeps.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+from psycopg3 import ProgrammingError, Rollback
+from psycopg3.pq import TransactionStatus
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def table(admin: Any, flavour: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    test = request.node.originalname.removeprefix("test_")[:30]
+    name = f"share_{test}_{flavour.name.replace('-', '_')}"
+    admin.execute(f"drop table if exists {name}")
+    admin.execute(f"create table {name} (x int)")
+    yield name
+    admin.execute(f"drop table if exists {name}")
+
+
+def rows(admin: Any, table: str) -> list[int]:
+    return [r[0] for r in admin.execute(f"select x from {table} order by x").fetchall()]
+
+
+def backend_state(admin: Any, pid: int) -> str:
+    row = admin.execute("select state from pg_stat_activity where pid = %s", (pid,)).fetchone()
+    assert row is not None, f"backend {pid} is gone"
+    return str(row[0])
+
+
+class Other:
+    """The other user of the connection: a thread (blocking flavour) or a task.
+
+    ``run(work)`` starts ``work(conn)`` over there — a plain function given
+    the blocking connection, or a coroutine function given the async one —
+    and returns once it is about to call the connection.
+    """
+
+    def __init__(self, flavour: Any, conn: Any, group: Any):
+        self._sync = flavour.is_sync
+        self._conn = conn.target if flavour.is_sync else conn
+        self._group = group
+        self._thread: threading.Thread | None = None
+        self._done_sync = threading.Event()
+        self._done = anyio.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    async def run(self, work: Callable[[Any], Any]) -> None:
+        if self._sync:
+            started = threading.Event()
+
+            def target() -> None:
+                started.set()
+                try:
+                    self.result = work(self._conn)
+                except BaseException as ex:  # noqa: BLE001 - checked by the test
+                    self.error = ex
+                self._done_sync.set()
+
+            self._thread = threading.Thread(target=target)
+            self._thread.start()
+            started.wait()
+            return
+        started_async = anyio.Event()
+
+        async def task() -> None:
+            started_async.set()
+            try:
+                self.result = await work(self._conn)
+            except BaseException as ex:  # noqa: BLE001 - checked by the test
+                self.error = ex
+            self._done.set()
+
+        self._group.start_soon(task)
+        await started_async.wait()
+
+    @property
+    def done(self) -> bool:
+        return self._done_sync.is_set() if self._sync else self._done.is_set()
+
+    async def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        else:
+            await self._done.wait()
+
+
+@asynccontextmanager
+async def other_user(flavour: Any, conn: Any) -> AsyncIterator[Other]:
+    async with anyio.create_task_group() as group:
+        other = Other(flavour, conn, group)
+        yield other
+        await other.wait()
+
+
+def insert(table: str, value: int, flavour: Any) -> Callable[[Any], Any]:
+    if flavour.is_sync:
+        return lambda conn: conn.execute(f"insert into {table} values ({value})").rowcount
+
+    async def work(conn: Any) -> int:
+        cur = await conn.execute(f"insert into {table} values ({value})")
+        return int(cur.rowcount)
+
+    return work
+
+
+@pytest.mark.parametrize("kind", ["transaction", "pipeline"])
+async def test_other_users_insert_waits_for_the_block(
+    flavour: Any, dsn: str, admin: Any, table: str, kind: str
+) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        pid = conn.pgconn.backend_pid
+        async with other_user(flavour, conn) as other:
+            with pytest.raises(ZeroDivisionError):
+                async with getattr(conn, kind)():
+                    await conn.execute(f"insert into {table} values (1)")
+                    await other.run(insert(table, 2, flavour))
+                    # The owner goes on; the other user's insert waits.
+                    await conn.execute(f"insert into {table} values (3)")
+                    cur = await conn.execute("select 4")
+                    assert await cur.fetchone() == (4,)
+                    if kind == "transaction":
+                        assert backend_state(admin, pid) == "idle in transaction"
+                    assert not other.done
+                    assert rows(admin, table) == []
+                    1 / 0  # noqa: B018 - the block rolls back (a pipeline keeps autocommit rows)
+            await other.wait()
+        # The other user's insert ran after the block, outside it: reported, durable.
+        assert other.error is None
+        assert other.result == 1
+        assert 2 in rows(admin, table)
+        expected = [2] if kind == "transaction" else [1, 2, 3]
+        assert rows(admin, table) == expected
+        assert conn.info.transaction_status == TransactionStatus.IDLE
+        assert backend_state(admin, pid) == "idle"
+    finally:
+        await conn.close()
+
+
+async def test_other_users_block_waits_and_stays_apart(
+    flavour: Any, dsn: str, admin: Any, table: str
+) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        if flavour.is_sync:
+
+            def other_block(raw: Any) -> None:
+                with raw.transaction():
+                    raw.execute(f"insert into {table} values (2)")
+
+        else:
+
+            async def other_block(conn: Any) -> None:  # type: ignore[misc]
+                async with conn.transaction():
+                    await conn.execute(f"insert into {table} values (2)")
+
+        async with other_user(flavour, conn) as other:
+            async with conn.transaction() as mine:
+                await conn.execute(f"insert into {table} values (1)")
+                await other.run(other_block)
+                await conn.execute(f"insert into {table} values (3)")
+                assert not other.done
+                raise Rollback(mine)
+        assert other.error is None
+        assert mine.status == "rolled_back"
+        assert rows(admin, table) == [2]
+        assert conn.info.transaction_status == TransactionStatus.IDLE
+    finally:
+        await conn.close()
+
+
+async def test_only_the_owner_leaves_its_block(
+    flavour: Any, dsn: str, admin: Any, table: str
+) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        block = conn.transaction()
+        tx = await block.__aenter__()
+        await conn.execute(f"insert into {table} values (1)")
+
+        if flavour.is_sync:
+
+            def leave(raw: Any) -> Any:
+                return tx.__exit__(None, None, None)
+
+        else:
+
+            async def leave(conn: Any) -> Any:  # type: ignore[misc]
+                return await tx.__aexit__(None, None, None)
+
+        async with other_user(flavour, conn) as other:
+            await other.run(leave)
+        # Refused at once, not a hang: the block is still the owner's.
+        assert isinstance(other.error, ProgrammingError)
+        assert "belong to the one that entered them" in str(other.error)
+        assert tx.status == "active"
+        assert rows(admin, table) == []
+        await block.__aexit__(None, None, None)
+        assert tx.status == "committed"
+        assert rows(admin, table) == [1]
+        assert backend_state(admin, conn.pgconn.backend_pid) == "idle"
+    finally:
+        await conn.close()
+
+
+async def test_owner_uses_the_connection_freely(
+    flavour: Any, dsn: str, admin: Any, table: str
+) -> None:
+    # No hang: the owner's nested blocks, pipelines and cursors run at once.
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        async with conn.transaction():
+            async with conn.pipeline():
+                await conn.execute(f"insert into {table} values (1)")
+                async with conn.transaction():
+                    await conn.execute(f"insert into {table} values (2)")
+            async with conn.cursor() as cur:
+                await cur.execute(f"select count(*) from {table}")
+                assert await cur.fetchone() == (2,)
+        assert rows(admin, table) == [1, 2]
+        assert not conn.lock.locked()
+    finally:
+        await conn.close()
