@@ -11,6 +11,7 @@ TimeZone, standard_conforming_strings.
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -161,3 +162,83 @@ def test_which_encodings_have_no_python_codec() -> None:
         ascii_text = "".join(map(chr, range(128)))
         if name != "SHIFT_JIS_2004":  # Python's maps '\\' and '~' elsewhere
             assert ascii_text.encode(py_encoding(name).python_codec) == ascii_text.encode()
+
+
+# -- the other parameters the driver depends on -------------------------------
+
+_VALUES = [
+    dt.date(2024, 1, 2),
+    dt.datetime(2024, 1, 2, 3, 4, 5, 500000),
+    dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+    dt.timedelta(days=-1, seconds=7200),
+    dt.timedelta(microseconds=-1),
+    dt.time(3, 4, 5),
+]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "datestyle to 'SQL, DMY'",
+        "datestyle to 'German'",
+        "datestyle to 'Postgres, MDY'",
+        "intervalstyle to sql_standard",
+        "intervalstyle to iso_8601",
+        "intervalstyle to postgres_verbose",
+    ],
+)
+async def test_date_styles_parameters_and_results(aconn: Any, setting: str) -> None:
+    await aconn.execute(f"set {setting}")
+    for value in _VALUES:
+        # Text parameters mean the same as binary ones whatever the style.
+        cur = await aconn.execute("select %t = %b, %s = %b", (value,) * 4)
+        assert await cur.fetchone() == (True, True), value
+        binary = aconn.cursor(binary=True)
+        await binary.execute("select %s", (value,))
+        assert await binary.fetchone() == (value,)
+        # Text results in a style the loaders do not read: a DataError, never a wrong value.
+        cur = await aconn.execute("select %b", (value,))
+        try:
+            assert await cur.fetchone() == (value,)
+        except errors.DataError as ex:
+            assert "ISO" in str(ex) or "postgres" in str(ex)
+
+
+@pytest.mark.parametrize("scope", ["session", "local"])
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+async def test_timezone_changes_are_followed(aconn: Any, scope: str, end: str) -> None:
+    instant = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    cur = aconn.cursor()
+    await cur.execute("select %s::timestamptz", (instant,))
+    await aconn.execute(f"set {scope} timezone to 'Asia/Kolkata'")
+    kolkata = dt.timedelta(hours=5, minutes=30)
+    for binary in (False, True):
+        await cur.execute("select %s::timestamptz", (instant,), binary=binary)
+        (got,) = await cur.fetchone()
+        assert got == instant and got.utcoffset() == kolkata
+    await getattr(aconn, end)()
+    kept = scope == "session" and end == "commit"
+    for binary in (False, True):
+        await cur.execute("select %s::timestamptz", (instant,), binary=binary)
+        (got,) = await cur.fetchone()
+        assert got == instant and got.utcoffset() == (kolkata if kept else dt.timedelta(0))
+
+
+@pytest.mark.parametrize("conforming", ["on", "off"])
+async def test_literals_follow_standard_conforming_strings(aconn: Any, conforming: str) -> None:
+    await aconn.execute(f"set standard_conforming_strings to {conforming}")
+    text = "a\\b'c\\\\"
+    for value in (text, [text, 'q"'], text.encode()):
+        query = sql.SQL("select {}, {} = %s").format(sql.Literal(value), sql.Literal(value))
+        cur = await aconn.execute(query, (value,))
+        assert await cur.fetchone() == (value, True)
+
+
+async def test_reset_all_and_discard_follow(aconn: Any) -> None:
+    await aconn.execute("set client_encoding to 'LATIN1'")
+    await aconn.execute("set timezone to 'Asia/Kolkata'")
+    await aconn.commit()
+    await aconn.execute("reset all")
+    assert await encoding_of(aconn) == "UTF8"
+    cur = await aconn.execute("select %s::text as colé", ("é€",))
+    assert (cur.description[0].name, await cur.fetchone()) == ("colé", ("é€",))
