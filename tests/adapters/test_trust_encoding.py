@@ -152,6 +152,33 @@ async def test_encoding_without_python_codec_still_carries_ascii(aconn: Any) -> 
     assert await cur.fetchone() == ("é",)
 
 
+async def test_shift_jis_2004_keeps_backslash_and_tilde(aconn: Any) -> None:
+    # Python's shift_jis_2004 writes them as two-byte characters and reads
+    # 0x5C and 0x7E as YEN SIGN and OVERLINE; PostgreSQL reads them as ASCII.
+    await aconn.execute("set client_encoding to 'SHIFT_JIS_2004'")
+    text = "a\\b~c 日本"
+    built = "'a' || chr(92) || 'b' || chr(126) || 'c 日本'"
+    cur = await aconn.execute(f"select %s::text, %s::text = {built}, {built}", (text, text))
+    assert await cur.fetchone() == (text, True, text)
+    query = sql.SQL("select {} = " + built).format(sql.Literal(text))
+    assert await (await aconn.execute(query)).fetchone() == (True,)
+
+
+async def test_notifications_in_an_encoding_without_codec(aconn: Any) -> None:
+    seen: list[str] = []
+    aconn.add_notify_handler(lambda n: seen.append(n.payload))
+    await aconn.execute("set client_encoding to 'EUC_TW'")
+    await aconn.commit()
+    await aconn.execute("listen enc_ch")
+    await aconn.commit()
+    # '一' is 0xC4 0xA1 in EUC_TW: valid UTF-8 too ('ġ'), so misreading shows.
+    one = "convert_from('\\xc4a1'::bytea, 'EUC_TW')"
+    await aconn.execute(f"select pg_notify('enc_ch', 'ascii'), pg_notify('enc_ch', 'zh' || {one})")
+    await aconn.commit()  # delivered with the result of the commit
+    # Non-ASCII cannot be read without a codec: replaced, never misread.
+    assert seen[0] == "ascii" and seen[1][:2] == "zh" and set(seen[1][2:]) == {"\ufffd"}
+
+
 def test_which_encodings_have_no_python_codec() -> None:
     missing = {name for name, codec in _PG_TO_PY.items() if codec is None}
     assert missing == {"EUC_TW", "MULE_INTERNAL"}
@@ -159,9 +186,10 @@ def test_which_encodings_have_no_python_codec() -> None:
         if codec is not None:
             codecs.lookup(codec)
         # Rule 4 of _encodings: ASCII is ASCII in every client encoding.
+        codec = py_encoding(name).python_codec
         ascii_text = "".join(map(chr, range(128)))
-        if name != "SHIFT_JIS_2004":  # Python's maps '\\' and '~' elsewhere
-            assert ascii_text.encode(py_encoding(name).python_codec) == ascii_text.encode()
+        assert ascii_text.encode(codec) == ascii_text.encode()
+        assert ascii_text.encode().decode(codec) == ascii_text
 
 
 # -- the other parameters the driver depends on -------------------------------

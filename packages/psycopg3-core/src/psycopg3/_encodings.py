@@ -21,8 +21,12 @@ Rules:
    non-ASCII byte raises ``UnicodeDecodeError`` (the transformer reports it as
    a ``DataError`` naming the column).
 4. Every PostgreSQL client encoding writes the characters U+0000..U+007F as
-   the single bytes 0x00..0x7F (checked in tests for every codec here, except
-   Python's ``shift_jis_2004``, which maps backslash and tilde elsewhere).
+   the single bytes 0x00..0x7F (checked in tests for every codec here).
+   Python's ``shift_jis_2004`` does not: it reads 0x5C and 0x7E as YEN SIGN
+   and OVERLINE, and writes backslash and tilde as two-byte characters, where
+   PostgreSQL reads 0x5C and 0x7E as backslash and tilde (and writes YEN SIGN
+   and OVERLINE as 0x5C and 0x7E too). ``psycopg3_shift_jis_2004`` is that
+   codec corrected to PostgreSQL's mapping.
    Only EUC_TW and MULE_INTERNAL also promise that a byte below 0x80 is never
    part of a multibyte character (their multibyte characters use bytes >= 0x80
    only), which is what makes rule 3 exact for them; SJIS, BIG5, GBK, UHC,
@@ -92,7 +96,7 @@ _PG_TO_PY: dict[str, str | None] = {
     "LATIN10": "iso8859_16",
     "MULE_INTERNAL": None,
     "SJIS": "shift_jis",
-    "SHIFT_JIS_2004": "shift_jis_2004",
+    "SHIFT_JIS_2004": "psycopg3_shift_jis_2004",  # see rule 4
     "SQL_ASCII": "utf-8",  # see rule 2: paired with surrogateescape
     "UHC": "cp949",
     "UTF8": "utf-8",
@@ -134,9 +138,31 @@ _ALIASES = {
 _BY_NORMAL_NAME = {name.replace("_", ""): name for name in _PG_TO_PY}
 
 
-# The codecs of rules 3 and 5, by name; registered once with `codecs.register`.
+# The codecs of rules 3, 4 and 5, by name; registered once with `codecs.register`.
 _ASCII_ONLY_PREFIX = "psycopg3_ascii_only_"
 _own_codecs: dict[str, codecs.CodecInfo] = {}
+codecs.register(_own_codecs.get)
+
+_TO_PYTHON_SJIS2004 = {0x5C: "\xa5", 0x7E: "\u203e"}
+_FROM_PYTHON_SJIS2004 = {0xA5: "\\", 0x203E: "~"}
+
+
+def _encode_sjis2004(text: str, errors_handler: str = "strict") -> tuple[bytes, int]:
+    return codecs.encode(
+        text.translate(_TO_PYTHON_SJIS2004), "shift_jis_2004", errors_handler
+    ), len(text)
+
+
+def _decode_sjis2004(data: bytes, errors_handler: str = "strict") -> tuple[str, int]:
+    text = codecs.decode(bytes(data), "shift_jis_2004", errors_handler)
+    return text.translate(_FROM_PYTHON_SJIS2004), len(data)
+
+
+_own_codecs["psycopg3_shift_jis_2004"] = codecs.CodecInfo(
+    _encode_sjis2004,
+    _decode_sjis2004,  # type: ignore[arg-type]
+    name="psycopg3_shift_jis_2004",
+)
 
 
 def _ascii_only_codec(pgname: str) -> str:
@@ -164,8 +190,6 @@ def _ascii_only_codec(pgname: str) -> str:
         except UnicodeDecodeError as ex:
             raise UnicodeDecodeError(pgname, ex.object, ex.start, ex.end, fix) from None
 
-    if not _own_codecs:
-        codecs.register(_own_codecs.get)
     _own_codecs[name] = codecs.CodecInfo(encode, decode, name=name)  # type: ignore[arg-type]
     return name
 
@@ -198,8 +222,6 @@ def _either_codec(old: PyEncoding, new: PyEncoding) -> str:
         start = next((i for i, byte in enumerate(data) if byte >= 0x80), 0)
         raise UnicodeDecodeError(name, data, start, start + 1, why)
 
-    if not _own_codecs:
-        codecs.register(_own_codecs.get)
     _own_codecs[name] = codecs.CodecInfo(encode, decode, name=name)  # type: ignore[arg-type]
     return name
 
