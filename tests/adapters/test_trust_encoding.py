@@ -123,6 +123,25 @@ async def test_notices_and_errors_in_the_current_encoding(aconn: Any) -> None:
         await aconn.execute("do $$ begin raise exception 'hé€'; end $$")
 
 
+@pytest.mark.parametrize("pgenc, codec", [("LATIN1", "latin1"), ("WIN1252", "cp1252")])
+async def test_copy_in_the_current_encoding(aconn: Any, pgenc: str, codec: str) -> None:
+    value = "é€" if pgenc == "WIN1252" else "é"
+    await aconn.execute("create temp table enc_copy (t text)")
+    cur = aconn.cursor()
+    await cur.execute("select %s::text", ("é",))  # a transformer in UTF8 exists
+    await cur.execute(f"set client_encoding to '{pgenc}'")
+    async with cur.copy("copy enc_copy (t) from stdin") as copy:
+        await copy.write_row((value,))
+    async with cur.copy("copy enc_copy (t) from stdin") as copy:
+        await copy.write(f"h{value}\n".encode(codec))
+    expected = [(value,), (f"h{value}",)]
+    async with cur.copy("copy (select t from enc_copy order by length(t)) to stdout") as copy:
+        assert [row async for row in copy.rows()] == expected
+    await cur.execute("set client_encoding to 'UTF8'")
+    await cur.execute("select t from enc_copy order by length(t)")
+    assert await cur.fetchall() == expected
+
+
 async def test_undecodable_result_is_a_data_error_naming_the_column(aconn: Any) -> None:
     # EUC_TW has no Python codec: its non-ASCII text cannot be read.
     await aconn.execute("set client_encoding to 'EUC_TW'")
