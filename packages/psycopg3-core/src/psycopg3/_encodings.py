@@ -44,6 +44,10 @@ Rules:
    sending the error. (A command that changes the encoding and then fails
    reverts its change without a word: its error, sent in the changed
    encoding, is read in the old one, with "replace".)
+   Beyond reach: a query that changes the encoding and changes it back
+   reports nothing, and in a pipeline the commands queued after a change,
+   up to the next sync, are sent in the old encoding. Change client_encoding
+   in a query of its own, outside a pipeline.
 6. ``py_encoding`` and ``pgconn_py_encoding`` are called for every command:
    their answers are cached per name.
 """
