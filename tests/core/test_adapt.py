@@ -361,8 +361,11 @@ def test_py_encoding(pgname: str | bytes, codec: str) -> None:
 def test_sql_ascii_and_unsupported() -> None:
     enc = py_encoding("SQL_ASCII")
     assert (enc.codec, enc.errors) == ("utf-8", "surrogateescape")
+    # No Python codec: ASCII only (see _encodings rule 3).
+    codec = py_encoding("EUC_TW").python_codec
+    assert "abc".encode(codec) == b"abc"
     with pytest.raises(errors.NotSupportedError, match="EUC_TW"):
-        py_encoding("EUC_TW").python_codec
+        "é".encode(codec)
     with pytest.raises(errors.NotSupportedError, match="unknown PostgreSQL encoding"):
         py_encoding("KLINGON")
 

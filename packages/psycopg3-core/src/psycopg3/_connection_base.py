@@ -425,9 +425,10 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         if self._pipeline is not None:
             yield from self._pipeline.command_gen(command)
             return
+        codec = self.encoding
         self.pgconn.send_query(command)
         results = yield from self._results_gen()
-        self._check_results(results)
+        self._check_results(results, codec)
 
     def _results_gen(self) -> PQGen[list[PGresult]]:
         """Flush the command just sent and return its results.
@@ -446,11 +447,14 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
             yield from generators.drain(self.pgconn, deadline=deadline)
         return results
 
-    def _check_results(self, results: list[PGresult]) -> None:
+    def _check_results(self, results: list[PGresult], codec: str | None = None) -> None:
+        # codec: the encoding the command was sent in, to read its error in:
+        # a failed transaction reverts a SET client_encoding made in it after
+        # sending the error (see psycopg3._encodings, rule 5).
         for result in results:
             status = result.status
             if status == ExecStatus.FATAL_ERROR or status == ExecStatus.BAD_RESPONSE:
-                error = errors.error_from_result(result, self.encoding)
+                error = errors.error_from_result(result, codec or self.encoding)
                 if error.sqlstate is None:
                     # libpq's own error (lost synchronisation, a message it
                     # cannot parse…): what follows on the wire cannot be trusted.

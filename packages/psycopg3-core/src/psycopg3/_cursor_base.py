@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic
 from . import _pipeline, errors, generators
 from ._arguments import check_callable, check_int, check_iterable, check_str
 from ._column import Column
+from ._encodings import changed_encoding, pgconn_py_encoding
 from ._queries import Params, PostgresQuery, Query
 from ._transformer import Transformer
 from .adapt import AdaptersMap
@@ -118,7 +119,8 @@ class BaseCursor(Generic[Row]):
         result = self._result
         if result is None or result.status not in _TUPLES_STATUSES:
             return None
-        encoding = self._conn.encoding
+        # The encoding the result came in, not the connection's now.
+        encoding = self._transformer().encoding.python_codec
         return [Column(result, i, encoding) for i in range(result.nfields)]
 
     @property
@@ -168,6 +170,25 @@ class BaseCursor(Generic[Row]):
             tx = self._tx = Transformer(self)
             self._tx_client_encoding = encoding
         return tx
+
+    def _check_encoding_changed(self) -> None:
+        """Call after a command's results: did the command change the client encoding?
+
+        If so, the server said so only after the last result (see
+        ``psycopg3._encodings``, rule 5): the results are read with an
+        encoding that accepts only text both encodings read alike, and the
+        next command gets a transformer in the new encoding.
+        """
+        pgconn = self._conn.pgconn
+        old_tx = self._tx
+        if (
+            old_tx is None
+            or pgconn.parameter_status(b"client_encoding") == self._tx_client_encoding
+        ):
+            return
+        tx = self._tx = Transformer(self)
+        tx.encoding = changed_encoding(old_tx.encoding, pgconn_py_encoding(pgconn))
+        self._tx_client_encoding = None
 
     def _execute_gen(
         self,
@@ -232,8 +253,9 @@ class BaseCursor(Generic[Row]):
                     result_format=result_format,
                 )
         results = yield from conn._results_gen()
+        self._check_encoding_changed()
         manager.check_results(results)
-        conn._check_results(results)
+        conn._check_results(results, tx.encoding.python_codec)
         yield from conn._deallocate_evicted_gen()
         self._results = results
         self._select_result(0)
@@ -406,11 +428,13 @@ class BaseCursor(Generic[Row]):
                 per_command.append((yield from conn._results_gen()))
                 conn._check_results(per_command[-1])  # stop at the first error
         manager = conn._prepare_manager
+        codec = tx.encoding.python_codec
         for command_results in per_command:
             manager.check_results(command_results)
-            conn._check_results(command_results)  # the pipeline's first error
+            conn._check_results(command_results, codec)  # the pipeline's first error
         yield from conn._deallocate_evicted_gen()
         rowcount = sum(r.command_tuples or 0 for results in per_command for r in results)
+        self._check_encoding_changed()
         if returning:
             self._results = [results[-1] for results in per_command if results]
             self._select_result(0)

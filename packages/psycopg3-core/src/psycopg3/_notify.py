@@ -78,7 +78,9 @@ class NotifyState:
     def deliver(self, pgconn: PGconn, received: list[PGnotify]) -> None:
         """Deliver notifications received on ``pgconn``, in order (rules 2-4)."""
         encoding = pgconn_py_encoding(pgconn)
-        codec = encoding.codec or "utf-8"
+        # The session's encoding when they arrive; with no Python codec,
+        # ASCII only (see psycopg3._encodings, rule 3).
+        codec = encoding.python_codec
         # Never raise here: a notification the codec cannot read still arrives.
         how = "surrogateescape" if encoding.errors == "surrogateescape" else "replace"
         for pgnotify in received:

@@ -67,6 +67,7 @@ class BaseServerCursor(BaseCursor[Row]):
         self.itersize = DEFAULT_ITERSIZE
         self._declared = False
         self._portal: PGresult | None = None
+        self._portal_codec = "utf-8"
         self._position = 0
         self._fetch_format = Format.BINARY if binary else Format.TEXT
 
@@ -86,7 +87,8 @@ class BaseServerCursor(BaseCursor[Row]):
         portal = self._portal
         if portal is None or portal.nfields == 0:
             return None
-        encoding = self._conn.encoding
+        # Described in the encoding of the DECLARE, whatever it is now.
+        encoding = self._portal_codec
         return [Column(portal, i, encoding) for i in range(portal.nfields)]
 
     @property
@@ -106,13 +108,20 @@ class BaseServerCursor(BaseCursor[Row]):
         return b"".join(parts)
 
     def _run_gen(
-        self, command: bytes, params: list[bytes | None] | None = None, **kw: Any
+        self,
+        command: bytes,
+        params: list[bytes | None] | None = None,
+        codec: str | None = None,
+        **kw: Any,
     ) -> PQGen[PGresult]:
-        """Run one statement (extended protocol); return its result or raise its error."""
+        """Run one statement (extended protocol); return its result or raise its error.
+
+        ``codec``: the client encoding's, if the caller has just read it.
+        """
         conn = self._conn
         conn.pgconn.send_query_params(command, params, **kw)
         results = yield from conn._results_gen()
-        conn._check_results(results)
+        conn._check_results(results, codec)
         return results[-1]
 
     def _declare_gen(
@@ -131,12 +140,14 @@ class BaseServerCursor(BaseCursor[Row]):
         conn = self._conn
         if binary is not None:
             self._fetch_format = Format.BINARY if binary else Format.TEXT
-        pg_query = PostgresQuery(self._fresh_transformer())
+        tx = self._fresh_transformer()
+        pg_query = PostgresQuery(tx)
         pg_query.convert(query, params)
         yield from conn._start_query_gen()
         yield from self._run_gen(
             self._declare_statement(pg_query.query),
             pg_query.params,
+            tx.encoding.python_codec,
             param_types=pg_query.types,
             param_formats=pg_query.formats,
         )
@@ -147,6 +158,7 @@ class BaseServerCursor(BaseCursor[Row]):
         results = yield from conn._results_gen()
         conn._check_results(results)
         self._portal = results[-1]
+        self._portal_codec = conn.encoding
         self._set_row_maker()
 
     def _check_declared(self) -> None:
@@ -171,13 +183,15 @@ class BaseServerCursor(BaseCursor[Row]):
         yield from conn._start_query_gen()  # a WITH HOLD cursor, after a commit
         count = b"ALL" if size is None else b"%d" % size
         command = b"FETCH FORWARD " + count + b" FROM " + self._quoted_name()
-        result = yield from self._run_gen(command, None, result_format=self._fetch_format)
+        # The client encoding may have changed since the DECLARE or the last FETCH.
+        tx = self._fresh_transformer()
+        codec = tx.encoding.python_codec
+        result = yield from self._run_gen(command, None, codec, result_format=self._fetch_format)
         ntuples = result.ntuples
         self._position += ntuples
         self._rowcount += ntuples
         if ntuples == 0:
             return []
-        tx = self._transformer()
         tx.set_pgresult(result)
         rows = tx.load_rows(0, ntuples)
         tx.set_pgresult(None, set_loaders=False)  # keep only one batch alive

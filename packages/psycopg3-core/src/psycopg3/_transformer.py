@@ -25,6 +25,8 @@ Rules:
 6. The cached dumpers and loaders are dropped when the adapters map has
    changed since they were chosen (its ``generation``): a dumper, loader or
    type registered after a query already ran is used by the next one.
+7. Text that cannot be decoded in the encoding of the result is a
+   ``DataError`` naming the column, never a bare ``UnicodeDecodeError``.
 """
 
 from __future__ import annotations
@@ -374,13 +376,49 @@ class Transformer:
         """
         if self._pgresult is None:
             raise errors.InterfaceError("there is no result to load rows from")
-        return self._pgresult.load_rows(row0, row1, self._column_loaders, nul_free=self._nul_free)
+        try:
+            return self._pgresult.load_rows(
+                row0, row1, self._column_loaders, nul_free=self._nul_free
+            )
+        except UnicodeDecodeError as ex:
+            raise self._decode_error(ex, row0, row1) from ex
 
     def load_row(self, row: int) -> tuple[Any, ...] | None:
         """Return one row of the current result, or None past its end."""
         if self._pgresult is None or not 0 <= row < self._ntuples:
             return None
-        return self._pgresult.load_row(row, self._row_loaders)
+        try:
+            return self._pgresult.load_row(row, self._row_loaders)
+        except UnicodeDecodeError as ex:
+            raise self._decode_error(ex, row, row + 1) from ex
+
+    def _decode_error(self, ex: UnicodeDecodeError, row0: int, row1: int) -> errors.DataError:
+        # Rule 6: find the failing value again, one by one (errors only).
+        where = ""
+        found = self._find_undecodable(row0, row1)
+        if found is not None and self._pgresult is not None:
+            row, col = found
+            raw_name = self._pgresult.fname(col) or b""
+            name = raw_name.decode(self.encoding.python_codec, "replace")
+            where = f" of column {name!r} (row {row})"
+        return errors.DataError(
+            f"cannot decode the text{where} in the client encoding {self.encoding.pgname}: {ex}"
+        )
+
+    def _find_undecodable(self, row0: int, row1: int) -> tuple[int, int] | None:
+        result = self._pgresult
+        if result is None:
+            return None
+        for row in range(row0, row1):
+            for col, load in enumerate(self._row_loaders):
+                value = result.get_value(row, col)
+                if load is None or value is None:
+                    continue
+                try:
+                    load(value)
+                except UnicodeDecodeError:
+                    return row, col
+        return None
 
     def load_sequence(self, record: Sequence[bytes | None]) -> tuple[Any, ...]:
         """Load one record of raw values with the current column loaders."""
@@ -390,9 +428,14 @@ class Transformer:
                 f"cannot load {len(record)} values with {len(loaders)} column loaders"
             )
         # A list comprehension: a generator expression costs a frame per row.
-        return tuple(
-            [
-                None if value is None else value if load is None else load(value)
-                for value, load in zip(record, loaders)
-            ]
-        )
+        try:
+            return tuple(
+                [
+                    None if value is None else value if load is None else load(value)
+                    for value, load in zip(record, loaders)
+                ]
+            )
+        except UnicodeDecodeError as ex:
+            raise errors.DataError(
+                f"cannot decode the text in the client encoding {self.encoding.pgname}: {ex}"
+            ) from ex
