@@ -92,6 +92,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write the table of reliability scenarios covered by this run to PATH",
     )
+    _addoption_every_yield(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -138,7 +139,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--reliability-report")
-    if not path or not _records:
+    if not path or not (_records or _yield_cases):
         return
     Path(path).write_text(render_report())
 
@@ -182,5 +183,58 @@ def render_report() -> str:
                 f"| {scenario} {_cell(title)} | {flavour} | {record.tests} | {outcome}"
                 f" | {_cell(observed)} |"
             )
+    lines += _render_yield_cases()
     lines.append("")
     return "\n".join(lines)
+
+
+# -- interruption at every yield (tests/interrupt) ------------------------------
+
+#: (command, flavour, mode) -> the number of yields interrupted, one case each.
+_yield_cases: dict[tuple[str, str, str], int] = {}
+
+
+def _addoption_every_yield(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--every-yield-modes",
+        default="interrupt,twice,close",
+        help="tests/interrupt: the ways to interrupt at every yield, comma-separated "
+        "(interrupt: the flavour's own interruption; twice: that, and again at the next "
+        "yield; close: close from another thread or task)",
+    )
+
+
+def count_cases(
+    request: pytest.FixtureRequest, command: str, flavour: str, mode: str, cases: int
+) -> None:
+    """Record that ``cases`` yields of ``command`` were interrupted in ``flavour``, ``mode``."""
+    _yield_cases[command, flavour, mode] = cases
+
+
+def _render_yield_cases() -> list[str]:
+    if not _yield_cases:
+        return []
+    total = sum(_yield_cases.values())
+    flavours = sorted({f for _, f, _ in _yield_cases}, key=FLAVOUR_ORDER.index)
+    lines = [
+        "",
+        "## Interruption at every yield",
+        "",
+        f"**{total} (command, yield, flavour) cases** ran: each command was interrupted at",
+        "each of its yields in turn, by the flavour's own interruption (`interrupt`:",
+        "Ctrl-C, task cancellation, cancel scope) and by a close from another thread or",
+        "task (`close`); after each, the connection had to be usable and truthful or",
+        "closed, and the table hold what was reported done (`tests/interrupt/`).",
+        "Cases per command and flavour (interrupt + close):",
+        "",
+        "| command | " + " | ".join(flavours) + " |",
+        "|---|" + "--:|" * len(flavours),
+    ]
+    commands = list(dict.fromkeys(c for c, _, _ in _yield_cases))
+    for command in commands:
+        cells = []
+        for flavour in flavours:
+            counts = [n for (c, f, _), n in _yield_cases.items() if c == command and f == flavour]
+            cells.append(str(sum(counts)) if counts else "–")
+        lines.append(f"| {command} | " + " | ".join(cells) + " |")
+    return lines
