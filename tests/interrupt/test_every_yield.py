@@ -37,6 +37,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import pytest
 import trio
 
@@ -47,16 +48,26 @@ import psycopg3_sync
 import psycopg3_sync.pool
 import psycopg3_trio
 import psycopg3_trio.pool
-from fix_flavours import SyncFacade
+from fix_flavours import SyncFacade, load_doc_adapter
 from fix_report import count_cases
 from interrupt.yield_points import MODES, Interrupter, run_sync_coroutine
 from psycopg3.pq import TransactionStatus
 
-FLAVOURS = ["sync", "asyncio", "trio"]
+FLAVOURS = ["sync", "asyncio", "trio", "anyio-asyncio", "anyio-trio"]
+#: The flavours with a pool (``fix_pool.POOL_FLAVOURS``).
+POOL_FLAVOURS = ["sync", "asyncio", "trio"]
+
+
+def _anyio_connect(dsn: str, **kwargs: Any) -> Any:
+    return load_doc_adapter().anyio_connect(dsn, **kwargs)
+
+
 CONNECT = {
     "sync": psycopg3_sync.connect,
     "asyncio": psycopg3_asyncio.asyncio_connect,
     "trio": psycopg3_trio.trio_connect,
+    "anyio-asyncio": _anyio_connect,
+    "anyio-trio": _anyio_connect,
 }
 SERVER_STATE = {
     TransactionStatus.IDLE: "idle",
@@ -119,6 +130,8 @@ class Ctx:
             await asyncio.sleep(0.01)
         elif self.flavour == "trio":
             await trio.sleep(0.01)
+        elif self.flavour.startswith("anyio"):
+            await anyio.sleep(0.01)
         else:
             time.sleep(0.01)
 
@@ -153,7 +166,7 @@ def _action(ctx: Ctx, scope: Any) -> Callable[[], None]:
             return lambda: ctx.closers.append(loop.create_task(conn.close()))
 
         def close_from_task() -> None:
-            closed = trio.Event()
+            closed = anyio.Event() if ctx.flavour.startswith("anyio") else trio.Event()
             ctx.closers.append(closed)
 
             async def close() -> None:
@@ -182,7 +195,11 @@ async def run_command(
     ctx: Ctx, interrupter: Interrupter, command: Callable[[Ctx, Run], Awaitable[Any]]
 ) -> Run:
     run = Run()
-    scope = trio.CancelScope() if ctx.flavour == "trio" else None
+    scope: Any = None
+    if ctx.flavour == "trio":
+        scope = trio.CancelScope()
+    elif ctx.flavour.startswith("anyio"):
+        scope = anyio.CancelScope()
 
     async def body() -> None:
         interrupter.arm(_action(ctx, scope) if interrupter.at is not None else None)
@@ -199,8 +216,7 @@ async def run_command(
                 run.outcome = "interrupted"
             else:
                 task.result()
-        elif ctx.flavour == "trio":
-            assert scope is not None
+        elif scope is not None:
             with scope:
                 await body()
             if scope.cancelled_caught:
@@ -413,6 +429,23 @@ def verify_transaction_rollback(ctx: Ctx, run: Run) -> list[str]:
     return problems
 
 
+async def cmd_transaction_nested(ctx: Ctx, run: Run) -> Any:
+    async with ctx.conn.transaction():
+        await ctx.conn.execute(f"insert into {ctx.table} (id) values (1)")
+        async with ctx.conn.transaction(savepoint_name="inner"):
+            await ctx.conn.execute(f"insert into {ctx.table} (id) values (2)")
+        run.progress.append("inner")
+        await ctx.conn.execute(f"insert into {ctx.table} (id) values (3)")
+        run.progress.append("body")
+
+
+def verify_transaction_nested(ctx: Ctx, run: Run) -> list[str]:
+    # Interrupted anywhere inside the outer block, the whole block rolls back.
+    if "body" in run.progress:  # interrupted while committing: either way
+        return check_rows(ctx, run, [1, 2, 3], [[], [1, 2, 3]])
+    return check_rows(ctx, run, [1, 2, 3], [[]])
+
+
 async def cmd_pipeline(ctx: Ctx, run: Run) -> Any:
     async with ctx.conn.pipeline() as p:
         await ctx.conn.execute(f"insert into {ctx.table} (id) values (1)")
@@ -475,6 +508,7 @@ COMMANDS = {
     "transaction-rollback": Command(
         True, cmd_transaction_rollback, verify_transaction_rollback, outcome="error", error=Boom
     ),
+    "transaction-nested": Command(True, cmd_transaction_nested, verify_transaction_nested),
     "pipeline-sync": Command(True, cmd_pipeline, verify_pipeline),
     "notifies": Command(True, cmd_notifies, verify_notifies, setup_notifies),
 }
@@ -489,7 +523,7 @@ def start(flavour: str, main: Callable[[Ctx], Awaitable[None]], ctx: Ctx) -> Non
         run_sync_coroutine(main(ctx))
     elif flavour == "asyncio":
         asyncio.run(main(ctx))  # type: ignore[arg-type]
-    else:
+    elif flavour == "trio":
 
         async def in_nursery() -> None:
             async with trio.open_nursery() as nursery:
@@ -497,6 +531,14 @@ def start(flavour: str, main: Callable[[Ctx], Awaitable[None]], ctx: Ctx) -> Non
                 await main(ctx)
 
         trio.run(in_nursery)
+    else:
+
+        async def in_task_group() -> None:
+            async with anyio.create_task_group() as group:
+                ctx.nursery = group
+                await main(ctx)
+
+        anyio.run(in_task_group, backend=flavour.removeprefix("anyio-"))
 
 
 #: The RELIABILITY.md scenario each (flavour, mode) sweep provokes: ``nox -s
@@ -510,6 +552,10 @@ SCENARIO = {
     ("trio", "close"): "C5",
     ("sync", "twice"): "C6",
     ("asyncio", "twice"): "C6",
+    ("anyio-asyncio", "interrupt"): "C2",
+    ("anyio-trio", "interrupt"): "C4",
+    ("anyio-asyncio", "close"): "C5",
+    ("anyio-trio", "close"): "C5",
 }
 
 
@@ -781,7 +827,7 @@ async def check_pool(ctx: Ctx, pool: Any, app: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("flavour", POOL_FLAVOURS)
 @pytest.mark.parametrize(
     "name",
     [

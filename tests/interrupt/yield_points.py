@@ -21,6 +21,8 @@ does what a real interruption would do at that waiting point:
     the waiter's ``await``;
   - trio: cancels the command's cancel scope, so the waiter's next
     checkpoint raises ``trio.Cancelled``;
+  - the anyio adapter of docs/adapters.md, on asyncio and on trio: cancels
+    the command's ``anyio.CancelScope``;
 * ``close``: closes the connection from another thread (sync) or task
   (asyncio, trio), which runs while the command waits on yield *k*.
 
@@ -45,8 +47,10 @@ import psycopg3_sync.connection
 import psycopg3_sync.pool
 import psycopg3_trio.connection
 import psycopg3_trio.pool
+from fix_flavours import load_doc_adapter
 
-#: The flavours swept, and the module attributes holding each one's waiter.
+#: The flavours swept, and the module attributes holding each one's waiter
+#: (the anyio flavours': ``waiters()``, their module is docs/adapters.md's).
 WAITERS = {
     "sync": [
         (psycopg3_sync.connection, "wait_select"),
@@ -62,6 +66,14 @@ WAITERS = {
     ],
 }
 
+
+def waiters(flavour: str) -> list[tuple[Any, str]]:
+    """The module attributes holding the waiter of ``flavour``."""
+    if flavour.startswith("anyio"):
+        return [(load_doc_adapter(), "wait_anyio")]
+    return WAITERS[flavour]
+
+
 #: How each flavour is interrupted: its own interruption, the same twice in a
 #: row (trio's cancellation is level-triggered: a second one is the first), or
 #: a close from another thread or task.
@@ -69,6 +81,8 @@ MODES = {
     "sync": ["interrupt", "twice", "close"],
     "asyncio": ["interrupt", "twice", "close"],
     "trio": ["interrupt", "close"],
+    "anyio-asyncio": ["interrupt", "close"],
+    "anyio-trio": ["interrupt", "close"],
 }
 
 
@@ -95,7 +109,7 @@ def counted(
 def _current_owner(flavour: str) -> object:
     if flavour == "sync":
         return threading.get_ident()
-    if flavour == "asyncio":
+    if flavour in ("asyncio", "anyio-asyncio"):
         return asyncio.current_task()
     return trio.lowlevel.current_task()
 
@@ -160,7 +174,7 @@ class Interrupter:
     def install(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         """Put the counting waiter in place of the flavour's, for the block."""
         with monkeypatch.context() as patch:
-            for module, name in WAITERS[self.flavour]:
+            for module, name in waiters(self.flavour):
                 patch.setattr(module, name, self._wrap(getattr(module, name)))
             yield
 
