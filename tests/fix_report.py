@@ -197,9 +197,10 @@ _yield_cases: dict[tuple[str, str, str], int] = {}
 def _addoption_every_yield(parser: pytest.Parser) -> None:
     parser.addoption(
         "--every-yield-modes",
-        default="interrupt,twice,close",
+        default="interrupt,timeout,twice,close",
         help="tests/interrupt: the ways to interrupt at every yield, comma-separated "
-        "(interrupt: the flavour's own interruption; twice: that, and again at the next "
+        "(interrupt: the flavour's own interruption; timeout: asyncio.timeout() expiring; "
+        "twice: the flavour's interruption, and again at the next "
         "yield; close: close from another thread or task)",
     )
 
@@ -222,7 +223,8 @@ def _render_yield_cases() -> list[str]:
         "",
         f"**{total} (command, yield, flavour) cases** ran: each command was interrupted at",
         "each of its yields in turn, in each mode: the flavour's own interruption (Ctrl-C,",
-        "task cancellation, cancel scope), the same twice in a row (sync, asyncio), and a",
+        "task cancellation, cancel scope), an `asyncio.timeout()` expiring, the same",
+        "interruption twice in a row (sync, asyncio), and a",
         "close from another thread or task. After each case the connection had to be",
         "usable, its transaction status the server's and the one the user expects, or",
         "closed with a DB-API error; the table had to hold what was reported done, and",

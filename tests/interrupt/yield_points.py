@@ -74,12 +74,14 @@ def waiters(flavour: str) -> list[tuple[Any, str]]:
     return WAITERS[flavour]
 
 
+_HAS_TIMEOUT = hasattr(asyncio, "timeout")  # Python >= 3.11
+
 #: How each flavour is interrupted: its own interruption, the same twice in a
 #: row (trio's cancellation is level-triggered: a second one is the first), or
 #: a close from another thread or task.
 MODES = {
     "sync": ["interrupt", "twice", "close"],
-    "asyncio": ["interrupt", "twice", "close"],
+    "asyncio": ["interrupt", "twice", "close"] + (["timeout"] if _HAS_TIMEOUT else []),
     "trio": ["interrupt", "close"],
     "anyio-asyncio": ["interrupt", "close"],
     "anyio-trio": ["interrupt", "close"],
