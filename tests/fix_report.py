@@ -190,8 +190,10 @@ def render_report() -> str:
 
 # -- interruption at every yield (tests/interrupt) ------------------------------
 
-#: (command, flavour, mode) -> the number of yields interrupted, one case each.
+#: (command, flavour, mode) -> the number of yields interrupted (one case
+#: each), and how many of those cases found a problem.
 _yield_cases: dict[tuple[str, str, str], int] = {}
+_yield_failures: dict[tuple[str, str, str], int] = {}
 
 
 def _addoption_every_yield(parser: pytest.Parser) -> None:
@@ -205,17 +207,20 @@ def _addoption_every_yield(parser: pytest.Parser) -> None:
     )
 
 
-def count_cases(
-    request: pytest.FixtureRequest, command: str, flavour: str, mode: str, cases: int
-) -> None:
-    """Record that ``cases`` yields of ``command`` were interrupted in ``flavour``, ``mode``."""
+def count_cases(command: str, flavour: str, mode: str, cases: int, failed: int) -> None:
+    """Record that ``cases`` yields of ``command`` were interrupted in ``flavour``, ``mode``.
+
+    :param failed: how many of them (or of the uninterrupted run) found a problem.
+    """
     _yield_cases[command, flavour, mode] = cases
+    _yield_failures[command, flavour, mode] = failed
 
 
 def _render_yield_cases() -> list[str]:
     if not _yield_cases:
         return []
     total = sum(_yield_cases.values())
+    failed = sum(_yield_failures.values())
     flavours = sorted({f for _, f, _ in _yield_cases}, key=FLAVOUR_ORDER.index)
     lines = [
         "",
@@ -229,7 +234,7 @@ def _render_yield_cases() -> list[str]:
         "usable, its transaction status the server's and the one the user expects, or",
         "closed with a DB-API error; the table had to hold what was reported done, and",
         "nothing half-written (`tests/interrupt/`). Cases per command and flavour, all",
-        "modes together:",
+        f"modes together. Cases (or uninterrupted runs) that found a problem: {failed}.",
         "",
         "| command | " + " | ".join(flavours) + " |",
         "|---|" + "--:|" * len(flavours),
@@ -238,7 +243,13 @@ def _render_yield_cases() -> list[str]:
     for command in commands:
         cells = []
         for flavour in flavours:
-            counts = [n for (c, f, _), n in _yield_cases.items() if c == command and f == flavour]
-            cells.append(str(sum(counts)) if counts else "–")
+            keys = [key for key in _yield_cases if key[0] == command and key[1] == flavour]
+            if not keys:
+                cells.append("–")
+                continue
+            cell = str(sum(_yield_cases[key] for key in keys))
+            if bad := sum(_yield_failures[key] for key in keys):
+                cell += f" ({bad} failed)"
+            cells.append(cell)
         lines.append(f"| {command} | " + " | ".join(cells) + " |")
     return lines

@@ -671,7 +671,7 @@ def test_command_every_yield(
                 await ctx.conn.close()
 
     start(flavour, main, ctx)
-    count_cases(request, name, flavour, mode, len(cases) - 1)
+    count_cases(name, flavour, mode, len(cases) - 1, sum(1 for case in cases if case[2]))
     observe(f"{name}: interrupted at each of {len(cases) - 1} yields")
     problems = sweep_problems(cases)
     assert not problems, f"{name}, {flavour}, {mode}: " + "\n".join(problems)
@@ -734,7 +734,7 @@ def run_sweep(
             cases.extend(await main(ctx, interrupter))
 
     start(ctx.flavour, wrapper, ctx)
-    count_cases(request, name, ctx.flavour, ctx.mode, len(cases) - 1)
+    count_cases(name, ctx.flavour, ctx.mode, len(cases) - 1, sum(1 for case in cases if case[2]))
     observe(f"{name}: interrupted at each of {len(cases) - 1} yields")
     problems = sweep_problems(cases)
     assert not problems, f"{name}, {ctx.flavour}, {ctx.mode}: " + "\n".join(problems)
