@@ -92,6 +92,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write the table of reliability scenarios covered by this run to PATH",
     )
+    _addoption_every_yield(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -138,7 +139,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--reliability-report")
-    if not path or not _records:
+    if not path or not (_records or _yield_cases):
         return
     Path(path).write_text(render_report())
 
@@ -182,5 +183,73 @@ def render_report() -> str:
                 f"| {scenario} {_cell(title)} | {flavour} | {record.tests} | {outcome}"
                 f" | {_cell(observed)} |"
             )
+    lines += _render_yield_cases()
     lines.append("")
     return "\n".join(lines)
+
+
+# -- interruption at every yield (tests/interrupt) ------------------------------
+
+#: (command, flavour, mode) -> the number of yields interrupted (one case
+#: each), and how many of those cases found a problem.
+_yield_cases: dict[tuple[str, str, str], int] = {}
+_yield_failures: dict[tuple[str, str, str], int] = {}
+
+
+def _addoption_every_yield(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--every-yield-modes",
+        default="interrupt,timeout,twice,close",
+        help="tests/interrupt: the ways to interrupt at every yield, comma-separated "
+        "(interrupt: the flavour's own interruption; timeout: asyncio.timeout() expiring; "
+        "twice: the flavour's interruption, and again at the next "
+        "yield; close: close from another thread or task)",
+    )
+
+
+def count_cases(command: str, flavour: str, mode: str, cases: int, failed: int) -> None:
+    """Record that ``cases`` yields of ``command`` were interrupted in ``flavour``, ``mode``.
+
+    :param failed: how many of them (or of the uninterrupted run) found a problem.
+    """
+    _yield_cases[command, flavour, mode] = cases
+    _yield_failures[command, flavour, mode] = failed
+
+
+def _render_yield_cases() -> list[str]:
+    if not _yield_cases:
+        return []
+    total = sum(_yield_cases.values())
+    failed = sum(_yield_failures.values())
+    flavours = sorted({f for _, f, _ in _yield_cases}, key=FLAVOUR_ORDER.index)
+    lines = [
+        "",
+        "## Interruption at every yield",
+        "",
+        f"**{total} (command, yield, flavour) cases** ran: each command was interrupted at",
+        "each of its yields in turn, in each mode: the flavour's own interruption (Ctrl-C,",
+        "task cancellation, cancel scope), an `asyncio.timeout()` expiring, the same",
+        "interruption twice in a row (sync, asyncio), and a",
+        "close from another thread or task. After each case the connection had to be",
+        "usable, its transaction status the server's and the one the user expects, or",
+        "closed with a DB-API error; the table had to hold what was reported done, and",
+        "nothing half-written (`tests/interrupt/`). Cases per command and flavour, all",
+        f"modes together. Cases (or uninterrupted runs) that found a problem: {failed}.",
+        "",
+        "| command | " + " | ".join(flavours) + " |",
+        "|---|" + "--:|" * len(flavours),
+    ]
+    commands = list(dict.fromkeys(c for c, _, _ in _yield_cases))
+    for command in commands:
+        cells = []
+        for flavour in flavours:
+            keys = [key for key in _yield_cases if key[0] == command and key[1] == flavour]
+            if not keys:
+                cells.append("–")
+                continue
+            cell = str(sum(_yield_cases[key] for key in keys))
+            if bad := sum(_yield_failures[key] for key in keys):
+                cell += f" ({bad} failed)"
+            cells.append(cell)
+        lines.append(f"| {command} | " + " | ".join(cells) + " |")
+    return lines

@@ -46,7 +46,7 @@ from ._transaction import BaseTransaction, TransactionCharacteristics
 from .adapt import AdaptersMap
 from .adapt import adapters as global_adapters
 from .conninfo import conninfo_to_dict, make_conninfo, timeout_from_conninfo
-from .pq import ConnStatus, ExecStatus, PGconn, PGresult, TransactionStatus
+from .pq import ExecStatus, PGconn, PGresult, TransactionStatus
 from .rows import RowFactory, tuple_row
 from .waiting import PQGen
 
@@ -158,7 +158,9 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
     @property
     def closed(self) -> bool:
         """True once the connection was closed, by the user or by a failure."""
-        return self._closed_by_user or self._broken or self.pgconn.status == ConnStatus.BAD
+        # pgconn.closed, not its status: a connection lost and then closed
+        # has no PGconn left to ask, and is closed all the same.
+        return self._closed_by_user or self._broken or self.pgconn.closed
 
     def _session_status(self) -> TransactionStatus:
         """The transaction status while open; UNKNOWN once closed.
