@@ -400,3 +400,24 @@ async def test_copy_in_interrupted_and_caught_is_not_done(
         assert await cur.fetchone() == (0,)
     finally:
         await conn.close()
+
+
+# -- blocks closed from elsewhere between statements ----------------------------
+
+
+@pytest.mark.parametrize("block", ["pipeline", "transaction"])
+async def test_block_closed_between_statements(
+    flavour: Any, dsn: str, admin: psycopg3_sync.Connection, block: str
+) -> None:
+    if block == "pipeline" and psycopg3.pq.version() < 140000:
+        pytest.skip("pipelines need libpq 14")
+    table = f"trust_close_{uuid.uuid4().hex}"
+    admin.execute(f"create table {table} (x int)")
+    conn = await flavour.connect(dsn, autocommit=True)
+    with pytest.raises(psycopg3.InterfaceError, match="closed"):
+        async with getattr(conn, block)():
+            await conn.execute(f"insert into {table} values (1)")
+            await _close_elsewhere(flavour, conn)
+    assert conn.closed
+    assert admin.execute(f"select count(*) from {table}").fetchone() == (0,)
+    await _check_reconnect(flavour, dsn)
