@@ -132,7 +132,7 @@ async def _pid(conn: Any) -> int:
 # -- waiting on the server, closed from elsewhere ------------------------------
 
 
-OPERATIONS = ["execute", "server_cursor_fetch", "copy_out", "pipeline_sync"]
+OPERATIONS = ["execute", "executemany", "server_cursor_fetch", "copy_out", "pipeline_sync"]
 
 
 @pytest.mark.parametrize("what", OPERATIONS)
@@ -149,6 +149,9 @@ async def test_close_while_waiting(
     async def operation(conn: Any) -> None:
         if what == "execute":
             await conn.execute("select pg_advisory_lock(%s)", (key,))
+        elif what == "executemany":
+            cur = conn.cursor()
+            await cur.executemany("select pg_advisory_lock(%s)", [(key,)] * 3)
         elif what == "server_cursor_fetch":
             cur = conn.cursor("waiting")
             await cur.execute("select pg_advisory_lock(%s)", (key,))
@@ -418,6 +421,39 @@ async def test_block_closed_between_statements(
         async with getattr(conn, block)():
             await conn.execute(f"insert into {table} values (1)")
             await _close_elsewhere(flavour, conn)
+    assert conn.closed
+    assert admin.execute(f"select count(*) from {table}").fetchone() == (0,)
+    await _check_reconnect(flavour, dsn)
+
+
+@pytest.mark.parametrize("then", ["exit", "read_row"])
+async def test_copy_out_closed_between_reads(flavour: Any, dsn: str, then: str) -> None:
+    conn = await flavour.connect(dsn)
+    cur = conn.cursor()
+    with pytest.raises(psycopg3.InterfaceError, match="closed during the COPY"):
+        async with cur.copy("copy (select generate_series(1, 100000)) to stdout") as copy:
+            assert await copy.read_row() == ("1",)
+            await _close_elsewhere(flavour, conn)
+            if then == "read_row":
+                # Rows already received are not handed out as if the data were whole.
+                await copy.read_row()
+    assert cur.rowcount == -1
+    await _check_reconnect(flavour, dsn)
+
+
+async def test_copy_in_closed_by_its_own_task(
+    flavour: Any, dsn: str, admin: psycopg3_sync.Connection
+) -> None:
+    # close() inside the block, from the task or thread holding the connection.
+    table = f"trust_close_{uuid.uuid4().hex}"
+    admin.execute(f"create table {table} (x int)")
+    conn = await flavour.connect(dsn, autocommit=True)
+    cur = conn.cursor()
+    with anyio.fail_after(HANG):
+        with pytest.raises(psycopg3.InterfaceError, match="closed during the COPY"):
+            async with cur.copy(f"copy {table} from stdin") as copy:
+                await copy.write_row((1,))
+                await conn.close()
     assert conn.closed
     assert admin.execute(f"select count(*) from {table}").fetchone() == (0,)
     await _check_reconnect(flavour, dsn)
