@@ -20,6 +20,7 @@ The blocking flavour runs the operation in a thread with its own event loop
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,8 @@ import pytest
 import psycopg3
 import psycopg3_sync
 from fix_flavours import ASYNC_FLAVOURS
+from psycopg3.waiting import Wait
+from psycopg3_asyncio.waiting import notify_closing, wait_asyncio
 
 pytestmark = pytest.mark.anyio
 
@@ -457,3 +460,48 @@ async def test_copy_in_closed_by_its_own_task(
     assert conn.closed
     assert admin.execute(f"select count(*) from {table}").fetchone() == (0,)
     await _check_reconnect(flavour, dsn)
+
+
+# -- the asyncio waiter alone, on a socketpair ---------------------------------
+
+
+@pytest.mark.parametrize("wait", [Wait.R, Wait.W, Wait.RW])
+def test_asyncio_notify_closing_unregisters_before_the_fd_closes(wait: Wait) -> None:
+    # The next socket given the same number must find the loop's selector
+    # clean, even before the woken wait has run again.
+    def waiting_gen(fileno: int) -> Any:
+        yield fileno, wait
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        old, peer = socket.socketpair()
+        old.setblocking(False)
+        if wait == Wait.W:  # make the wait for writing really wait
+            while True:
+                try:
+                    old.send(b"x" * 65536)
+                except BlockingIOError:
+                    break
+        number = old.fileno()
+        task = asyncio.create_task(wait_asyncio(waiting_gen(number)))
+        await asyncio.sleep(0)  # one turn: the task is now waiting
+        assert not task.done()
+        notify_closing(number)
+        old.close()
+        peer.close()
+        new, new_peer = socket.socketpair()
+        try:
+            if new.fileno() != number:
+                pytest.skip("the fd number was not reused")
+            readable = loop.create_future()
+            loop.add_reader(new.fileno(), readable.set_result, None)
+            new_peer.send(b"x")
+            with pytest.raises(psycopg3.OperationalError, match="closed"):
+                await task
+            await readable  # the old wait did not remove the new reader
+            loop.remove_reader(new.fileno())
+        finally:
+            new.close()
+            new_peer.close()
+
+    asyncio.run(main())
