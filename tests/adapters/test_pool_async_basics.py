@@ -199,10 +199,12 @@ async def test_returned_from_inside_its_copy_block_is_discarded(
     async with pool_module.open_pool(dsn, min_size=1) as pool:
         conn = await pool.getconn(timeout=10)
         with anyio.fail_after(10):
-            async with conn.cursor().copy(f"copy {table} (x) from stdin") as copy:
-                await copy.write_row((1,))
-                # The block holds the connection's lock: no waiting for it.
-                await pool.putconn(conn)
+            # The connection is closed under the block: leaving it says so.
+            with pytest.raises(psycopg3.InterfaceError, match="closed during the COPY"):
+                async with conn.cursor().copy(f"copy {table} (x) from stdin") as copy:
+                    await copy.write_row((1,))
+                    # The block holds the connection's lock: no waiting for it.
+                    await pool.putconn(conn)
         assert conn.closed and pool.stats()["returns_bad"] == 1
         async with pool.connection(timeout=10) as other:
             assert other is not conn

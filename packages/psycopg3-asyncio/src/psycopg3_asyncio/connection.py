@@ -156,10 +156,12 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
     async def _wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
         try:
             return await wait_asyncio(gen, timeout=timeout)
-        except BaseException:
+        except BaseException as ex:
             if self._interrupted():
                 recovery = wait_asyncio(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
                 await _run_shielded(recovery)
+            elif (closed := self._closed_while_waiting(ex)) is not None:
+                raise closed from ex
             raise
 
 

@@ -22,19 +22,43 @@ _DIRECTIONS = {Wait.R: (True, False), Wait.W: (False, True), Wait.RW: (True, Tru
 
 # The waits in progress, by file descriptor: only so that notify_closing()
 # can wake them. An entry lives exactly as long as its wait.
-_waiting: dict[int, set[asyncio.Future[Ready]]] = {}
+_waiting: dict[int, set[_Wait]] = {}
+
+
+class _Wait:
+    """One wait in progress: its future and what it registered with its loop."""
+
+    __slots__ = ("future", "loop", "reading", "writing")
+
+    def __init__(self, future: asyncio.Future[Ready], loop: asyncio.AbstractEventLoop, wait: Wait):
+        self.future = future
+        self.loop = loop
+        self.reading, self.writing = _DIRECTIONS[wait]
+
+    def unregister(self, fileno: int) -> None:
+        """Remove the reader and writer of this wait; only once."""
+        if self.reading:
+            self.loop.remove_reader(fileno)
+        if self.writing:
+            self.loop.remove_writer(fileno)
+        self.reading = self.writing = False
 
 
 def notify_closing(fileno: int) -> None:
     """Wake every wait on ``fileno`` with an error: the fd is about to close.
 
-    asyncio would otherwise leave such a wait pending forever, its reader
-    silently dropped by the kernel along with the file descriptor (trio and
-    anyio have the same function for the same reason).
+    The wait's reader and writer are removed now, while the fd is still
+    open: left for the waiting task to remove when it next runs, they would
+    stay in the loop's selector after the fd closed, and the next socket
+    given the same number (a reconnection) would find them there (a
+    ``FileNotFoundError`` from the selector, or its reader removed by the old
+    wait). asyncio would otherwise also leave the wait pending forever (trio
+    and anyio have the same function for the same reason).
     """
-    for future in _waiting.get(fileno, ()):
-        if not future.done():
-            future.set_exception(
+    for waiting in list(_waiting.get(fileno, ())):
+        waiting.unregister(fileno)
+        if not waiting.future.done():
+            waiting.future.set_exception(
                 OperationalError("the connection was closed while waiting for the server")
             )
 
@@ -56,24 +80,23 @@ async def wait_asyncio(gen: PQGen[T], *, timeout: float | None = None) -> T:
                 if not future.done():
                     future.set_result(ready)
 
-            reading, writing = _DIRECTIONS[wait]
-            if reading:
+            waiting = _Wait(future, loop, wait)
+            if waiting.reading:
                 loop.add_reader(fileno, wake, Ready.R)
-            if writing:
+            if waiting.writing:
                 loop.add_writer(fileno, wake, Ready.W)
             timer = None if timeout is None else loop.call_later(timeout, wake, Ready.NONE)
             waits = _waiting.setdefault(fileno, set())
-            waits.add(future)
+            waits.add(waiting)
             try:
                 ready = await future
             finally:
-                waits.discard(future)
-                if not waits:
-                    _waiting.pop(fileno, None)
-                if reading:
-                    loop.remove_reader(fileno)
-                if writing:
-                    loop.remove_writer(fileno)
+                waits.discard(waiting)
+                if not waits and _waiting.get(fileno) is waits:
+                    del _waiting[fileno]
+                # Already done by notify_closing() if the fd closed meanwhile:
+                # the number may belong to another socket by now.
+                waiting.unregister(fileno)
                 if timer is not None:
                     timer.cancel()
             fileno, wait = gen.send(ready)

@@ -27,7 +27,7 @@ The rules, written once here for every adapter:
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from . import errors
 
@@ -40,6 +40,9 @@ class _SyncLock(Protocol):
     def release(self) -> None: ...
 
     def locked(self) -> bool: ...
+
+
+_L = TypeVar("_L", bound=_SyncLock)
 
 
 class _AsyncLock(Protocol):
@@ -78,20 +81,21 @@ class _Ownership:
             )
 
 
-class ConnectionLock(_Ownership):
+class ConnectionLock(_Ownership, Generic[_L]):
     """The lock of a blocking connection: ``with conn.lock:`` (see the module's rules).
 
-    :param new_lock: the lock class (``threading.Lock``).
+    :param new_lock: the lock class (``threading.Lock``, or an adapter's own
+        with the same methods; ``operation`` is of that class).
     :param current: returns the identity of the running thread.
     """
 
-    def __init__(self, new_lock: Callable[[], _SyncLock], current: Callable[[], Hashable]):
+    def __init__(self, new_lock: Callable[[], _L], current: Callable[[], Hashable]):
         super().__init__(current)
         #: Held while a command runs (rule 1); ``close()`` takes it alone.
         self.operation = new_lock()
         self._gate = new_lock()
 
-    def __enter__(self) -> ConnectionLock:
+    def __enter__(self) -> ConnectionLock[_L]:
         self.acquire()
         return self
 

@@ -538,6 +538,26 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
             return False
         return self.pgconn.transaction_status == TransactionStatus.ACTIVE
 
+    def _closed_while_waiting(self, ex: BaseException) -> errors.OperationalError | None:
+        """The error to raise instead of ``ex`` if ``close()`` ended the wait that raised it.
+
+        Closed from another task or thread, a wait fails with whatever the
+        framework or libpq makes of a vanished socket (an ``OSError``, a
+        framework's own exception, "server closed the connection"): the
+        adapter raises this clear error from it. A cancellation, a server's
+        error and an ``InterfaceError`` (already about the closing) are kept.
+        """
+        if not self._closed_by_user or not isinstance(ex, Exception):
+            return None
+        if isinstance(ex, errors.InterfaceError) or getattr(ex, "sqlstate", None):
+            return None
+        return errors.OperationalError(
+            "the connection was closed (close() from another task or thread) while waiting"
+            " for the server: the operation did not complete (an open transaction is"
+            " rolled back by the server; a statement or COMMIT already running there may"
+            " have finished)"
+        )
+
     def _cancel_gen(self) -> PQGen[CancelOutcome]:
         """Send a cancel request for the command in progress, within ``CANCEL_TIMEOUT``.
 

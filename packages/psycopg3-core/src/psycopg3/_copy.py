@@ -43,7 +43,13 @@ The rules of a COPY block:
 6. An interruption inside a wait (Ctrl-C, a task cancellation, a cancel
    scope) is recovered by the adapter's ``_wait()`` (cancel, then drain,
    which ends the COPY); the block then finds the COPY over and does
-   nothing more when it is left.
+   nothing more when it is left, unless the interruption was caught inside
+   a COPY FROM block left normally: leaving it then raises
+   ``OperationalError``, as none of its data was kept.
+7. A connection closed during the block (by ``close()`` from another task
+   or thread, or lost) makes every later write and read, and leaving the
+   block normally, raise ``InterfaceError``: a COPY never looks done when it
+   was not.
 """
 
 from __future__ import annotations
@@ -180,8 +186,22 @@ class BaseCopy:
             raise errors.ProgrammingError(
                 "the COPY block has ended: this copy object cannot be used any more"
             )
+        if self._state == "active" and self._conn.closed:
+            # Closed from another task or thread (or lost) during the block:
+            # nothing may look written, or read to its end (rule 7).
+            raise self._closed_error()
         assert self._tx is not None
         return self._tx
+
+    def _closed_error(self) -> errors.Error:
+        if self._direction == ExecStatus.COPY_IN:
+            return errors.InterfaceError(
+                "the connection was closed during the COPY: nothing more can be written,"
+                " and the data of this COPY was not committed"
+            )
+        return errors.InterfaceError(
+            "the connection was closed during the COPY: the data read so far is incomplete"
+        )
 
     def _check_direction(self, direction: ExecStatus, method: str) -> Transformer:
         tx = self._active_tx()
@@ -373,8 +393,19 @@ class BaseCopy:
         """End the COPY as the block is left (rules 4 to 6)."""
         if self._state != "active":
             return
+        if self._conn.closed:
+            self._state = "finished"
+            if exc is None:
+                raise self._closed_error()
+            return
         if not self._copy_in_progress():
             self._state = "finished"
+            if exc is None and self._direction == ExecStatus.COPY_IN:
+                # An interruption inside the block, caught there: the recovery
+                # aborted the COPY, so the block must not end as if it succeeded.
+                raise errors.OperationalError(
+                    "the COPY was interrupted and aborted: none of its data was committed"
+                )
             return
         pgconn = self._conn.pgconn
         if self._direction == ExecStatus.COPY_OUT:

@@ -567,7 +567,15 @@ class BasePipeline:
         outermost = state.depth == 0
         try:
             if conn.closed:
+                # Closed from elsewhere during the block: what was sent since
+                # the last sync point never completed, and must not look done.
+                cut = state.unsynced or bool(state._entries)
                 state._abandon()
+                if cut and exc is None:
+                    raise errors.InterfaceError(
+                        "the connection was closed during the pipeline block: the"
+                        " commands sent since its last sync() did not complete"
+                    )
                 return
             yield from state.sync_gen()
             if outermost:
@@ -592,7 +600,7 @@ class BasePipeline:
 
 
 class _BlockingDriver(Protocol):
-    lock: ConnectionLock
+    lock: ConnectionLock[Any]
 
     def _wait(self, gen: PQGen[T]) -> T: ...
 

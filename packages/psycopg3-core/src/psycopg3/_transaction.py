@@ -48,7 +48,7 @@ from __future__ import annotations
 import logging
 from enum import IntEnum
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 from . import errors
 from ._arguments import wrong_argument
@@ -424,7 +424,7 @@ class BaseTransaction:
 
 
 class _BlockingDriver(Protocol):
-    lock: ConnectionLock
+    lock: ConnectionLock[Any]
 
     def _wait(self, gen: PQGen[T]) -> T: ...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
@@ -42,7 +42,11 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.lock = ConnectionLock(threading.Lock, threading.get_ident)
+        # The operation lock can run a deferred close() as it is released.
+        self.lock = ConnectionLock(_ConnectionLock, threading.get_ident)
+        # notifies() iterations polling the socket without the lock (their
+        # count changes under the lock): close() must wake them.
+        self._lockless_waits = 0
 
     @classmethod
     def connect(
@@ -80,26 +84,30 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
             self.close()
 
     def close(self) -> None:
-        """Close the connection; closing twice does nothing.
+        """Close the connection; closing twice does nothing. Returns at once.
 
         Callable from any thread: a thread waiting on the connection wakes
-        up with an ``OperationalError``.
+        up with an ``OperationalError``; one inside a COPY block gets an
+        ``InterfaceError`` at its next write, read or at the block's end.
         """
-        if not self.closed and self.lock.locked():
-            # Another thread may be blocked in poll() on this socket: closing
-            # the fd would not wake it, shutting the socket down does.
-            _shutdown(self.pgconn.socket)
-        # Free the PGconn only once no other thread is inside libpq with it:
-        # the woken thread fails fast and releases the lock. The timeout only
-        # guards against a close() called while this thread holds the lock.
-        # (The operation lock alone: a block open in another thread must not
-        # delay closing.)
-        acquired = self.lock.operation.acquire(timeout=CLOSE_LOCK_TIMEOUT)
-        try:
-            self._close()
-        finally:
-            if acquired:
+        if self.lock.operation.acquire(blocking=False):
+            try:
+                if self._lockless_waits and not self.closed:
+                    _shutdown(self.pgconn.socket)  # wake the notifies() poller
+                self._close()
+            finally:
                 self.lock.operation.release()
+            return
+        # Another thread (or this one, in a COPY block) holds the operation
+        # lock, and may be inside libpq: the PGconn is freed only when the lock
+        # is released. (The operation lock alone: a block open in another
+        # thread must not delay closing.)
+        # Until then the connection counts as closed, and shutting the socket
+        # down wakes a thread blocked in poll() (closing the fd would not).
+        if not self.closed:
+            self._closed_by_user = True
+            _shutdown(self.pgconn.socket)
+        self.lock.operation.run_when_free(self._close)
 
     @overload
     def cursor(
@@ -224,11 +232,16 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
                     if self._receive_notifies():
                         continue
                     fileno = self.pgconn.socket
+                    self._lockless_waits += 1
                 # poll() is level-triggered and several threads may poll one
                 # socket: a query running meanwhile gets its results as usual.
                 # Waiting without the lock is what lets it run: a thread
                 # blocked on a threading.Lock has no turn guaranteed.
-                wait_select(wait_readable(fileno), timeout=wait)
+                try:
+                    wait_select(wait_readable(fileno), timeout=wait)
+                finally:
+                    with self.lock:
+                        self._lockless_waits -= 1
                 with self.lock:
                     self._receive_notifies()
         finally:
@@ -275,14 +288,63 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
     def _wait(self, gen: PQGen[T]) -> T:
         try:
             return wait_select(gen)
-        except BaseException:
+        except BaseException as ex:
             if self._interrupted():
                 wait_select(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
+            elif (closed := self._closed_while_waiting(ex)) is not None:
+                raise closed from ex
             raise
 
 
-#: Seconds close() waits for another thread to leave the connection.
-CLOSE_LOCK_TIMEOUT = 5.0
+class _ConnectionLock:
+    """A ``threading.Lock`` that can run a deferred ``close()`` as it is released.
+
+    ``close()`` from a thread that cannot take the lock hands the freeing of
+    the PGconn to whoever holds it: the PGconn is never freed while another
+    thread may be inside libpq with it, and ``close()`` never waits for a
+    thread that may hold the lock for long (a COPY block).
+    """
+
+    __slots__ = ("_lock", "_guard", "_pending")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._guard = threading.Lock()
+        self._pending: Callable[[], None] | None = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        with self._guard:
+            pending, self._pending = self._pending, None
+            if pending is None:
+                self._lock.release()
+                return
+        try:
+            pending()
+        finally:
+            self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def run_when_free(self, action: Callable[[], None]) -> None:
+        """Run ``action`` under the lock: now if it is free, else when it is released."""
+        with self._guard:
+            if not self._lock.acquire(blocking=False):
+                self._pending = action
+                return
+        try:
+            action()
+        finally:
+            self.release()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _shutdown(fileno: int) -> None:

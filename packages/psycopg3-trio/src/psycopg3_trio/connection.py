@@ -166,13 +166,15 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         except trio.ClosedResourceError as ex:
             # close() called from another task while this one waited.
             raise OperationalError("the connection was closed while waiting for the server") from ex
-        except BaseException:
+        except BaseException as ex:
             if self._interrupted():
                 # trio's cancellation is level-triggered: unshielded, the
                 # recovery would be cancelled again at its first checkpoint.
                 # It is bounded by its own deadlines.
                 with trio.CancelScope(shield=True):
                     await wait_trio(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
+            elif (closed := self._closed_while_waiting(ex)) is not None:
+                raise closed from ex
             raise
 
 

@@ -54,17 +54,25 @@ async def _wait_one(fileno: int, wait: Wait) -> Ready:
         return Ready.W
     # Either direction: wait for both, the first one ready stops the other.
     ready = Ready.NONE
+    closed = False
     async with trio.open_nursery() as nursery:
 
         async def wait_for(direction: Ready) -> None:
-            nonlocal ready
-            if direction == Ready.R:
-                await trio.lowlevel.wait_readable(fileno)
-            else:
-                await trio.lowlevel.wait_writable(fileno)
+            nonlocal ready, closed
+            try:
+                if direction == Ready.R:
+                    await trio.lowlevel.wait_readable(fileno)
+                else:
+                    await trio.lowlevel.wait_writable(fileno)
+            except trio.ClosedResourceError:
+                # notify_closing() wakes both waits: one plain error for the
+                # caller, not an ExceptionGroup of two.
+                closed = True
             ready |= direction
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(wait_for, Ready.R)
         nursery.start_soon(wait_for, Ready.W)
+    if closed:
+        raise trio.ClosedResourceError("the file descriptor was closed while waited on")
     return ready
