@@ -232,12 +232,20 @@ def pipeline_execute_many(
         the following ones each have one ``PIPELINE_ABORTED`` result.
     """
     results: list[list[PGresult]] = [[] for _ in commands]
+    sent = 0  # commands queued in libpq
     done = 0  # commands whose results are all in
 
+    # Rules of libpq's pipeline mode that the accounting below rests on:
+    # while a command sent has results to come, a NULL from get_result() ends
+    # exactly one command's results (after an error, each skipped command
+    # brings one PIPELINE_ABORTED result, then its NULL); a PIPELINE_SYNC
+    # result is not followed by a NULL. With every command sent answered,
+    # libpq is idle and get_result() returns NULL for nothing: never count
+    # those, or the real results of the commands sent next are lost.
+
     def take_ready() -> None:
-        # Results libpq has complete; a NULL ends a command's results.
         nonlocal done
-        while done < len(commands) and not pgconn.is_busy():
+        while done < sent and not pgconn.is_busy():
             result = pgconn.get_result()
             if result is None:
                 done += 1
@@ -251,13 +259,14 @@ def pipeline_execute_many(
                 pgconn.send_query_prepared(query, params, formats, result_format)
             else:
                 pgconn.send_query_params(query, params, types, formats, result_format)
+            sent += 1
         pgconn.send_flush_request()
         yield from send(pgconn)
         pgconn.consume_input()
         take_ready()
     pgconn.pipeline_sync()
     yield from send(pgconn)
-    while done < len(commands):
+    while done < sent:
         result = yield from fetch(pgconn)
         if result is None:
             done += 1
@@ -265,10 +274,26 @@ def pipeline_execute_many(
             results[done].append(result)
     while True:
         result = yield from fetch(pgconn)
-        if result is not None and result.status == ExecStatus.PIPELINE_SYNC:
+        if result is None:
+            # libpq idle before the sync's result: the connection is lost.
+            if any(_has_fatal(command_results) for command_results in results):
+                return results  # the caller raises the server's reason
+            raise _connection_error_in("the pipeline of executemany()", pgconn)
+        if result.status == ExecStatus.PIPELINE_SYNC:
             break
+        # Nothing but the sync is due: a result here means lost synchronisation.
+        raise errors.InternalError(
+            f"unexpected {ExecStatus(result.status).name} result at the end of a pipeline"
+        )
     pgconn.exit_pipeline_mode()
     return results
+
+
+def _connection_error_in(what: str, pgconn: PGconn) -> errors.OperationalError:
+    message = pgconn.error_message.decode("utf-8", "replace").strip()
+    return errors.OperationalError(
+        f"the connection was lost during {what}: {message or 'no message from libpq'}"
+    )
 
 
 def drain(
