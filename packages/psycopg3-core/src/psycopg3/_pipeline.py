@@ -92,7 +92,17 @@ class PipelineEntry:
         commands: the implicit ``BEGIN``, a ``PREPARE``).
     """
 
-    __slots__ = ("cursor", "on_done", "results", "error", "done", "is_sync", "group", "returning")
+    __slots__ = (
+        "cursor",
+        "on_done",
+        "results",
+        "error",
+        "done",
+        "is_sync",
+        "group",
+        "returning",
+        "by_name",
+    )
 
     def __init__(
         self,
@@ -110,6 +120,8 @@ class PipelineEntry:
         # executemany: the entries of every statement, the last one holding the cursor.
         self.group: list[PipelineEntry] | None = None
         self.returning = False
+        # Whether the command executes a prepared statement by name.
+        self.by_name = False
 
 
 class PipelineState:
@@ -261,7 +273,7 @@ class PipelineState:
                 break
         if entry.on_done is not None:
             entry.on_done(entry)
-        conn._prepare_manager.check_results(entry.results)
+        conn._prepare_manager.check_results(entry.results, by_name=entry.by_name)
         cursor = entry.cursor
         if cursor is not None:
             entry.cursor = None
@@ -393,7 +405,9 @@ def execute_gen(
     state = conn._pipeline
     assert state is not None
     entry = PipelineEntry(cursor)
-    _send_query(cursor, state, pg_query, Format.BINARY if binary else Format.TEXT, prepare)
+    entry.by_name = _send_query(
+        cursor, state, pg_query, Format.BINARY if binary else Format.TEXT, prepare
+    )
     cursor._pending = entry
     state.add(entry)
     yield from state.sent_gen()
@@ -434,6 +448,7 @@ def executemany_gen(
         entry = PipelineEntry(on_done=_group_done)
         entry.group = group
         entry.returning = returning
+        entry.by_name = use_name
         group.append(entry)
         if n == len(commands):
             # The cursor waits for the last one: set before a flush may read it.
@@ -449,7 +464,8 @@ def _send_query(
     pg_query: PostgresQuery,
     result_format: Format,
     prepare: bool | None,
-) -> None:
+) -> bool:
+    """Send the query, by a statement's name if prepared; return whether by name."""
     conn = cursor._conn
     pgconn = conn.pgconn
     state.start()
@@ -466,12 +482,13 @@ def _send_query(
             param_formats=pg_query.formats,
             result_format=result_format,
         )
-        return
+        return False
     if must_prepare:
         _send_prepare(conn, state, key, name, pg_query.types)
     pgconn.send_query_prepared(
         name, pg_query.params, param_formats=pg_query.formats, result_format=result_format
     )
+    return True
 
 
 def _send_prepare(
