@@ -18,6 +18,7 @@ The batch size is ``pipeline_execute_many``'s default (100 statements).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,8 +36,8 @@ FAILING_AT = [0, 1, 99, 100, 101, 150, 199, 200, 201, 230, 249]
 
 @pytest.fixture
 def table(admin: Any, flavour: Any, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = "trust_em_" + "".join(c if c.isalnum() else "_" for c in request.node.name)
-    name = name[:63]
+    # One table per test (names past 63 bytes would be truncated into one).
+    name = "trust_em_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
     admin.execute(f"drop table if exists {name}")
     admin.execute(f"create table {name} (id int primary key, x text)")
     yield name
@@ -197,5 +198,76 @@ async def test_in_a_pipeline_block(
         if not autocommit:
             await conn.commit()
         assert server_ids(admin, table) == list(range(ROWS))
+    finally:
+        await conn.close()
+
+
+# -- an error at the sync: the implicit transaction fails to commit -----------
+
+
+@pytest.fixture
+def deferred(admin: Any, table: str) -> str:
+    """``table`` with a unique constraint checked at commit: every insert succeeds alone."""
+    admin.execute(f"drop table {table}")
+    admin.execute(
+        f"create table {table} (id int, x text,"
+        " constraint deferred_u unique (id) deferrable initially deferred)"
+    )
+    return table
+
+
+@pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "transaction"])
+async def test_deferred_constraint(
+    flavour: Any, dsn: str, admin: Any, deferred: str, autocommit: bool
+) -> None:
+    conn = await flavour.connect(dsn, autocommit=autocommit)
+    try:
+        cur = conn.cursor()
+        insert = f"insert into {deferred} values (%s, 'new')"
+        for duplicate in [0, 150, 249]:
+            params = [(i,) for i in range(ROWS)] + [(duplicate,)]
+            if autocommit:
+                # The commit at the sync fails: no statement is done.
+                with pytest.raises(errors.UniqueViolation):
+                    await cur.executemany(insert, params)
+                assert cur.rowcount == -1
+            else:
+                await cur.executemany(insert, params)
+                assert cur.rowcount == ROWS + 1
+                with pytest.raises(errors.UniqueViolation):
+                    await conn.commit()
+            assert server_ids(admin, deferred) == []
+            await assert_usable(conn)
+        await cur.executemany(insert, [(i,) for i in range(ROWS)])
+        if not autocommit:
+            await conn.commit()
+        assert server_ids(admin, deferred) == list(range(ROWS))
+    finally:
+        await conn.close()
+
+
+async def test_deferred_constraint_in_a_pipeline_block(
+    flavour: Any, dsn: str, admin: Any, deferred: str
+) -> None:
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        cur = conn.cursor()
+        insert = f"insert into {deferred} values (%s, 'new')"
+        with pytest.raises(errors.UniqueViolation):
+            async with conn.pipeline():
+                await cur.executemany(insert, [(1,), (2,), (1,)])
+        assert server_ids(admin, deferred) == []
+        async with conn.pipeline() as p:
+            await cur.execute(insert, (1,))
+            await cur.execute(insert, (1,))
+            with pytest.raises(errors.UniqueViolation):
+                await p.sync()  # the error is the sync's, raised once
+            # Each command after it gets its own result.
+            after = await conn.execute("select %s::int", (42,))
+            await cur.execute(insert, (3,))
+            assert await after.fetchone() == (42,)
+        assert cur.rowcount == 1
+        assert server_ids(admin, deferred) == [3]
+        await assert_usable(conn)
     finally:
         await conn.close()

@@ -49,7 +49,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from . import errors, generators, pq
-from .pq import ExecStatus, Format, PGresult, PipelineStatus
+from .pq import ConnStatus, ExecStatus, Format, PGresult, PipelineStatus
 from .waiting import PQGen
 
 if TYPE_CHECKING:
@@ -243,7 +243,18 @@ class PipelineState:
         entry = self._entries[0]
         if entry.is_sync:
             if result is None:
-                return  # (not expected between a command's end and a sync point)
+                if self._conn.pgconn.status == ConnStatus.BAD:
+                    # Idle before the sync's result: nothing more will come.
+                    raise errors.OperationalError("the connection was lost in a pipeline")
+                return  # (the NULL after an error at the sync point)
+            if result.status != ExecStatus.PIPELINE_SYNC:
+                # An error at the sync point: the implicit transaction failed
+                # to commit (a deferred constraint). The sync's result follows.
+                if result.status in _ERROR_STATUSES:
+                    error = errors.error_from_result(result, self._conn.encoding)
+                    self._unreported.append(error)
+                result.clear()
+                return
             result.clear()
             self._entries.popleft()
             entry.done = True

@@ -229,7 +229,9 @@ def pipeline_execute_many(
     :param prepared: the name of a prepared statement: commands whose query
         is ``prepared`` (the same bytes object) execute it by name.
     :return: the results of each command, in order. After a failed command
-        the following ones each have one ``PIPELINE_ABORTED`` result.
+        the following ones each have one ``PIPELINE_ABORTED`` result. An
+        error reported at the sync (the implicit transaction's commit
+        failed) is added to the last command's results.
     """
     results: list[list[PGresult]] = [[] for _ in commands]
     sent = 0  # commands queued in libpq
@@ -272,19 +274,30 @@ def pipeline_execute_many(
             done += 1
         else:
             results[done].append(result)
+    after_error = False
     while True:
         result = yield from fetch(pgconn)
         if result is None:
+            if after_error:
+                after_error = False  # (the NULL that ends an error's results)
+                continue
             # libpq idle before the sync's result: the connection is lost.
             if any(_has_fatal(command_results) for command_results in results):
                 return results  # the caller raises the server's reason
             raise _connection_error_in("the pipeline of executemany()", pgconn)
-        if result.status == ExecStatus.PIPELINE_SYNC:
+        status = result.status
+        if status == ExecStatus.PIPELINE_SYNC:
             break
-        # Nothing but the sync is due: a result here means lost synchronisation.
-        raise errors.InternalError(
-            f"unexpected {ExecStatus(result.status).name} result at the end of a pipeline"
-        )
+        if status not in (ExecStatus.FATAL_ERROR, ExecStatus.BAD_RESPONSE):
+            # Nothing but the sync is due: a result here means lost synchronisation.
+            raise errors.InternalError(
+                f"unexpected {ExecStatus(status).name} result at the end of a pipeline"
+            )
+        # An error at the sync: the implicit transaction failed to commit (a
+        # deferred constraint): none of the commands is done. The caller
+        # raises it with the last command's.
+        results[-1].append(result)
+        after_error = True
     pgconn.exit_pipeline_mode()
     return results
 
