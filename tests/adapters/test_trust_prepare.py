@@ -280,3 +280,27 @@ async def test_evicting_a_vanished_statement(
         assert await prepared(conn) == [f"insert into {table} values ($1)"]
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "no_transaction"])
+async def test_evicted_statements_are_deallocated(flavour: Any, dsn: str, autocommit: bool) -> None:
+    # Out of autocommit every command ends inside a transaction, where the
+    # evicted statements are not deallocated: they piled up on the server.
+    conn = await flavour.connect(dsn, autocommit=autocommit)
+    try:
+        conn.prepared_max = 3
+        for n in range(10):
+            await conn.execute(f"select %s::int + {n}", (1,), prepare=True)
+            if not autocommit:
+                await conn.commit()
+        cur = conn.cursor()
+        await cur.executemany("select %s::int - 1", [(1,)] * 10)
+        if not autocommit:
+            await conn.commit()
+        assert await prepared(conn) == [
+            "select $1::int + 8",
+            "select $1::int + 9",
+            "select $1::int - 1",
+        ]
+    finally:
+        await conn.close()

@@ -201,6 +201,10 @@ class BaseCursor(Generic[Row]):
         # A prepared statement found missing (rule 5 of ``_prepare``) is run
         # again only if no transaction was open: its failure lost nothing else.
         rerun_safe = pgconn.transaction_status == TransactionStatus.IDLE
+        if rerun_safe and manager.has_evicted:
+            # Out of autocommit no command ends outside a transaction: the
+            # statements evicted meanwhile are deallocated before the BEGIN.
+            yield from conn._deallocate_evicted_gen()
         while True:
             if conn._needs_begin():
                 yield from conn._exec_command_gen(conn._begin_command())
@@ -402,6 +406,8 @@ class BaseCursor(Generic[Row]):
         # As in execute(): a prepared statement found missing is run again
         # only if no transaction was open (all the statements were rolled back).
         rerun_safe = pgconn.transaction_status == TransactionStatus.IDLE
+        if rerun_safe and manager.has_evicted:
+            yield from conn._deallocate_evicted_gen()  # (as in execute())
         while True:
             yield from conn._start_query_gen()
             if version() < _PIPELINE_LIBPQ:

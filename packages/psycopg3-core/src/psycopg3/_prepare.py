@@ -154,6 +154,11 @@ class PrepareManager:
         if accepted:
             self.prepared(key, name)
 
+    @property
+    def has_evicted(self) -> bool:
+        """Whether statements wait to be deallocated (see ``take_evicted()``)."""
+        return bool(self._evicted)
+
     def take_evicted(self) -> list[bytes]:
         """Return, and forget, the statements to deallocate on the server."""
         evicted, self._evicted = self._evicted, []
