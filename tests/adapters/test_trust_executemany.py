@@ -271,3 +271,37 @@ async def test_deferred_constraint_in_a_pipeline_block(
         await assert_usable(conn)
     finally:
         await conn.close()
+
+
+# -- COPY sent in a pipeline: libpq returns its result until the COPY ends ----
+
+
+@pytest.mark.timeout(20)
+async def test_copy_is_refused_without_hanging(
+    flavour: Any, dsn: str, admin: Any, table: str
+) -> None:
+    admin.execute(f"insert into {table} values (1, 'there before')")
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        cur = conn.cursor()
+        # COPY TO: its data is read and dropped, the statement is refused.
+        with pytest.raises(errors.NotSupportedError, match="cursor.copy"):
+            await cur.executemany(f"copy {table} to stdout", [()] * 3)
+        await assert_usable(conn)
+        with pytest.raises(errors.NotSupportedError, match="pipeline block"):
+            async with conn.pipeline():
+                await cur.execute(f"copy {table} to stdout")
+                after = await conn.execute("select %s::int", (42,))
+        assert await after.fetchone() == (42,)  # (the server ran COPY TO without error)
+        await assert_usable(conn)
+        # COPY FROM: aborted; the server drops a connection that sent more
+        # commands after it (it cannot tell them from COPY data), but
+        # nothing hangs and nothing is written.
+        with pytest.raises(errors.NotSupportedError, match="cursor.copy"):
+            await cur.executemany(f"copy {table} from stdin", [()])
+        await assert_usable(conn)
+        with pytest.raises(errors.OperationalError):
+            await cur.executemany(f"copy {table} from stdin", [()] * 3)
+        assert server_ids(admin, table) == [1]
+    finally:
+        await conn.close()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["BaseCursor", "Params", "Query", "Row"]
 
 _TUPLES_STATUSES = (ExecStatus.TUPLES_OK, ExecStatus.SINGLE_TUPLE)
+_COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
 _PIPELINE_LIBPQ = 140000
 
 
@@ -433,6 +434,11 @@ class BaseCursor(Generic[Row]):
             if pgconn.transaction_status == TransactionStatus.INERROR:
                 yield from conn._exec_command_gen(b"ROLLBACK")  # our own BEGIN's transaction
         for command_results in per_command:
+            if any(r.status in _COPY_STATUSES for r in command_results):
+                raise errors.NotSupportedError(
+                    "COPY cannot run through executemany() (it was ended, and the"
+                    " transaction aborted if one was open): use cursor.copy()"
+                )
             conn._check_results(command_results)  # the pipeline's first error
             if not command_results:
                 raise errors.InternalError("executemany() got no result for a statement")

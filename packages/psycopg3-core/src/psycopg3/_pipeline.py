@@ -73,6 +73,7 @@ FLUSH_EVERY = 100
 MAX_QUEUED = 2 * FLUSH_EVERY
 
 _ERROR_STATUSES = (ExecStatus.FATAL_ERROR, ExecStatus.BAD_RESPONSE)
+_COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
 
 
 def check_supported() -> None:
@@ -177,7 +178,7 @@ class PipelineState:
         try:
             pgconn.consume_input()
             while self._entries and not pgconn.is_busy():
-                self._take(pgconn.get_result())
+                yield from self._take_gen(pgconn.get_result())
         except BaseException:
             self._abandon()
             raise
@@ -232,11 +233,23 @@ class PipelineState:
         pgconn = self._conn.pgconn
         try:
             while not entry.done:
-                self._take((yield from generators.fetch(pgconn)))
+                yield from self._take_gen((yield from generators.fetch(pgconn)))
         except BaseException:
             self._abandon()
             raise
         self._conn._deliver_pending_notifies()
+
+    def _take_gen(self, result: PGresult | None) -> PQGen[None]:
+        """``_take()``, then end the COPY the result started, if any.
+
+        libpq returns a COPY result again and again until the COPY ends: a
+        COPY sent in a pipeline (whose caller cannot feed or read it) is
+        ended here, and its command fails (see ``_complete()``).
+        """
+        status = None if result is None else result.status
+        self._take(result)
+        if status in _COPY_STATUSES:
+            yield from generators.end_copy(self._conn.pgconn, status)
 
     def _take(self, result: PGresult | None) -> None:
         """Hand one result returned by libpq to the entry at the head of the queue."""
@@ -274,6 +287,10 @@ class PipelineState:
             status = result.status
             if status in _ERROR_STATUSES:
                 entry.error = errors.error_from_result(result, conn.encoding)
+                self._unreported.append(entry.error)
+                break
+            if status in _COPY_STATUSES:
+                entry.error = unsupported("COPY")
                 self._unreported.append(entry.error)
                 break
             if status == ExecStatus.PIPELINE_ABORTED:

@@ -38,6 +38,7 @@ __all__ = [
     "fetch_many",
     "execute",
     "pipeline_execute_many",
+    "end_copy",
     "drain",
     "cancel",
     "CancelOutcome",
@@ -245,7 +246,7 @@ def pipeline_execute_many(
     # libpq is idle and get_result() returns NULL for nothing: never count
     # those, or the real results of the commands sent next are lost.
 
-    def take_ready() -> None:
+    def take_ready() -> PQGen[None]:
         nonlocal done
         while done < sent and not pgconn.is_busy():
             result = pgconn.get_result()
@@ -253,6 +254,8 @@ def pipeline_execute_many(
                 done += 1
             else:
                 results[done].append(result)
+                if result.status in _COPY_STATUSES:
+                    yield from end_copy(pgconn, result.status)
 
     pgconn.enter_pipeline_mode()
     for start in range(0, len(commands), batch_size):
@@ -265,7 +268,7 @@ def pipeline_execute_many(
         pgconn.send_flush_request()
         yield from send(pgconn)
         pgconn.consume_input()
-        take_ready()
+        yield from take_ready()
     pgconn.pipeline_sync()
     yield from send(pgconn)
     while done < sent:
@@ -274,6 +277,8 @@ def pipeline_execute_many(
             done += 1
         else:
             results[done].append(result)
+            if result.status in _COPY_STATUSES:
+                yield from end_copy(pgconn, result.status)
     after_error = False
     while True:
         result = yield from fetch(pgconn)
@@ -300,6 +305,28 @@ def pipeline_execute_many(
         after_error = True
     pgconn.exit_pipeline_mode()
     return results
+
+
+def end_copy(pgconn: PGconn, status: int) -> PQGen[None]:
+    """End a COPY that a pipelined command started: its caller cannot feed or read it.
+
+    COPY FROM is aborted (the server reports an error, the pipeline skips
+    the rest); COPY TO's data is read and dropped. libpq then goes on with
+    the command's final result. Without this libpq would return the COPY
+    result forever.
+    """
+    if status == ExecStatus.COPY_IN:
+        pgconn.put_copy_end(b"COPY cannot run in a pipeline")
+        yield from send(pgconn)
+        return
+    while True:
+        nbytes, _ = pgconn.get_copy_data(1)
+        if nbytes < 0:
+            return
+        if nbytes == 0:
+            ready = yield pgconn.socket, Wait.R
+            if ready:
+                pgconn.consume_input()
 
 
 def _connection_error_in(what: str, pgconn: PGconn) -> errors.OperationalError:
