@@ -11,6 +11,10 @@ checked here against the server's truth (a second session):
   nothing is durable. With no transaction open (autocommit) the statements
   form one implicit transaction, rolled back whole; in a transaction, the
   transaction is aborted and the user rolls it back;
+* an error at the sync (the implicit transaction's commit fails: a deferred
+  constraint) is raised too, and in a pipeline block it is the sync's, not
+  the next command's result;
+* a COPY, which cannot run in a pipeline, is refused without hanging;
 * the connection is usable afterwards, out of pipeline mode.
 
 The batch size is ``pipeline_execute_many``'s default (100 statements).
