@@ -40,7 +40,7 @@ from ._conn_info import ConnectionInfo
 from ._encodings import pgconn_encoding
 from ._notify import NotifyHandler, NotifyIteration, NotifyState
 from ._pipeline import PipelineState, unsupported
-from ._prepare import DEFAULT_PREPARE_THRESHOLD, PrepareManager
+from ._prepare import DEFAULT_PREPARE_THRESHOLD, MISSING_STATEMENT_SQLSTATE, PrepareManager
 from ._tpc import TwoPhaseCommit
 from ._transaction import BaseTransaction, TransactionCharacteristics
 from .adapt import AdaptersMap
@@ -207,11 +207,20 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         """Deallocate the statements the cache let go, outside transactions only.
 
         (In a transaction a failing DEALLOCATE would abort the user's work.)
+        A statement already gone (deallocated by the user's SQL) is not an
+        error: the user's command, which succeeded, must not seem to fail.
         """
         if self._pipeline is not None or self.pgconn.transaction_status != TransactionStatus.IDLE:
             return  # (a pipeline block deallocates them when it ends)
         for name in self._prepare_manager.take_evicted():
-            yield from self._exec_command_gen(b"DEALLOCATE " + name)
+            self.pgconn.send_query(b"DEALLOCATE " + name)
+            results = yield from self._results_gen()
+            if not any(
+                r.status == ExecStatus.FATAL_ERROR
+                and r.error_field(ord("C")) == MISSING_STATEMENT_SQLSTATE
+                for r in results
+            ):
+                self._check_results(results)
 
     @property
     def autocommit(self) -> bool:

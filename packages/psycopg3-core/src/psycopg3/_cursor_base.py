@@ -19,7 +19,7 @@ from ._encodings import changed_encoding, pgconn_py_encoding
 from ._queries import Params, PostgresQuery, Query
 from ._transformer import Transformer
 from .adapt import AdaptersMap
-from .pq import ExecStatus, Format, PGresult, version
+from .pq import ExecStatus, Format, PGresult, TransactionStatus, version
 from .rows import Row, RowFactory, RowMaker, tuple_row
 from .waiting import PQGen
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["BaseCursor", "Params", "Query", "Row"]
 
 _TUPLES_STATUSES = (ExecStatus.TUPLES_OK, ExecStatus.SINGLE_TUPLE)
+_COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
 _PIPELINE_LIBPQ = 140000
 
 
@@ -223,42 +224,63 @@ class BaseCursor(Generic[Row]):
         if conn._pipeline is not None:
             yield from _pipeline.execute_gen(self, pg_query, binary, prepare)
             return
-        if conn._needs_begin():
-            yield from conn._exec_command_gen(conn._begin_command())
         result_format = Format.BINARY if binary else Format.TEXT
         manager = conn._prepare_manager
-        if pg_query.params is None and not binary:
-            # The simple protocol (several statements allowed): never prepared.
-            pgconn.send_query(pg_query.query)
-        else:
-            key = (pg_query.query, tuple(pg_query.types or ()))
-            name, must_prepare = manager.decide(key, prepare)
-            if name is None:
-                pgconn.send_query_params(
-                    pg_query.query,
-                    pg_query.params,
-                    param_types=pg_query.types,
-                    param_formats=pg_query.formats,
-                    result_format=result_format,
-                )
-            else:
-                if must_prepare:
-                    pgconn.send_prepare(name, pg_query.query, param_types=pg_query.types)
-                    conn._check_results((yield from conn._results_gen()))
-                    manager.prepared(key, name)
-                pgconn.send_query_prepared(
-                    name,
-                    pg_query.params,
-                    param_formats=pg_query.formats,
-                    result_format=result_format,
-                )
-        results = yield from conn._results_gen()
+        # A prepared statement found missing (rule 5 of ``_prepare``) is run
+        # again only if no transaction was open: its failure lost nothing else.
+        rerun_safe = pgconn.transaction_status == TransactionStatus.IDLE
+        if rerun_safe and manager.has_evicted:
+            # Out of autocommit no command ends outside a transaction: the
+            # statements evicted meanwhile are deallocated before the BEGIN.
+            yield from conn._deallocate_evicted_gen()
+        while True:
+            if conn._needs_begin():
+                yield from conn._exec_command_gen(conn._begin_command())
+            results, by_name = yield from self._send_gen(pg_query, result_format, prepare)
+            if not (manager.check_results(results, by_name=by_name) and rerun_safe):
+                break
+            rerun_safe = False
+            if pgconn.transaction_status == TransactionStatus.INERROR:
+                yield from conn._exec_command_gen(b"ROLLBACK")  # our own BEGIN's transaction
         self._check_encoding_changed()
-        manager.check_results(results)
         conn._check_results(results, tx.encoding.python_codec)
         yield from conn._deallocate_evicted_gen()
         self._results = results
         self._select_result(0)
+
+    def _send_gen(
+        self, pg_query: PostgresQuery, result_format: Format, prepare: bool | None
+    ) -> PQGen[tuple[list[PGresult], bool]]:
+        """Send a converted query, preparing it first if due; return its results.
+
+        :return: the results, and whether the query ran by a statement's name.
+        """
+        conn = self._conn
+        pgconn = conn.pgconn
+        manager = conn._prepare_manager
+        if pg_query.params is None and result_format == Format.TEXT:
+            # The simple protocol (several statements allowed): never prepared.
+            pgconn.send_query(pg_query.query)
+            return (yield from conn._results_gen()), False
+        key = (pg_query.query, tuple(pg_query.types or ()))
+        name, must_prepare = manager.decide(key, prepare)
+        if name is None:
+            pgconn.send_query_params(
+                pg_query.query,
+                pg_query.params,
+                param_types=pg_query.types,
+                param_formats=pg_query.formats,
+                result_format=result_format,
+            )
+            return (yield from conn._results_gen()), False
+        if must_prepare:
+            pgconn.send_prepare(name, pg_query.query, param_types=pg_query.types)
+            conn._check_results((yield from conn._results_gen()))
+            manager.prepared(key, name)
+        pgconn.send_query_prepared(
+            name, pg_query.params, param_formats=pg_query.formats, result_format=result_format
+        )
+        return (yield from conn._results_gen()), True
 
     def _pending_gen(self) -> PQGen[None]:
         """Wait for the result of the command sent in a pipeline; raise its error."""
@@ -412,26 +434,46 @@ class BaseCursor(Generic[Row]):
         if conn._pipeline is not None:
             yield from _pipeline.executemany_gen(self, commands, returning)
             return
-        yield from conn._start_query_gen()
-        if version() >= _PIPELINE_LIBPQ:
-            name = yield from self._prepare_many_gen(commands)
+        manager = conn._prepare_manager
+        # As in execute(): a prepared statement found missing is run again
+        # only if no transaction was open (all the statements were rolled back).
+        rerun_safe = pgconn.transaction_status == TransactionStatus.IDLE
+        if rerun_safe and manager.has_evicted:
+            yield from conn._deallocate_evicted_gen()  # (as in execute())
+        while True:
+            yield from conn._start_query_gen()
+            if version() < _PIPELINE_LIBPQ:
+                per_command = []
+                for command in commands:
+                    pgconn.send_query_params(*command)
+                    per_command.append((yield from conn._results_gen()))
+                    manager.check_results(per_command[-1])
+                    conn._check_results(per_command[-1])  # stop at the first error
+                break
+            sent = commands[:]  # (rewritten to run by name)
+            name = yield from self._prepare_many_gen(sent)
             # Interrupted half-way, libpq is left in pipeline mode with results
             # pending: the recovery after an interruption syncs and leaves it.
-            per_command = yield from generators.pipeline_execute_many(
-                pgconn, commands, prepared=name
-            )
+            per_command = yield from generators.pipeline_execute_many(pgconn, sent, prepared=name)
             conn._deliver_pending_notifies()
-        else:
-            per_command = []
-            for command in commands:
-                pgconn.send_query_params(*command)
-                per_command.append((yield from conn._results_gen()))
-                conn._check_results(per_command[-1])  # stop at the first error
-        manager = conn._prepare_manager
+            missing = False
+            for command, command_results in zip(sent, per_command):
+                missing |= manager.check_results(command_results, by_name=command[0] is name)
+            if not (missing and rerun_safe):
+                break
+            rerun_safe = False
+            if pgconn.transaction_status == TransactionStatus.INERROR:
+                yield from conn._exec_command_gen(b"ROLLBACK")  # our own BEGIN's transaction
         codec = tx.encoding.python_codec
         for command_results in per_command:
-            manager.check_results(command_results)
+            if any(r.status in _COPY_STATUSES for r in command_results):
+                raise errors.NotSupportedError(
+                    "COPY cannot run through executemany() (it was ended, and the"
+                    " transaction aborted if one was open): use cursor.copy()"
+                )
             conn._check_results(command_results, codec)  # the pipeline's first error
+            if not command_results:
+                raise errors.InternalError("executemany() got no result for a statement")
         yield from conn._deallocate_evicted_gen()
         rowcount = sum(r.command_tuples or 0 for results in per_command for r in results)
         self._check_encoding_changed()

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from . import errors, generators, pq
 from ._block_lock import ConnectionLock
-from .pq import ExecStatus, Format, PGresult, PipelineStatus
+from .pq import ConnStatus, ExecStatus, Format, PGresult, PipelineStatus
 from .waiting import PQGen
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ FLUSH_EVERY = 100
 MAX_QUEUED = 2 * FLUSH_EVERY
 
 _ERROR_STATUSES = (ExecStatus.FATAL_ERROR, ExecStatus.BAD_RESPONSE)
+_COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
 
 
 def check_supported() -> None:
@@ -92,7 +93,17 @@ class PipelineEntry:
         commands: the implicit ``BEGIN``, a ``PREPARE``).
     """
 
-    __slots__ = ("cursor", "on_done", "results", "error", "done", "is_sync", "group", "returning")
+    __slots__ = (
+        "cursor",
+        "on_done",
+        "results",
+        "error",
+        "done",
+        "is_sync",
+        "group",
+        "returning",
+        "by_name",
+    )
 
     def __init__(
         self,
@@ -110,6 +121,8 @@ class PipelineEntry:
         # executemany: the entries of every statement, the last one holding the cursor.
         self.group: list[PipelineEntry] | None = None
         self.returning = False
+        # Whether the command executes a prepared statement by name.
+        self.by_name = False
 
 
 class PipelineState:
@@ -165,7 +178,7 @@ class PipelineState:
         try:
             pgconn.consume_input()
             while self._entries and not pgconn.is_busy():
-                self._take(pgconn.get_result())
+                yield from self._take_gen(pgconn.get_result())
         except BaseException:
             self._abandon()
             raise
@@ -220,18 +233,41 @@ class PipelineState:
         pgconn = self._conn.pgconn
         try:
             while not entry.done:
-                self._take((yield from generators.fetch(pgconn)))
+                yield from self._take_gen((yield from generators.fetch(pgconn)))
         except BaseException:
             self._abandon()
             raise
         self._conn._deliver_pending_notifies()
+
+    def _take_gen(self, result: PGresult | None) -> PQGen[None]:
+        """``_take()``, then end the COPY the result started, if any.
+
+        libpq returns a COPY result again and again until the COPY ends: a
+        COPY sent in a pipeline (whose caller cannot feed or read it) is
+        ended here, and its command fails (see ``_complete()``).
+        """
+        status = None if result is None else result.status
+        self._take(result)
+        if status in _COPY_STATUSES:
+            yield from generators.end_copy(self._conn.pgconn, status)
 
     def _take(self, result: PGresult | None) -> None:
         """Hand one result returned by libpq to the entry at the head of the queue."""
         entry = self._entries[0]
         if entry.is_sync:
             if result is None:
-                return  # (not expected between a command's end and a sync point)
+                if self._conn.pgconn.status == ConnStatus.BAD:
+                    # Idle before the sync's result: nothing more will come.
+                    raise errors.OperationalError("the connection was lost in a pipeline")
+                return  # (the NULL after an error at the sync point)
+            if result.status != ExecStatus.PIPELINE_SYNC:
+                # An error at the sync point: the implicit transaction failed
+                # to commit (a deferred constraint). The sync's result follows.
+                if result.status in _ERROR_STATUSES:
+                    error = errors.error_from_result(result, self._conn.encoding)
+                    self._unreported.append(error)
+                result.clear()
+                return
             result.clear()
             self._entries.popleft()
             entry.done = True
@@ -253,6 +289,10 @@ class PipelineState:
                 entry.error = errors.error_from_result(result, conn.encoding)
                 self._unreported.append(entry.error)
                 break
+            if status in _COPY_STATUSES:
+                entry.error = unsupported("COPY")
+                self._unreported.append(entry.error)
+                break
             if status == ExecStatus.PIPELINE_ABORTED:
                 entry.error = errors.PipelineAborted(
                     "this command was skipped: an earlier command of the pipeline failed"
@@ -261,7 +301,7 @@ class PipelineState:
                 break
         if entry.on_done is not None:
             entry.on_done(entry)
-        conn._prepare_manager.check_results(entry.results)
+        conn._prepare_manager.check_results(entry.results, by_name=entry.by_name)
         cursor = entry.cursor
         if cursor is not None:
             entry.cursor = None
@@ -393,7 +433,9 @@ def execute_gen(
     state = conn._pipeline
     assert state is not None
     entry = PipelineEntry(cursor)
-    _send_query(cursor, state, pg_query, Format.BINARY if binary else Format.TEXT, prepare)
+    entry.by_name = _send_query(
+        cursor, state, pg_query, Format.BINARY if binary else Format.TEXT, prepare
+    )
     cursor._pending = entry
     state.add(entry)
     yield from state.sent_gen()
@@ -434,6 +476,7 @@ def executemany_gen(
         entry = PipelineEntry(on_done=_group_done)
         entry.group = group
         entry.returning = returning
+        entry.by_name = use_name
         group.append(entry)
         if n == len(commands):
             # The cursor waits for the last one: set before a flush may read it.
@@ -449,7 +492,8 @@ def _send_query(
     pg_query: PostgresQuery,
     result_format: Format,
     prepare: bool | None,
-) -> None:
+) -> bool:
+    """Send the query, by a statement's name if prepared; return whether by name."""
     conn = cursor._conn
     pgconn = conn.pgconn
     state.start()
@@ -466,12 +510,13 @@ def _send_query(
             param_formats=pg_query.formats,
             result_format=result_format,
         )
-        return
+        return False
     if must_prepare:
         _send_prepare(conn, state, key, name, pg_query.types)
     pgconn.send_query_prepared(
         name, pg_query.params, param_formats=pg_query.formats, result_format=result_format
     )
+    return True
 
 
 def _send_prepare(

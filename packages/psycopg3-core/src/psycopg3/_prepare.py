@@ -25,6 +25,14 @@ Rules:
    pipeline use it (the server runs them after the ``PREPARE``); it becomes
    prepared only when the server accepted it (``prepare_done()``). A refused
    or skipped ``PREPARE`` leaves nothing behind.
+5. A statement can vanish without a command tag saying so (``DEALLOCATE``
+   run in a ``DO`` block or a function): its execution by name fails with
+   ``InvalidSqlStatementName`` (SQLSTATE 26000). That clears the cache as
+   in rule 3, and ``check_results()`` says so: ``execute()`` and
+   ``executemany()`` run the query again, unnamed or prepared anew, if no
+   transaction was open before it (the failure lost nothing of the user's).
+   In a transaction, or a pipeline block, the error is raised; the next run
+   prepares anew. Deallocating a statement already gone is not an error.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ Key = tuple[bytes, tuple[int, ...]]
 _CLEARING_COMMANDS = (b"DISCARD ALL", b"DEALLOCATE ALL")
 _STALE_PLAN_SQLSTATE = b"0A000"
 _STALE_PLAN_MESSAGE = b"cached plan must not change result type"
+#: invalid_sql_statement_name: "prepared statement … does not exist" (rule 5).
+MISSING_STATEMENT_SQLSTATE = b"26000"
 
 
 #: Executions of a query after which it is prepared, unless the connection says otherwise.
@@ -144,23 +154,40 @@ class PrepareManager:
         if accepted:
             self.prepared(key, name)
 
+    @property
+    def has_evicted(self) -> bool:
+        """Whether statements wait to be deallocated (see ``take_evicted()``)."""
+        return bool(self._evicted)
+
     def take_evicted(self) -> list[bytes]:
         """Return, and forget, the statements to deallocate on the server."""
         evicted, self._evicted = self._evicted, []
         return evicted
 
-    def check_results(self, results: Sequence[PGresult]) -> None:
-        """Forget every statement if the results say the server dropped them."""
+    def check_results(self, results: Sequence[PGresult], *, by_name: bool = False) -> bool:
+        """Forget every statement if the results say the server dropped them.
+
+        :param by_name: the results are those of an execution by name.
+        :return: True if the statement executed by name was missing (rule 5).
+        """
+        missing = False
         for result in results:
             status = result.status
             if status == ExecStatus.COMMAND_OK:
                 if result.command_status in _CLEARING_COMMANDS:
                     self.clear(deallocate=False)
             elif status == ExecStatus.FATAL_ERROR:
-                if result.error_field(ord("C")) == _STALE_PLAN_SQLSTATE and _STALE_PLAN_MESSAGE in (
+                sqlstate = result.error_field(ord("C"))
+                if sqlstate == _STALE_PLAN_SQLSTATE and _STALE_PLAN_MESSAGE in (
                     result.error_field(ord("M")) or b""
                 ):
                     self.clear(deallocate=True)
+                elif by_name and sqlstate == MISSING_STATEMENT_SQLSTATE:
+                    # One gone without a word may mean all gone (DEALLOCATE
+                    # ALL): forget them all rather than fail once per statement.
+                    self.clear(deallocate=True)
+                    missing = True
+        return missing
 
     def clear(self, *, deallocate: bool) -> None:
         """Forget every prepared statement (deallocating them if still there)."""

@@ -38,6 +38,7 @@ __all__ = [
     "fetch_many",
     "execute",
     "pipeline_execute_many",
+    "end_copy",
     "drain",
     "cancel",
     "CancelOutcome",
@@ -229,20 +230,32 @@ def pipeline_execute_many(
     :param prepared: the name of a prepared statement: commands whose query
         is ``prepared`` (the same bytes object) execute it by name.
     :return: the results of each command, in order. After a failed command
-        the following ones each have one ``PIPELINE_ABORTED`` result.
+        the following ones each have one ``PIPELINE_ABORTED`` result. An
+        error reported at the sync (the implicit transaction's commit
+        failed) is added to the last command's results.
     """
     results: list[list[PGresult]] = [[] for _ in commands]
+    sent = 0  # commands queued in libpq
     done = 0  # commands whose results are all in
 
-    def take_ready() -> None:
-        # Results libpq has complete; a NULL ends a command's results.
+    # Rules of libpq's pipeline mode that the accounting below rests on:
+    # while a command sent has results to come, a NULL from get_result() ends
+    # exactly one command's results (after an error, each skipped command
+    # brings one PIPELINE_ABORTED result, then its NULL); a PIPELINE_SYNC
+    # result is not followed by a NULL. With every command sent answered,
+    # libpq is idle and get_result() returns NULL for nothing: never count
+    # those, or the real results of the commands sent next are lost.
+
+    def take_ready() -> PQGen[None]:
         nonlocal done
-        while done < len(commands) and not pgconn.is_busy():
+        while done < sent and not pgconn.is_busy():
             result = pgconn.get_result()
             if result is None:
                 done += 1
             else:
                 results[done].append(result)
+                if result.status in _COPY_STATUSES:
+                    yield from end_copy(pgconn, result.status)
 
     pgconn.enter_pipeline_mode()
     for start in range(0, len(commands), batch_size):
@@ -251,24 +264,76 @@ def pipeline_execute_many(
                 pgconn.send_query_prepared(query, params, formats, result_format)
             else:
                 pgconn.send_query_params(query, params, types, formats, result_format)
+            sent += 1
         pgconn.send_flush_request()
         yield from send(pgconn)
         pgconn.consume_input()
-        take_ready()
+        yield from take_ready()
     pgconn.pipeline_sync()
     yield from send(pgconn)
-    while done < len(commands):
+    while done < sent:
         result = yield from fetch(pgconn)
         if result is None:
             done += 1
         else:
             results[done].append(result)
+            if result.status in _COPY_STATUSES:
+                yield from end_copy(pgconn, result.status)
+    after_error = False
     while True:
         result = yield from fetch(pgconn)
-        if result is not None and result.status == ExecStatus.PIPELINE_SYNC:
+        if result is None:
+            if after_error:
+                after_error = False  # (the NULL that ends an error's results)
+                continue
+            # libpq idle before the sync's result: the connection is lost.
+            if any(_has_fatal(command_results) for command_results in results):
+                return results  # the caller raises the server's reason
+            raise _connection_error_in("the pipeline of executemany()", pgconn)
+        status = result.status
+        if status == ExecStatus.PIPELINE_SYNC:
             break
+        if status not in (ExecStatus.FATAL_ERROR, ExecStatus.BAD_RESPONSE):
+            # Nothing but the sync is due: a result here means lost synchronisation.
+            raise errors.InternalError(
+                f"unexpected {ExecStatus(status).name} result at the end of a pipeline"
+            )
+        # An error at the sync: the implicit transaction failed to commit (a
+        # deferred constraint): none of the commands is done. The caller
+        # raises it with the last command's.
+        results[-1].append(result)
+        after_error = True
     pgconn.exit_pipeline_mode()
     return results
+
+
+def end_copy(pgconn: PGconn, status: int) -> PQGen[None]:
+    """End a COPY that a pipelined command started: its caller cannot feed or read it.
+
+    COPY FROM is aborted (the server reports an error, the pipeline skips
+    the rest); COPY TO's data is read and dropped. libpq then goes on with
+    the command's final result. Without this libpq would return the COPY
+    result forever.
+    """
+    if status == ExecStatus.COPY_IN:
+        pgconn.put_copy_end(b"COPY cannot run in a pipeline")
+        yield from send(pgconn)
+        return
+    while True:
+        nbytes, _ = pgconn.get_copy_data(1)
+        if nbytes < 0:
+            return
+        if nbytes == 0:
+            ready = yield pgconn.socket, Wait.R
+            if ready:
+                pgconn.consume_input()
+
+
+def _connection_error_in(what: str, pgconn: PGconn) -> errors.OperationalError:
+    message = pgconn.error_message.decode("utf-8", "replace").strip()
+    return errors.OperationalError(
+        f"the connection was lost during {what}: {message or 'no message from libpq'}"
+    )
 
 
 def drain(
