@@ -812,12 +812,16 @@ class ConnectionMachine(RuleBasedStateMachine):
 
 
 def wait_active(admin: psycopg3_sync.Connection, pid: int, finished: threading.Event) -> bool:
-    """Wait until the backend ``pid`` runs a command, or the command ``finished``."""
+    """Wait until the backend ``pid`` runs a ``pg_sleep``, or the command ``finished``."""
     # The admin connection is shared with the main thread, which is blocked
     # in the step meanwhile: one user at a time.
     deadline = time.monotonic() + HANG_GUARD
     while not finished.is_set() and time.monotonic() < deadline:
-        if server_state(admin, pid) == "active":
+        row = admin.execute(
+            "select state, query from pg_stat_activity where pid = %s", (pid,)
+        ).fetchone()
+        # The sleeping command itself, not the BEGIN sent before it.
+        if row is not None and row[0] == "active" and "pg_sleep" in row[1]:
             return True
         time.sleep(0.005)
     return False
