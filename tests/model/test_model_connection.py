@@ -697,9 +697,12 @@ class ConnectionMachine(RuleBasedStateMachine):
             if self.autocommit and not self.in_transaction:
                 return
             if before != INERROR:
-                # Unknown: the insert ran, or failed and aborted the transaction.
+                # Unknown: the insert ran, or failed and aborted the transaction,
+                # or (no transaction yet) was interrupted before anything was sent.
+                # The driver's word is taken; the invariants check it with the server.
                 status = self.conn.info.transaction_status
-                assert status in (INTRANS, INERROR), status.name
+                allowed = (INTRANS, INERROR) if before == INTRANS else (IDLE, INTRANS, INERROR)
+                assert status in allowed, status.name
                 self.status = status
 
     # -- other tasks ---------------------------------------------------------
@@ -741,6 +744,40 @@ class ConnectionMachine(RuleBasedStateMachine):
             f"a COPY whose connection was closed by another task ended with {outcome}"
         )
         self.forbidden |= set(values)
+        self.connection_lost()
+
+    @precondition(lambda self: self.autocommit and not self.in_transaction)
+    @rule()
+    def close_from_another_task_while_listening(self) -> None:
+        """A task iterates notifies(); another closes the connection; reconnect after."""
+        conn, runner = self.conn, self.runner
+        channel = f"model_{self.flavour_name}_{self.fresh()}"
+        received, outcome = Signal(), []
+
+        async def listener() -> None:
+            try:
+                async for _ in conn.notifies():
+                    received.set()
+            except BaseException as ex:  # noqa: BLE001 - checked below
+                outcome.append(ex)
+            else:
+                outcome.append(None)
+            finally:
+                received.set()
+
+        async def closer() -> None:
+            await conn.execute(f"notify {channel}")
+            await received.wait()
+            await conn.close()
+
+        async def job() -> None:
+            await conn.execute(f"listen {channel}")
+            await runner.together(listener, closer)
+
+        self.run(job)
+        assert outcome and isinstance(outcome[0], psycopg3.OperationalError), (
+            f"notifies() on a connection closed by another task ended with {outcome}"
+        )
         self.connection_lost()
 
     @precondition(lambda self: self.autocommit and not self.in_transaction)
