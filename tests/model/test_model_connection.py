@@ -46,7 +46,7 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 import pytest
-from hypothesis import HealthCheck, seed, settings
+from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -72,10 +72,22 @@ _COMMON: dict[str, Any] = {
     "database": None,  # never write .hypothesis/: a failure prints its program
     "suppress_health_check": list(HealthCheck),
 }
+# The default suite stays inside its budget even when it fails: no shrinking
+# there (a failing program is printed whole; nox -s fuzz shrinks).
 DEFAULT_SETTINGS = settings(
-    max_examples=20, stateful_step_count=20, derandomize=True, print_blob=False, **_COMMON
+    max_examples=20,
+    stateful_step_count=20,
+    derandomize=True,
+    print_blob=False,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    **_COMMON,
 )
-FUZZ_SETTINGS = settings(max_examples=20, stateful_step_count=40, **_COMMON)
+FUZZ_SETTINGS = settings(
+    max_examples=20,
+    stateful_step_count=40,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    **_COMMON,
+)
 
 #: A guard against a hung driver (a step never returning), not a timing target.
 HANG_GUARD = 60.0
@@ -206,6 +218,7 @@ class ConnectionMachine(RuleBasedStateMachine):
         self.uncertain: set[int] = set()
         self.runner = Runner(self.flavour_name, self.dsn)
         self.conn: Any = None
+        self.connections: list[Any] = []  # all closed at teardown, whatever happened
         self._connect(autocommit=True)
 
     # -- the model ---------------------------------------------------------
@@ -219,6 +232,7 @@ class ConnectionMachine(RuleBasedStateMachine):
             return await flavour.connect(self.dsn, autocommit=autocommit, prepare_threshold=0)
 
         self.conn = self.runner.run(connect)
+        self.connections.append(self.conn)
         self.autocommit = autocommit
         self.status = IDLE
         self.levels: list[Level] = [Level()]  # levels[0]: outside any block
@@ -319,8 +333,8 @@ class ConnectionMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            if self.conn is not None:
-                self.run(self.conn.close)
+            for conn in self.connections:
+                self.run(conn.close)
         finally:
             self.runner.close()
 
