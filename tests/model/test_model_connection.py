@@ -868,11 +868,13 @@ def wait_active(admin: psycopg3_sync.Connection, pid: int, finished: threading.E
     # in the step meanwhile: one user at a time.
     deadline = time.monotonic() + HANG_GUARD
     while not finished.is_set() and time.monotonic() < deadline:
+        # Sleeping in pg_sleep itself: not the BEGIN sent before it, nor the
+        # Parse of the statement (active too, with the same text, and over before
+        # a cancel request arrives: the sleep would then run to its end).
         row = admin.execute(
-            "select state, query from pg_stat_activity where pid = %s", (pid,)
+            "select wait_event from pg_stat_activity where pid = %s", (pid,)
         ).fetchone()
-        # The sleeping command itself, not the BEGIN sent before it.
-        if row is not None and row[0] == "active" and "pg_sleep" in row[1]:
+        if row is not None and row[0] == "PgSleep":
             return True
         time.sleep(0.005)
     return False
