@@ -169,14 +169,24 @@ class Runner:
                 f"a step did not finish in {HANG_GUARD} s: the driver hangs"
             ) from None
 
-    async def together(self, *jobs: Callable[[], Awaitable[None]]) -> None:
-        """Run ``jobs`` concurrently: tasks, or threads for the blocking flavour."""
+    async def together(
+        self,
+        *jobs: Callable[[], Awaitable[None]],
+        here: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Run ``jobs`` concurrently: other tasks, or threads for the blocking flavour.
+
+        ``here`` runs meanwhile in the calling task: the program's own task,
+        owner of the blocks it holds open.
+        """
         async with anyio.create_task_group() as group:
             for job in jobs:
                 if self.flavour.is_sync:
                     group.start_soon(anyio.to_thread.run_sync, anyio.run, job)
                 else:
                     group.start_soon(job)
+            if here is not None:
+                await here()
 
     def close(self) -> None:
         self.portal.call(self._send.aclose)
@@ -751,7 +761,8 @@ class ConnectionMachine(RuleBasedStateMachine):
             closed.set()
 
         async def job() -> None:
-            await runner.together(writer, closer)
+            # The COPY runs in the program's task, which may hold blocks open.
+            await runner.together(closer, here=writer)
 
         self.run(job)
         assert outcome and isinstance(outcome[0], psycopg3.Error), (
