@@ -1,4 +1,4 @@
-"""Developer tasks, the single entry point: ``nox -s tests|lint|typecheck|demo|bench``.
+"""Developer tasks, the single entry point: ``nox -s tests|lint|typecheck|demo|bench|fuzz``.
 
 Sessions run in a fresh virtualenv of the interpreter running nox; pass ``-r``
 to reuse the previous one. ``nox`` alone runs tests, lint and typecheck, which
@@ -161,6 +161,28 @@ def reliability(session: nox.Session) -> None:
     session.run(
         "pytest", "-m", "scenario", "--reliability-report=docs/reliability.md", *session.posargs
     )
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Run the model-based tests (tests/model) on fresh random programs for a while.
+
+    ``nox -s fuzz`` runs for 10 minutes, ``nox -s fuzz -- --minutes 30`` for
+    30; other arguments go to pytest. Each round prints its seed; a failure
+    stops the run with the minimal program found (replay it with
+    ``PSYCOPG3_MODEL_SEED=<seed>``).
+    """
+    args = list(session.posargs)
+    minutes = "10"
+    if "--minutes" in args:
+        at = args.index("--minutes")
+        minutes = args[at + 1]
+        del args[at : at + 2]
+    install_packages(session)
+    session.install(*TEST_TOOLS)
+    install_server_if_missing(session)
+    env = {"PSYCOPG3_MODEL_PROFILE": "fuzz", "PSYCOPG3_MODEL_MINUTES": minutes}
+    session.run("pytest", "tests/model", "-x", "-s", *args, env=env)
 
 
 @nox.session

@@ -334,9 +334,10 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         """Begin a ``notifies()`` iteration; warn if it cannot receive anything yet."""
         self._check_usable()
         self._check_no_pipeline("notifies")
-        if self.pgconn.transaction_status != TransactionStatus.IDLE:
+        if self.pgconn.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
             # The classic DB-API trap: LISTEN opened a transaction and is not
             # committed yet, and nothing is delivered inside a transaction.
+            # (ACTIVE is another thread's command in progress, not a transaction.)
             logger.warning(
                 "notifies() called inside a transaction: PostgreSQL delivers notifications"
                 " only between transactions (and LISTEN takes effect at commit);"
