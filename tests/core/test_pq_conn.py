@@ -639,6 +639,8 @@ def test_all_public_methods_covered() -> None:
         "finish",
         "closed",
         "owned_here",
+        "inherited",
+        "inherited_error",
         "pgconn_ptr",
         "notice_handler",
     }

@@ -199,6 +199,7 @@ class AsyncPoolBase(ABC, Generic[ConnT, EventT]):
 
     def _open(self) -> None:
         # Start maintenance, which starts the connectors; opening twice does nothing.
+        self._policy.check_process()
         if self._policy.closed:
             raise errors.PoolClosed(f"pool {self.name!r} was closed; it cannot be reopened")
         if not self._opened:
@@ -211,6 +212,7 @@ class AsyncPoolBase(ABC, Generic[ConnT, EventT]):
         :raises PoolTimeout: if they are not within ``timeout`` seconds.
         :raises PoolClosed: if the pool is not open.
         """
+        self._policy.check_process()
         self._check_open()
         deadline = self._now() + timeout
         while self._policy.open_count < self._policy.min_size:
@@ -226,6 +228,8 @@ class AsyncPoolBase(ABC, Generic[ConnT, EventT]):
         Requests waiting get ``PoolClosed``; the pool's tasks are cancelled
         and awaited, ``timeout`` seconds at most. Closing twice does nothing.
         """
+        if self._policy.inherited:
+            return  # a forked child: nothing here is its to close (rule 6 of the policy)
         to_close, _ = self._policy.close()
         self._kick()
         for conn in to_close:
@@ -265,6 +269,7 @@ class AsyncPoolBase(ABC, Generic[ConnT, EventT]):
         :raises TooManyRequests: if ``max_waiting`` requests already wait.
         :raises PoolClosed: if the pool is not open.
         """
+        self._policy.check_process()
         if timeout is None:
             timeout = self.timeout
         deadline = self._now() + timeout
@@ -325,6 +330,7 @@ class AsyncPoolBase(ABC, Generic[ConnT, EventT]):
         :raises ProgrammingError: if it is not this pool's, or was already
             given back.
         """
+        self._policy.check_process()
         self._policy.take_back(conn)
         if self._reset is None and is_clean(conn) and not _lock_held(conn):
             # Nothing to reset: placing it back does not wait, so it needs no
@@ -378,6 +384,7 @@ class AsyncPoolBase(ABC, Generic[ConnT, EventT]):
 
     def stats(self) -> dict[str, int]:
         """The pool's figures: sizes now, and counters since it opened."""
+        self._policy.check_process()
         return self._policy.stats()
 
     async def resize(self, min_size: int, max_size: int | None = None) -> None:
@@ -385,6 +392,7 @@ class AsyncPoolBase(ABC, Generic[ConnT, EventT]):
 
         :param max_size: None: ``min_size``.
         """
+        self._policy.check_process()
         to_close = self._policy.resize(min_size, max_size, self._now())
         self._kick()
         for conn in to_close:
@@ -392,6 +400,7 @@ class AsyncPoolBase(ABC, Generic[ConnT, EventT]):
 
     async def check(self) -> None:
         """Check every idle connection now; broken ones are replaced."""
+        self._policy.check_process()
         self._check_open()
         conns = self._policy.take_idle()
         for index, conn in enumerate(conns):

@@ -91,9 +91,16 @@ class ConnectionLock(_Ownership, Generic[_L]):
 
     def __init__(self, new_lock: Callable[[], _L], current: Callable[[], Hashable]):
         super().__init__(current)
+        self._new_lock = new_lock
         #: Held while a command runs (rule 1); ``close()`` takes it alone.
         self.operation = new_lock()
         self._gate = new_lock()
+
+    def after_fork_in_child(self) -> None:
+        """Make the locks anew: a parent's thread may have held them at fork()."""
+        self.owner = None
+        self.operation = self._new_lock()
+        self._gate = self._new_lock()
 
     def __enter__(self) -> ConnectionLock[_L]:
         self.acquire()
@@ -148,9 +155,16 @@ class AsyncConnectionLock(_Ownership):
 
     def __init__(self, new_lock: Callable[[], _AsyncLock], current: Callable[[], Hashable]):
         super().__init__(current)
+        self._new_lock = new_lock
         #: Held while a command runs (rule 1).
         self.operation = new_lock()
         self._gate = new_lock()
+
+    def after_fork_in_child(self) -> None:
+        """Make the locks anew: a parent's task may have held them at fork()."""
+        self.owner = None
+        self.operation = self._new_lock()
+        self._gate = self._new_lock()
 
     async def __aenter__(self) -> AsyncConnectionLock:
         while True:

@@ -26,6 +26,7 @@ The interruption policy, written once here for every adapter:
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 import weakref
@@ -35,6 +36,7 @@ from typing import Any
 from . import errors, generators
 from ._arguments import check_callable, check_int
 from ._attempts import split_attempts
+from ._block_lock import AsyncConnectionLock, ConnectionLock
 from ._cancel import CancelOutcome, cancel
 from ._conn_info import ConnectionInfo
 from ._encodings import pgconn_encoding
@@ -70,6 +72,20 @@ CONNECT_POLL_INTERVAL = 1.0
 
 #: What ``add_notice_handler()`` accepts: called with each notice or warning.
 NoticeHandler = Callable[[errors.Diagnostic], None]
+
+
+#: The connections of this process, to reset their locks in a forked child.
+_OPEN: weakref.WeakSet[BaseConnection] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Runs in the child right after fork(), after the PGconns were disowned.
+    for conn in list(_OPEN):
+        conn._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _forward_notices(conn_ref: weakref.ref[BaseConnection]) -> Callable[[PGresult], None]:
@@ -130,6 +146,7 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         #: The queue of the active ``pipeline()`` block, None outside one.
         self._pipeline: PipelineState | None = None
         self._notify = NotifyState()
+        _OPEN.add(self)
 
     def __repr__(self) -> str:
         cls = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -153,13 +170,25 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
             source=self,
         )
 
+    def _after_fork_in_child(self) -> None:
+        # The lock was copied in whatever state the parent's threads or tasks
+        # left it: held by one of them, it would stay held forever here, and
+        # a use of the connection would hang instead of raising the clear
+        # error of the disowned PGconn. The core's connection locks make
+        # their locks anew (also because the child may run another event
+        # loop than the parent's).
+        lock = getattr(self, "lock", None)
+        if isinstance(lock, (ConnectionLock, AsyncConnectionLock)):
+            lock.after_fork_in_child()
+
     # -- state -----------------------------------------------------------
 
     @property
     def closed(self) -> bool:
         """True once the connection was closed, by the user or by a failure."""
         # pgconn.closed, not its status: a connection lost and then closed
-        # has no PGconn left to ask, and is closed all the same.
+        # has no PGconn left to ask, and in a forked child the status is no
+        # longer readable; either way the connection is not open.
         return self._closed_by_user or self._broken or self.pgconn.closed
 
     def _session_status(self) -> TransactionStatus:
@@ -253,6 +282,8 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
     def _check_usable(self) -> None:
         # Cheap on purpose: it runs before every command. A connection lost
         # since the last command is found out by libpq when sending.
+        if self.pgconn.inherited:
+            raise self.pgconn.inherited_error()
         if self._closed_by_user:
             raise errors.InterfaceError("the connection is closed")
         if self._broken:
@@ -576,6 +607,8 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         waits on the connection. Drive it with a waiter timeout of
         ``RECOVER_POLL_INTERVAL``.
         """
+        if self.pgconn.inherited:
+            raise self.pgconn.inherited_error()  # the command is the parent's
         if self.closed:
             return CancelOutcome.FAILED
         return (yield from cancel(self.pgconn, deadline=time.monotonic() + CANCEL_TIMEOUT))

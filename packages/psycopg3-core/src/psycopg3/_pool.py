@@ -33,10 +33,16 @@ Rules the pools rely on:
    ``RECONNECT_MAX_DELAY``. Failing for ``reconnect_timeout`` makes
    ``connect_failed()`` return True once, so that the pool calls the user's
    ``reconnect_failed``; attempts go on at the longest delay.
+6. A pool belongs to the process that made it. In a forked child its
+   connections are the parent's (disowned there: see ``psycopg3.pq``) and
+   its threads or tasks do not exist: every use raises ``check_process()``'s
+   error before touching a lock or a connection, and ``close()`` only lets
+   the child's copy go, sending nothing.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import deque
@@ -164,6 +170,26 @@ class PoolPolicy(Generic[C]):
         #: The error of the last failed connect, until one succeeds.
         self.last_error: BaseException | None = None
         self._counters = dict.fromkeys(_COUNTERS, 0)
+        self._creator_pid = os.getpid()
+
+    # -- process (rule 6) ------------------------------------------------
+
+    @property
+    def inherited(self) -> bool:
+        """True in a forked child of the process that made the pool."""
+        return os.getpid() != self._creator_pid
+
+    def check_process(self) -> None:
+        """Raise InterfaceError in a forked child; call it before any other step.
+
+        (A lock the parent's threads held at fork() stays held in the child.)
+        """
+        if os.getpid() != self._creator_pid:
+            raise errors.InterfaceError(
+                f"pool {self.name!r} was opened by process {self._creator_pid}; a forked"
+                " child cannot use it (its connections are the parent's) — open a new"
+                " pool in the child"
+            )
 
     # -- size ------------------------------------------------------------
 

@@ -149,6 +149,7 @@ class ConnectionPool:
         :raises PoolClosed: if the pool was closed (it cannot be reopened).
         :raises PoolTimeout: if ``wait`` and they were not ready in time.
         """
+        self._policy.check_process()
         with self._lock:
             if self._policy.closed:
                 raise errors.PoolClosed(f"pool {self.name!r} was closed; it cannot be reopened")
@@ -167,6 +168,7 @@ class ConnectionPool:
 
         :raises PoolTimeout: if they are not within ``timeout`` seconds.
         """
+        self._policy.check_process()
         deadline = time.monotonic() + timeout
         with self._changed:
             self._check_open()
@@ -184,6 +186,8 @@ class ConnectionPool:
         for ``timeout`` seconds at most (a connect in progress ends with its
         own ``connect_timeout``). Closing twice does nothing.
         """
+        if self._policy.inherited:
+            return  # a forked child: nothing here is its to close (rule 6 of the policy)
         with self._lock:
             to_close, _ = self._policy.close()
             self._changed.notify_all()
@@ -242,6 +246,7 @@ class ConnectionPool:
         :raises TooManyRequests: if ``max_waiting`` requests already wait.
         :raises PoolClosed: if the pool is not open.
         """
+        self._policy.check_process()
         if timeout is None:
             timeout = self.timeout
         deadline = time.monotonic() + timeout
@@ -305,6 +310,7 @@ class ConnectionPool:
         :raises ProgrammingError: if it is not this pool's, or was already
             given back.
         """
+        self._policy.check_process()
         with self._lock:
             self._policy.take_back(conn)
         if self._reset is None and is_clean(conn) and not conn.lock.locked():
@@ -359,6 +365,7 @@ class ConnectionPool:
 
     def stats(self) -> dict[str, int]:
         """The pool's figures: sizes now, and counters since it opened."""
+        self._policy.check_process()
         with self._lock:
             return self._policy.stats()
 
@@ -367,6 +374,7 @@ class ConnectionPool:
 
         :param max_size: None: ``min_size``.
         """
+        self._policy.check_process()
         with self._lock:
             to_close = self._policy.resize(min_size, max_size, time.monotonic())
             self._kick()
@@ -374,6 +382,7 @@ class ConnectionPool:
 
     def check(self) -> None:
         """Check every idle connection now; broken ones are replaced."""
+        self._policy.check_process()
         with self._lock:
             self._check_open()
             conns = self._policy.take_idle()

@@ -2,14 +2,20 @@
 
 Must not: touch the ``PGconn`` it was made from (it is independent of it and
 may outlive it), or pass a freed pointer to libpq.
+
+A handle cancels the queries of the process that made it, never of another:
+in a forked child it refuses to send (the query it would cancel is the
+parent's), and a request in progress is dropped there, not finished (its
+socket is the parent's too).
 """
 
 from __future__ import annotations
 
+import os
 from ctypes import create_string_buffer
 from typing import Any
 
-from ..errors import OperationalError
+from ..errors import InterfaceError, OperationalError
 from . import _libpq as impl
 from . import _live
 from ._enums import PollingStatus, polling_status
@@ -17,6 +23,14 @@ from ._enums import PollingStatus, polling_status
 __all__ = ["PGcancel", "PGcancelConn"]
 
 _ERRBUF_SIZE = 256
+
+
+def _check_process(creator_pid: int) -> None:
+    if os.getpid() != creator_pid:
+        raise InterfaceError(
+            f"this cancel request was made by process {creator_pid}; a forked child"
+            " cannot cancel its parent's queries — open a new connection in the child"
+        )
 
 
 class PGcancel:
@@ -29,10 +43,11 @@ class PGcancel:
     thread is inside `cancel()` would hand libpq freed memory.
     """
 
-    __slots__ = ("_pgcancel_ptr", "__weakref__")
+    __slots__ = ("_pgcancel_ptr", "_creator_pid", "__weakref__")
 
     def __init__(self, pgcancel_ptr: int):
         self._pgcancel_ptr: int | None = pgcancel_ptr
+        self._creator_pid = os.getpid()
         next(_live.PGCANCEL.made)
 
     def __del__(self, _free: Any = impl.PQfreeCancel, _freed: Any = _live.PGCANCEL.freed) -> None:
@@ -63,10 +78,12 @@ class PGcancel:
 
         :raises OperationalError: if the handle was freed or the request
             could not be sent, with libpq's message.
+        :raises InterfaceError: in a forked child of the process that made it.
         """
         ptr = self._pgcancel_ptr
         if ptr is None:
             raise OperationalError("the cancel handle was freed")
+        _check_process(self._creator_pid)
         errbuf = create_string_buffer(_ERRBUF_SIZE)
         if not impl.PQcancel(ptr, errbuf, _ERRBUF_SIZE):
             message = errbuf.value.decode("utf-8", "replace").strip()
@@ -81,20 +98,25 @@ class PGcancelConn:
     each poll asks for. Independent of the ``PGconn`` it was made from.
     """
 
-    __slots__ = ("_ptr", "__weakref__")
+    __slots__ = ("_ptr", "_creator_pid", "__weakref__")
 
     def __init__(self, cancel_conn_ptr: int):
         self._ptr: int | None = cancel_conn_ptr
+        self._creator_pid = os.getpid()
         next(_live.PGCANCEL.made)
 
     def __del__(
-        self, _finish: Any = impl.PQcancelFinish, _freed: Any = _live.PGCANCEL.freed
+        self,
+        _finish: Any = impl.PQcancelFinish,
+        _freed: Any = _live.PGCANCEL.freed,
+        _getpid: Any = os.getpid,
     ) -> None:
         ptr = self._ptr
         if ptr is not None:
             self._ptr = None
-            if _finish is not None:
-                _finish(ptr)
+            if _finish is not None and _getpid is not None:
+                if _getpid() == self._creator_pid:  # (in a forked child: dropped)
+                    _finish(ptr)
                 next(_freed)
 
     def __repr__(self) -> str:
@@ -105,6 +127,7 @@ class PGcancelConn:
         ptr = self._ptr
         if ptr is None:
             raise OperationalError("the cancel connection was finished")
+        _check_process(self._creator_pid)
         return ptr
 
     def start(self) -> None:
@@ -135,5 +158,6 @@ class PGcancelConn:
         ptr = self._ptr
         if ptr is not None:
             self._ptr = None
-            impl.PQcancelFinish(ptr)
+            if os.getpid() == self._creator_pid:  # (in a forked child: dropped)
+                impl.PQcancelFinish(ptr)
             next(_live.PGCANCEL.freed)

@@ -13,6 +13,8 @@ Rules of this module:
    result with an error status is returned, not raised (that is policy).
 4. ``__del__`` finishes the connection once, and never in a forked child:
    there PQfinish would send Terminate on the parent's socket.
+5. A connection inherited through ``fork()`` is disowned in the child at
+   once (see ``_disown_inherited``): it never sends or reads a byte there.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from ctypes import byref, c_int, c_size_t, create_string_buffer, string_at
 from typing import Any
 
-from ..errors import OperationalError
+from ..errors import InterfaceError, OperationalError
 from . import _libpq as impl
 from . import _live
 from ._cstrings import check_nul
@@ -72,6 +74,7 @@ class PGconn(ExecuteMixin):
     __slots__ = (
         "_pgconn_ptr",
         "_creator_pid",
+        "_disowned",
         "_notice_receiver",
         "notice_handler",
         "__weakref__",
@@ -80,7 +83,9 @@ class PGconn(ExecuteMixin):
     def __init__(self, pgconn_ptr: int):
         self._pgconn_ptr: int | None = pgconn_ptr
         self._creator_pid = os.getpid()
+        self._disowned = False
         next(_live.PGCONN.made)
+        _OPEN.add(self)
         #: Called with each notice (a borrowed `PGresult`) the server sends.
         self.notice_handler: NoticeHandler | None = None
         conn_ref = weakref.ref(self)
@@ -129,12 +134,17 @@ class PGconn(ExecuteMixin):
         return polling_status(impl.PQconnectPoll(self._ptr()))
 
     def finish(self) -> None:
-        """Close the connection and free it (idempotent)."""
+        """Close the connection and free it (idempotent).
+
+        In a forked child it only drops the handle: the connection is the
+        parent's, and stays open there.
+        """
         ptr = self._pgconn_ptr
         if ptr is not None:
             self._pgconn_ptr = None
-            impl.PQfinish(ptr)
             next(_live.PGCONN.freed)
+            if os.getpid() == self._creator_pid:  # (a fork the hook did not see)
+                impl.PQfinish(ptr)
 
     def __del__(
         self,
@@ -154,6 +164,8 @@ class PGconn(ExecuteMixin):
     def __repr__(self) -> str:
         name = type(self).__name__
         ptr = self._pgconn_ptr
+        if self._disowned:
+            return f"<{name} [inherited from process {self._creator_pid}] at 0x{id(self):x}>"
         if ptr is None:
             return f"<{name} [closed] at 0x{id(self):x}>"
         status = conn_status(impl.PQstatus(ptr)).name
@@ -172,8 +184,32 @@ class PGconn(ExecuteMixin):
     def _ptr(self) -> int:
         ptr = self._pgconn_ptr
         if ptr is None:
+            if self._disowned:
+                raise self.inherited_error()
             raise OperationalError("the connection is closed")
         return ptr
+
+    def inherited_error(self) -> InterfaceError:
+        """The error of any use, in a forked child, of a connection its parent opened."""
+        return InterfaceError(
+            f"this connection was opened by process {self._creator_pid}; a forked child"
+            " cannot use it — open a new connection in the child"
+        )
+
+    def _disown(self) -> None:
+        # In a forked child, right after fork(): see ``_disown_inherited``.
+        ptr = self._pgconn_ptr
+        if ptr is None:
+            return
+        fileno = int(impl.PQsocket(ptr))
+        self._pgconn_ptr = None
+        self._disowned = True
+        next(_live.PGCONN.freed)
+        if fileno >= 0:
+            try:
+                os.close(fileno)
+            except OSError:
+                pass  # not open in the child: nothing to let go
 
     def _message(self) -> str:
         ptr = self._pgconn_ptr
@@ -193,7 +229,12 @@ class PGconn(ExecuteMixin):
     @property
     def owned_here(self) -> bool:
         """False in a forked child: the connection belongs to the parent process."""
-        return os.getpid() == self._creator_pid
+        return not self._disowned and os.getpid() == self._creator_pid
+
+    @property
+    def inherited(self) -> bool:
+        """True in a forked child: the connection was disowned (see ``_disown_inherited``)."""
+        return self._disowned
 
     @property
     def closed(self) -> bool:
@@ -399,3 +440,42 @@ class PGconn(ExecuteMixin):
             check_nul(algorithm, "algorithm")
         out = impl.PQencryptPasswordConn(ptr, password, user, algorithm)
         return self._take_string(out, "encrypting the password")
+
+
+# -- fork -----------------------------------------------------------------
+#
+# A child made by fork() shares the parent's sockets: whatever it sent or
+# read on an inherited connection would land in the parent's session (a
+# COMMIT of the parent's open transaction, stolen results), and PQfinish
+# alone sends Terminate (and, over TLS, a close_notify), ending the
+# parent's session. So, in the child, right after fork() and before any of
+# its code runs, every PGconn still open is disowned:
+#
+# 1. Its pointer is dropped: no method can hand it to libpq again; each one
+#    raises ``inherited_error()`` instead (the guard of ``_ptr()``, which
+#    costs the parent nothing).
+# 2. The child's copy of the socket's descriptor is closed. That sends
+#    nothing (the parent's descriptor keeps the socket open); kept, it
+#    would keep the server's session alive after the parent's death, for
+#    as long as the child lives.
+# 3. The libpq structure is leaked, never PQfinish'ed. The other way (point
+#    the descriptor at /dev/null with dup2, PQfinish at close or collection)
+#    fails when, by then, the child has closed and reused that descriptor
+#    number (a daemon closing every descriptor, then opening files):
+#    PQfinish would close the child's file. The memory is the parent's,
+#    shared copy-on-write: leaking it costs the child nothing new.
+#
+# ``os.register_at_fork`` runs the hook for os.fork(), multiprocessing's
+# "fork" start method, and C code that follows Python's fork protocol.
+
+_OPEN: weakref.WeakSet[PGconn] = weakref.WeakSet()
+
+
+def _disown_inherited() -> None:
+    for conn in list(_OPEN):
+        conn._disown()
+    _OPEN.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_disown_inherited)
