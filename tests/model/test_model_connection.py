@@ -109,6 +109,10 @@ class Interrupted(Exception):
     """Raised in a block by the program to leave it with an error."""
 
 
+#: What ``run_prepared()`` returns when a vanished statement failed the job.
+Missing = object()
+
+
 class Signal:
     """A one-shot event usable across threads and event loops alike."""
 
@@ -246,6 +250,9 @@ class ConnectionMachine(RuleBasedStateMachine):
         self.autocommit = autocommit
         self.status = IDLE
         self.levels: list[Level] = [Level()]  # levels[0]: outside any block
+        # Prepared statements were dropped behind the driver's back (rule 5 of
+        # psycopg3._prepare): the next execution by name may fail once.
+        self.vanished = False
 
     def fresh(self) -> int:
         return next(self.counter)
@@ -290,8 +297,31 @@ class ConnectionMachine(RuleBasedStateMachine):
         return self.runner.run(job)
 
     def expect_error(self, job: Callable[[], Awaitable[Any]], *kinds: type[BaseException]) -> None:
-        with pytest.raises(kinds or (psycopg3.Error,)):
+        if self.vanished:
+            kinds += (errors.InvalidSqlStatementName,)
+        with pytest.raises(kinds or (psycopg3.Error,)) as caught:
             self.run(job)
+        if caught.type is errors.InvalidSqlStatementName:
+            self.vanished = False
+
+    def run_prepared(self, job: Callable[[], Awaitable[Any]], *, reruns: bool = True) -> Any:
+        """Run a job executing prepared statements; ``Missing`` if one had vanished.
+
+        The driver runs the query again when no transaction was open before it
+        (``reruns``: not in a pipeline); otherwise the error is raised once and
+        the cache is cleared (``psycopg3._prepare`` rule 5).
+        """
+        if not self.vanished:
+            return self.run(job)
+        try:
+            result = self.run(job)
+        except errors.InvalidSqlStatementName:
+            assert not (reruns and self.status == IDLE and not self.blocks), (
+                "a vanished statement outside a transaction must be run again"
+            )
+            self.vanished = False
+            return Missing
+        return result
 
     # -- the server's truth, after every step -------------------------------
 
@@ -363,7 +393,11 @@ class ConnectionMachine(RuleBasedStateMachine):
             self.expect_error(job, errors.InFailedSqlTransaction)
             self.forbidden.add(value)
             return
-        assert self.run(job) == 1
+        done = self.run_prepared(job)
+        if done is Missing:
+            self.failed({value})
+            return
+        assert done == 1
         self.wrote({value})
 
     @rule()
@@ -393,7 +427,11 @@ class ConnectionMachine(RuleBasedStateMachine):
         if self.status == INERROR:
             self.expect_error(job, errors.InFailedSqlTransaction)
             return
-        assert self.run(job) == [(tag,) for tag in tags]
+        answers = self.run_prepared(job)
+        if answers is Missing:
+            self.failed(set())
+            return
+        assert answers == [(tag,) for tag in tags]
         if not self.autocommit:
             self.status = INTRANS
 
@@ -535,7 +573,11 @@ class ConnectionMachine(RuleBasedStateMachine):
             return [cur.rowcount for cur in cursors]
 
         if failing is None:
-            assert self.run(job) == [1] * count
+            done = self.run_prepared(job, reruns=False)
+            if done is Missing:
+                self.failed(set(values))
+                return
+            assert done == [1] * count
             self.wrote(set(values))
             return
         self.expect_error(job, errors.UniqueViolation)
@@ -558,7 +600,10 @@ class ConnectionMachine(RuleBasedStateMachine):
             return int(cur.rowcount)
 
         if duplicate is None:
-            done = self.run(job)
+            done = self.run_prepared(job)
+            if done is Missing:
+                self.failed(set(values))
+                return
             assert done == count, f"executemany of {count} rows reported rowcount {done}"
             self.wrote(set(values))
             return
@@ -615,6 +660,7 @@ class ConnectionMachine(RuleBasedStateMachine):
             await conn.execute("do $$ begin execute 'deallocate all'; end $$")
 
         self.run(job)
+        self.vanished = True
         if not self.autocommit:
             self.status = INTRANS
 
