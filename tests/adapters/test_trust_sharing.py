@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import pytest
 
+from fix_flavours import ASYNC_FLAVOURS
 from psycopg3 import ProgrammingError, Rollback
 from psycopg3.pq import TransactionStatus
 
@@ -241,3 +242,34 @@ async def test_owner_uses_the_connection_freely(
         assert not conn.lock.locked()
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+@pytest.mark.parametrize("kind", ["transaction", "pipeline"])
+async def test_block_cancelled_before_entering_owns_nothing(
+    aconn: Any, flavour: Any, kind: str
+) -> None:
+    # Found by the model tests: entering under a cancel scope already
+    # cancelled claimed the connection, then the undo (left by the scope's
+    # next cancellation) skipped giving the claim back: every other task
+    # waited for ever. (A blocking block has no cancel scope to enter under.)
+    block = aconn.transaction() if kind == "transaction" else aconn.pipeline()
+    entered = False
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await block.__aenter__()
+        entered = True  # (asyncio enters a pipeline without a checkpoint)
+    assert entered != scope.cancelled_caught
+    if entered:
+        await block.__aexit__(None, None, None)
+    assert not aconn.lock.locked(), "an entering that did not finish still owns the connection"
+    assert aconn.info.transaction_status == TransactionStatus.IDLE
+    answers: list[Any] = []
+
+    async def other() -> None:
+        cur = await aconn.execute("select %s::int", (7,))
+        answers.append(await cur.fetchone())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(other)
+    assert answers == [(7,)]

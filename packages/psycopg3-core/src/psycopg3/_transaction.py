@@ -497,13 +497,18 @@ class AsyncTransaction(BaseTransaction):
                 entered = True
         finally:
             if not entered:
-                sent = self._sent
-                if sent is not None:
-                    try:
-                        await conn._wait_shielded(self._undo_enter_gen())
-                    finally:
-                        self._check_undone(sent)
-                lock.settle(conn._in_block())
+                try:
+                    sent = self._sent
+                    if sent is not None:
+                        try:
+                            await conn._wait_shielded(self._undo_enter_gen())
+                        finally:
+                            self._check_undone(sent)
+                finally:
+                    # Even when the shielded undo is left by a new cancellation
+                    # (it goes on in its own task): a claim never given back
+                    # would make every other task wait for ever.
+                    lock.settle(conn._in_block())
         return self
 
     async def __aexit__(
