@@ -69,6 +69,55 @@ SCENARIOS = {
     "P2": "soak with fault injection",
 }
 
+#: DESIGN.md's "What a trusted driver promises", each with the tests that hold it
+#: as an invariant (model, every yield) and those that pin the cases found.
+PROMISES = [
+    (
+        "A write reported as done is durable once its transaction commits; a write"
+        " reported as failed is not; nothing is reported done that the server did not"
+        " do (executemany, COPY and pipelines included).",
+        "`tests/model/` (after every step of random programs, rows visible from a"
+        " second session = rows reported done and committed; none reported failed or"
+        " rolled back), `tests/interrupt/` (after an interruption at each yield the"
+        " table holds what was reported done, nothing half-written);"
+        " `tests/adapters/test_trust_executemany.py`, `test_trust_prepare.py`,"
+        " `test_trust_transaction.py` (savepoints, Rollback targets),"
+        " `test_trust_close.py` (COPY on a connection closed meanwhile),"
+        " `test_trust_encoding.py`, `tests/core/test_trust_adapt.py` (values stored"
+        " as given, or refused)",
+    ),
+    (
+        "No caller ever receives another caller's result or error.",
+        "`tests/model/` (tagged selects, several tasks sharing the connection),"
+        " `tests/interrupt/` (the next query after an interruption gets its own tag),"
+        " `tests/adapters/test_trust_sharing.py` (a block owns the connection for its"
+        " task or thread), `test_trust_ownership.py`, scenarios C6 and R5 below",
+    ),
+    (
+        "After any interruption, at any yield of any generator, the connection is"
+        " either usable, with the server in the state the user believes (transaction"
+        " status, open blocks, autocommit), or closed. Never wedged.",
+        "`tests/interrupt/` (every command at every yield, every flavour: the count"
+        " is at the end of this page), `tests/model/` (cancel scopes, `cancel()`,"
+        " close from another task), `tests/adapters/test_trust_transaction.py`"
+        " (entering and leaving blocks interrupted), `test_trust_close.py`,"
+        " scenarios C1-C9 below",
+    ),
+    (
+        "A connection inherited through `fork()` never sends anything from the child.",
+        "`tests/adapters/test_trust_fork.py` (close, `with`, garbage collection and"
+        " every use in the child; the parent's session checked in `pg_stat_activity`"
+        " and the server log), scenario R3 below",
+    ),
+    (
+        "Every error a user can provoke is a DB-API exception whose message says what to do.",
+        "`tests/adapters/test_trust_errors.py` (every public entry point fed bad"
+        " arguments, every flavour), `tests/core/test_trust_adapt.py` (values at the"
+        " limits of Python's and PostgreSQL's types), `test_trust_encoding.py`,"
+        " `test_trust_ownership.py`, scenarios B1-B8 below",
+    ),
+]
+
 #: Scenarios that belong to a later issue's feature, and where they are covered.
 DEFERRED: dict[str, str] = {}
 
@@ -157,6 +206,24 @@ def render_report() -> str:
         "from the tests marked with the scenario they provoke; the scenarios are those of",
         "`shared/RELIABILITY.md`. *Observed* is what the tests recorded on the run that",
         "wrote this page; timings are from that run, on that machine.",
+        "",
+        "## What psycopg3 promises",
+        "",
+        "Each promise is held as an invariant (random programs checked against the",
+        "server's truth after every step; an interruption at every yield), and each",
+        "case found so far is pinned by an example test:",
+        "",
+        "| # | promise | held by |",
+        "|--:|---|---|",
+        *(
+            f"| {n} | {_cell(promise)} | {_cell(tests)} |"
+            for n, (promise, tests) in enumerate(PROMISES, 1)
+        ),
+        "",
+        "`nox -s fuzz` runs the model-based tests on fresh random programs for as long",
+        "as asked (10 minutes by default).",
+        "",
+        "## Scenarios",
         "",
         "| scenario | flavour | tests | outcome | observed |",
         "|---|---|--:|---|---|",
