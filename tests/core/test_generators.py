@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import pytest
 
 from psycopg3 import errors, generators
+from psycopg3._cancel import CancelOutcome, cancel
 from psycopg3.pq import ExecStatus, TransactionStatus
 from psycopg3.waiting import PQGen, Ready
 
@@ -148,3 +149,16 @@ def test_drain_reads_copy_out(pgconn: Any) -> None:
     pgconn.send_query(b"select 2")
     (result,) = drive(generators.execute(pgconn))
     assert result.get_value(0, 0) == b"2"
+
+
+def test_cancel_returns_with_its_fds_closed(pgconn: Any) -> None:
+    # Rule 4 of psycopg3._cancel: with a libpq < 17 the request runs in a
+    # worker thread that signals on a pipe; cancel() used to return on the
+    # signal byte, before the worker closed its end, so an fd count taken
+    # right after could still see it (test_no_fd_leak[sync-cancel_request]
+    # failed so under load, "-1 fds leaked").
+    for _ in range(100):
+        before = open_fds()
+        outcome = drive(cancel(pgconn, deadline=time.monotonic() + 30), timeout=0.1)
+        assert outcome == CancelOutcome.DELIVERED
+        assert open_fds() == before

@@ -18,6 +18,10 @@ Rules:
 2. The generator owns the read end and closes it on every way out.
 3. Nothing here raises for a request that could not be delivered: the
    generator says so (``CancelOutcome``), logs why, and the caller decides.
+4. A request that got its answer in time returns once the worker closed its
+   end of the pipe (end of file after the outcome byte): ``cancel()`` leaves
+   no file descriptor of its own open behind it, so a caller counting fds
+   sees them back at once.
 """
 
 from __future__ import annotations
@@ -104,13 +108,19 @@ def _cancel_in_thread(handle: PGcancel, deadline: float) -> PQGen[CancelOutcome]
         os.close(read_end)
         handle.free()
         raise
+    outcome = b""
     try:
         while True:
             ready = yield read_end, Wait.R
             if ready:
-                delivered = os.read(read_end, 1) == _DONE
-                return CancelOutcome.DELIVERED if delivered else CancelOutcome.FAILED
+                byte = os.read(read_end, 1)
+                if byte:
+                    outcome = byte
+                    continue  # (rule 4) the worker closes its end next
+                return CancelOutcome.DELIVERED if outcome == _DONE else CancelOutcome.FAILED
             if time.monotonic() >= deadline:
+                if outcome:
+                    return CancelOutcome.DELIVERED if outcome == _DONE else CancelOutcome.FAILED
                 logger.warning("the cancel request got no answer in time")
                 return CancelOutcome.TIMED_OUT
     finally:
