@@ -32,7 +32,7 @@ import trio
 import psycopg3_asyncio
 import psycopg3_sync
 import psycopg3_trio
-from psycopg3 import InterfaceError, OperationalError
+from psycopg3 import InterfaceError, OperationalError, ProgrammingError
 
 KEY = 14_0714
 
@@ -245,3 +245,17 @@ async def test_close_wakes_those_waiting_for_an_abandoned_block(
     assert len(errors) == 1
     assert isinstance(errors[0], (OperationalError, InterfaceError)), errors[0]
     assert "closed" in str(errors[0])
+
+
+# -- arguments (case 11) ---------------------------------------------------------
+
+
+@pytestmark_flavoured
+@pytest.mark.parametrize("attribute", ["autocommit", "read_only", "deferrable"])
+async def test_flag_must_be_a_bool(aconn: Any, attribute: str) -> None:
+    before = getattr(aconn, attribute)
+    with pytest.raises(ProgrammingError, match=attribute):
+        setattr(aconn, attribute, "x")
+    assert getattr(aconn, attribute) == before
+    cur = await aconn.execute("select 1")
+    assert await cur.fetchone() == (1,)

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors, generators
-from ._arguments import check_callable, check_int
+from ._arguments import check_bool, check_callable, check_int
 from ._attempts import split_attempts
 from ._cancel import CancelOutcome, cancel
 from ._conn_info import ConnectionInfo
@@ -229,6 +229,7 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
 
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
+        check_bool("autocommit", value)
         self._check_usable()
         if self._transaction_blocks:
             raise errors.ProgrammingError(
@@ -243,7 +244,7 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
             raise errors.ProgrammingError(
                 "cannot change autocommit inside a transaction: call commit() or rollback() first"
             )
-        self._autocommit = bool(value)
+        self._autocommit = value
 
     @property
     def encoding(self) -> str:
