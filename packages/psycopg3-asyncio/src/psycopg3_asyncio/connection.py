@@ -42,7 +42,9 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.lock = AsyncConnectionLock(asyncio.Lock, asyncio.current_task)
+        self.lock = AsyncConnectionLock(
+            asyncio.Lock, asyncio.current_task, new_event=asyncio.Event, home=_running_loop
+        )
 
     @classmethod
     async def connect(
@@ -127,8 +129,22 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
     async def close(self) -> None:
         """Close the connection; closing twice does nothing.
 
-        A task waiting on the connection gets an ``OperationalError``.
+        A task waiting on the connection gets an ``OperationalError``; one
+        waiting for another task's block to end finds the connection closed.
+        From outside its event loop it does not wait: if that loop still
+        runs (in another thread), the connection is closed there, soon after.
         """
+        home = self.lock.home
+        if self.lock.in_home() or not isinstance(home, asyncio.AbstractEventLoop):
+            self._close_here()
+        elif home.is_running():
+            # Its waits are registered in that loop's selector: only its thread may touch them.
+            home.call_soon_threadsafe(self._close_here)
+        else:
+            # That loop has stopped: no wait of ours is in progress there.
+            self._close()
+
+    def _close_here(self) -> None:
         if not self.closed:
             notify_closing(self.pgconn.socket)
         self._close()
@@ -163,6 +179,13 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
             elif (closed := self._closed_while_waiting(ex)) is not None:
                 raise closed from ex
             raise
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 async def _resolve(host: str, port: str) -> list[str]:

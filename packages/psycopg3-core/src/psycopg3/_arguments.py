@@ -25,6 +25,7 @@ from . import errors
 __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
+    "check_bool",
     "check_int",
     "check_callable",
     "check_iterable",
@@ -62,6 +63,12 @@ def check_int(where: str, value: Any, *, minimum: int | None = None, none_ok: bo
     if minimum is not None and value < minimum:
         accepted = f"an int >= {minimum}" + (" or None" if none_ok else "")
         raise wrong_argument(where, value, accepted, bad_value=True)
+
+
+def check_bool(where: str, value: Any, *, none_ok: bool = False) -> None:
+    """Raise unless *value* is a bool, or None if allowed."""
+    if not (isinstance(value, bool) or (value is None and none_ok)):
+        raise wrong_argument(where, value, "True or False" + (" or None" if none_ok else ""))
 
 
 def check_callable(where: str, value: Any) -> None:

@@ -74,6 +74,11 @@ class AsyncConnectionBase(BaseConnection, ABC):
         """Close the connection; closing twice does nothing."""
         self._close()
 
+    def _close(self) -> None:
+        super()._close()
+        # Blocks never left: the tasks waiting for them wake (and find it closed).
+        self.lock.abandon()
+
     @abstractmethod
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         """Return a new cursor on this connection; a server-side one if ``name`` is given.

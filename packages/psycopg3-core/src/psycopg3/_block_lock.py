@@ -22,6 +22,15 @@ The rules, written once here for every adapter:
    and lets it go at once, so the owner never waits long for it.
 5. Leaving a block is refused to a thread or task that does not own it
    (``check_owner()``): waiting for ourselves would hang.
+6. An async connection belongs to the event loop it was opened in (``home``:
+   a function naming the running loop, None outside any): from another one
+   every command is refused (``check_home()``), as the framework's locks and
+   the fd's registration belong to that loop.
+7. ``abandon()`` (the connection is closing) ends the ownership of blocks
+   never left, so that the tasks waiting for them wake (and find the
+   connection closed); async waiters wait on an event for this, when the
+   adapter gives its event class, as a framework's lock can be released only
+   by its owner.
 """
 
 from __future__ import annotations
@@ -53,6 +62,12 @@ class _AsyncLock(Protocol):
     def locked(self) -> bool: ...
 
 
+class _AsyncEvent(Protocol):
+    async def wait(self) -> Any: ...
+
+    def set(self) -> Any: ...
+
+
 class _Ownership:
     """Who owns the connection's blocks; shared by the two lock classes."""
 
@@ -66,6 +81,12 @@ class _Ownership:
     def _must_wait(self) -> bool:
         owner = self.owner
         return owner is not None and owner != self._current()
+
+    def _take(self) -> None:
+        self.owner = self._current()
+
+    def _give_back(self) -> None:
+        self.owner = None
 
     def owns(self) -> bool:
         """Tell if the running thread or task owns the open blocks."""
@@ -137,13 +158,22 @@ class ConnectionLock(_Ownership, Generic[_L]):
         if self.owns():
             return
         self._gate.acquire()
-        self.owner = self._current()
+        self._take()
 
     def settle(self, blocks_open: bool) -> None:
         """Give the ownership back once no block is open (rule 2)."""
         if not blocks_open and self.owns():
-            self.owner = None
+            self._give_back()
             self._gate.release()
+
+    def abandon(self) -> None:
+        """End the ownership of blocks never left: the connection is closing (rule 7)."""
+        if self.owner is not None:
+            self._give_back()
+            try:
+                self._gate.release()
+            except RuntimeError:
+                pass  # (the owner settled at the same time)
 
 
 class AsyncConnectionLock(_Ownership):
@@ -151,14 +181,57 @@ class AsyncConnectionLock(_Ownership):
 
     :param new_lock: the framework's lock class (``asyncio.Lock``, ``trio.Lock``).
     :param current: returns the identity of the running task.
+    :param new_event: the framework's event class (``asyncio.Event``,
+        ``trio.Event``): tasks waiting for a block to end wait on one, which
+        ``abandon()`` can set from any task (rule 7). Without it they wait on
+        a lock, and only the block's end wakes them.
+    :param home: returns the running event loop (or trio token), None
+        outside any; the connection belongs to the one running when the
+        lock is built (rule 6). Without it no loop is checked.
     """
 
-    def __init__(self, new_lock: Callable[[], _AsyncLock], current: Callable[[], Hashable]):
+    def __init__(
+        self,
+        new_lock: Callable[[], _AsyncLock],
+        current: Callable[[], Hashable],
+        *,
+        new_event: Callable[[], _AsyncEvent] | None = None,
+        home: Callable[[], object | None] | None = None,
+    ):
         super().__init__(current)
         self._new_lock = new_lock
         #: Held while a command runs (rule 1).
         self.operation = new_lock()
         self._gate = new_lock()
+        self._new_event = new_event
+        self._ended: _AsyncEvent | None = None
+        self._running_loop = home
+        #: The event loop (or trio token) the connection belongs to (rule 6).
+        self.home = home() if home is not None else None
+
+    def in_home(self) -> bool:
+        """Tell if the running event loop is the connection's own (rule 6)."""
+        running_loop = self._running_loop
+        if running_loop is None:
+            return True
+        running = running_loop()
+        if self.home is None and running is not None:
+            self.home = running  # (built outside any loop: the first one takes it)
+        return running is self.home
+
+    def check_home(self) -> None:
+        """Raise ``InterfaceError`` if run outside the connection's event loop (rule 6)."""
+        if not self.in_home():
+            raise errors.InterfaceError(
+                "this connection belongs to the event loop it was opened in (another"
+                " asyncio loop, trio run or thread is running now): open one connection"
+                " per event loop"
+            )
+
+    def check_owner(self, action: str) -> None:
+        """Raise if run outside the connection's loop, or if another task owns the blocks."""
+        self.check_home()
+        super().check_owner(action)
 
     def after_fork_in_child(self) -> None:
         """Make the locks anew: a parent's task may have held them at fork()."""
@@ -167,16 +240,24 @@ class AsyncConnectionLock(_Ownership):
         self._gate = self._new_lock()
 
     async def __aenter__(self) -> AsyncConnectionLock:
+        self.check_home()
         while True:
             await self.operation.acquire()
             if not self._must_wait():
                 return self
             self.operation.release()
-            await self._gate.acquire()
-            self._gate.release()
+            await self._wait_for_blocks()
 
     async def __aexit__(self, *exc_info: Any) -> None:
         self.operation.release()
+
+    async def _wait_for_blocks(self) -> None:
+        ended = self._ended
+        if ended is not None:
+            await ended.wait()
+        else:
+            await self._gate.acquire()
+            self._gate.release()
 
     def locked(self) -> bool:
         """Tell if a command runs or blocks are open: the connection is in use."""
@@ -189,11 +270,30 @@ class AsyncConnectionLock(_Ownership):
         """
         if self.owns():
             return
-        await self._gate.acquire()
-        self.owner = self._current()
+        if self._new_event is not None:
+            self._ended = self._new_event()
+        else:
+            await self._gate.acquire()
+        self._take()
 
     def settle(self, blocks_open: bool) -> None:
         """Give the ownership back once no block is open (rule 2)."""
         if not blocks_open and self.owns():
-            self.owner = None
+            self._end_ownership()
+
+    def abandon(self) -> None:
+        """End the ownership of blocks never left: the connection is closing (rule 7).
+
+        The tasks waiting for the blocks wake, when the adapter gave its
+        event class (a lock can be released only by its owner).
+        """
+        if self.owner is not None and (self._ended is not None or self.owns()):
+            self._end_ownership()
+
+    def _end_ownership(self) -> None:
+        self._give_back()
+        ended, self._ended = self._ended, None
+        if ended is not None:
+            ended.set()
+        else:
             self._gate.release()

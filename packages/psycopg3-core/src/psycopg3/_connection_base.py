@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors, generators
-from ._arguments import check_callable, check_int
+from ._arguments import check_bool, check_callable, check_int
 from ._attempts import split_attempts
 from ._block_lock import AsyncConnectionLock, ConnectionLock
 from ._cancel import CancelOutcome, cancel
@@ -258,6 +258,7 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
 
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
+        check_bool("autocommit", value)
         self._check_usable()
         if self._transaction_blocks:
             raise errors.ProgrammingError(
@@ -272,7 +273,7 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
             raise errors.ProgrammingError(
                 "cannot change autocommit inside a transaction: call commit() or rollback() first"
             )
-        self._autocommit = bool(value)
+        self._autocommit = value
 
     @property
     def encoding(self) -> str:

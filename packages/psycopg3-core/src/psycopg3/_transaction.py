@@ -51,7 +51,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 from . import errors
-from ._arguments import wrong_argument
+from ._arguments import check_bool, wrong_argument
 from ._block_lock import AsyncConnectionLock, ConnectionLock
 from .pq import PGconn, TransactionStatus
 from .waiting import PQGen
@@ -145,6 +145,7 @@ class TransactionCharacteristics:
 
     @read_only.setter
     def read_only(self, value: bool | None) -> None:
+        check_bool("read_only", value, none_ok=True)
         self._check_characteristic_change("read_only")
         self._read_only = None if value is None else bool(value)
         self._begin_statement = self._build_begin()
@@ -156,6 +157,7 @@ class TransactionCharacteristics:
 
     @deferrable.setter
     def deferrable(self, value: bool | None) -> None:
+        check_bool("deferrable", value, none_ok=True)
         self._check_characteristic_change("deferrable")
         self._deferrable = None if value is None else bool(value)
         self._begin_statement = self._build_begin()

@@ -97,6 +97,7 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
                 self._close()
             finally:
                 self.lock.operation.release()
+            self.lock.abandon()  # (wake the threads waiting for a block never left)
             return
         # Another thread (or this one, in a COPY block) holds the operation
         # lock, and may be inside libpq: the PGconn is freed only when the lock
@@ -108,6 +109,7 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
             self._closed_by_user = True
             _shutdown(self.pgconn.socket)
         self.lock.operation.run_when_free(self._close)
+        self.lock.abandon()
 
     @overload
     def cursor(

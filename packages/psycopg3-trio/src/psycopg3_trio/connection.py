@@ -42,7 +42,9 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.lock = AsyncConnectionLock(trio.Lock, trio.lowlevel.current_task)
+        self.lock = AsyncConnectionLock(
+            trio.Lock, trio.lowlevel.current_task, new_event=trio.Event, home=_running_trio
+        )
 
     @classmethod
     async def connect(
@@ -144,8 +146,22 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
     async def close(self) -> None:
         """Close the connection; closing twice does nothing.
 
-        A task waiting on the connection gets an ``OperationalError``.
+        A task waiting on the connection gets an ``OperationalError``; one
+        waiting for another task's block to end finds the connection closed.
+        From outside its trio run it does not wait: if that run goes on (in
+        another thread), the connection is closed there, soon after.
         """
+        home = self.lock.home
+        if self.lock.in_home() or not isinstance(home, trio.lowlevel.TrioToken):
+            self._close_here()
+            return
+        try:
+            # Its waits are registered in that run's I/O manager: only it may touch them.
+            home.run_sync_soon(self._close_here)
+        except trio.RunFinishedError:
+            self._close()  # (no wait of ours is in progress in a finished run)
+
+    def _close_here(self) -> None:
         if not self.closed:
             # Wake any task still waiting on the socket before the fd goes.
             trio.lowlevel.notify_closing(self.pgconn.socket)
@@ -176,6 +192,13 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
             elif (closed := self._closed_while_waiting(ex)) is not None:
                 raise closed from ex
             raise
+
+
+def _running_trio() -> trio.lowlevel.TrioToken | None:
+    try:
+        return trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
 
 
 async def _resolve(host: str, port: str) -> list[str]:
