@@ -238,6 +238,10 @@ class AsyncConnectionLock(_Ownership):
         self.owner = None
         self.operation = self._new_lock()
         self._gate = self._new_lock()
+        self._ended = None
+        # The child runs its own loop, if any: a use must meet the fork
+        # error of the disowned PGconn, not the loop check (rule 6).
+        self.home = None
 
     async def __aenter__(self) -> AsyncConnectionLock:
         self.check_home()
