@@ -866,6 +866,8 @@ class ConnectionMachine(RuleBasedStateMachine):
         done: list[int] = []
         rolled_back: list[int] = []
         wrong: list[str] = []
+        missing: list[str] = []
+        vanished = self.vanished
 
         def worker(kind: str, values: list[int], commit: bool) -> Callable[[], Awaitable[None]]:
             async def tagged(cur: Any, tag: int) -> None:
@@ -893,13 +895,25 @@ class ConnectionMachine(RuleBasedStateMachine):
                                 raise Interrupted("leave the block with an error")
                     except Interrupted:
                         rolled_back.extend((values[0], values[2]))
+                    except errors.InvalidSqlStatementName:
+                        # Rule 5 of psycopg3._prepare: raised once in a transaction.
+                        assert vanished, "a prepared statement went missing by itself"
+                        missing.append(kind)
+                        rolled_back.extend((values[0], values[2]))
                     else:
                         done.extend((values[0], values[2]))
                 else:
-                    async with conn.pipeline():
-                        for value in values:
-                            await cur.execute(f"insert into {table} values (%s)", (value,))
-                    done.extend(values)
+                    try:
+                        async with conn.pipeline():
+                            for value in values:
+                                await cur.execute(f"insert into {table} values (%s)", (value,))
+                    except errors.InvalidSqlStatementName:
+                        # Rule 5: raised once in a pipeline (one implicit transaction).
+                        assert vanished, "a prepared statement went missing by itself"
+                        missing.append(kind)
+                        rolled_back.extend(values)
+                    else:
+                        done.extend(values)
 
             return run
 
@@ -910,6 +924,8 @@ class ConnectionMachine(RuleBasedStateMachine):
         assert not wrong, wrong
         self.committed |= set(done)
         self.forbidden |= set(rolled_back)
+        if missing:
+            self.vanished = False
 
     @rule()
     def reconnect(self) -> None:
