@@ -74,6 +74,11 @@ async def _notifies(conn: Any, **kwargs: Any) -> None:
         pass
 
 
+async def _enter(block: Any) -> None:
+    async with block:
+        pass
+
+
 async def _copy(conn: Any, statement: Any) -> None:
     async with conn.cursor().copy(statement):
         pass
@@ -96,6 +101,24 @@ CASES: list[tuple[str, Callable[[Any], Awaitable[Any]], type[Exception], str]] =
         r"the query must be .*bytearray",
     ),
     ("query-NUL", lambda c: _execute(c, "select 1\x00"), DE, r"NUL"),
+    (
+        "query-lone-surrogate",
+        lambda c: _execute(c, "select '\ud800'"),
+        DE,
+        r"cannot encode '\\ud800' \(character 8 of the query\) in the client encoding",
+    ),
+    (
+        "query-lone-surrogate-with-params",
+        lambda c: _execute(c, "select '\udfff', %s", (1,)),
+        DE,
+        r"cannot encode '\\udfff' \(character 8 of the query\)",
+    ),
+    (
+        "savepoint-name-int",
+        lambda c: _enter(c.transaction(savepoint_name=3)),
+        PE,
+        r"transaction\(\) savepoint_name must be a str, got 3",
+    ),
     ("copy-statement-int", lambda c: _copy(c, 3), PE, r"copy\(\) statement must be a str"),
     # The parameters' container and shape.
     ("params-int", lambda c: _execute(c, "select %s", 1), PE, r"sequence or a mapping, not int"),

@@ -86,7 +86,7 @@ class PostgresQuery:
                 raise wrong_argument("the query", query, "a str, bytes or psycopg3.sql.Composable")
         if params is None:
             if isinstance(query, str):
-                query = query.encode(encoding.python_codec, encoding.errors)
+                query = _encode_query(query, encoding.python_codec, encoding.errors)
             if b"\x00" in query:
                 raise _nul_error()
             self.query = query
@@ -187,11 +187,23 @@ def _error_at(query: bytes, start: int, end: int, what: str, codec: str) -> erro
     )
 
 
+def _encode_query(query: str, codec: str, errors_handler: str) -> bytes:
+    try:
+        return query.encode(codec, errors_handler)
+    except UnicodeEncodeError as ex:
+        # A lone surrogate, or a character the session's encoding lacks.
+        raise errors.DataError(
+            f"cannot encode {query[ex.start : ex.end]!r} (character {ex.start} of the query)"
+            f" in the client encoding {codec} ({ex.reason}): the query text must hold only"
+            " characters that encoding can represent"
+        ) from None
+
+
 @lru_cache(maxsize=512)
 def _parse_query(query: str | bytes, codec: str, errors_handler: str) -> _ParsedQuery:
     # Checked here, once per distinct query (the parse is cached), before
     # anything is sent.
-    data = query.encode(codec, errors_handler) if isinstance(query, str) else query
+    data = _encode_query(query, codec, errors_handler) if isinstance(query, str) else query
     if b"\x00" in data:
         raise _nul_error()
     chunks: list[bytes] = []

@@ -51,7 +51,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 from . import errors
-from ._arguments import check_bool, wrong_argument
+from ._arguments import check_bool, check_str, wrong_argument
 from ._block_lock import AsyncConnectionLock, ConnectionLock
 from .pq import PGconn, TransactionStatus
 from .waiting import PQGen
@@ -212,6 +212,9 @@ class BaseTransaction:
         savepoint_name: str | None = None,
         force_rollback: bool = False,
     ):
+        if savepoint_name is not None:
+            check_str("transaction() savepoint_name", savepoint_name)
+        check_bool("transaction() force_rollback", force_rollback)
         self._conn = connection
         self.savepoint_name = savepoint_name
         self.force_rollback = force_rollback
