@@ -369,3 +369,24 @@ def test_sql_composition_errors(make: Any, base: type, message: str) -> None:
     with pytest.raises(errors.ProgrammingError, match=message) as info:
         make()
     assert isinstance(info.value, base)
+
+
+@pytest.mark.parametrize("factory", [lambda: None, dict], ids=["no-argument", "dict"])
+async def test_row_factory_that_cannot_take_the_cursor(
+    aconn: Any, admin: Any, factory: Any
+) -> None:
+    # A row factory of the wrong shape used to raise a bare TypeError out of
+    # execute(), after the command had run: an insert reported failed yet
+    # committed. Now execute() reports what the server did, and fetching a
+    # row says what is wrong with the factory.
+    admin.execute("drop table if exists trust_row_factory")
+    admin.execute("create table trust_row_factory (x int)")
+    aconn.autocommit = True
+    cur = aconn.cursor(row_factory=factory)
+    await cur.execute("insert into trust_row_factory values (1) returning x")
+    assert cur.rowcount == 1
+    assert admin.execute("select x from trust_row_factory").fetchall() == [(1,)]
+    with pytest.raises(errors.ProgrammingError, match=r"the row factory .* failed when given"):
+        await cur.fetchone()
+    admin.execute("drop table trust_row_factory")
+    await _usable(aconn)

@@ -102,7 +102,18 @@ class BaseCursor(Generic[Row]):
 
     def _set_row_maker(self) -> None:
         factory = self._execute_row_factory or self._row_factory
-        self._make_row = None if factory is tuple_row else factory(self)
+        if factory is tuple_row:
+            self._make_row = None
+            return
+        pos = self._pos
+        try:
+            self._make_row = factory(self)
+        except Exception as ex:
+            # Raised when a row is fetched, not here: the command has run (it
+            # may have written), and execute() must not report it failed.
+            self._make_row = _failed_row_factory(factory, ex)
+        finally:
+            self._pos = pos  # (a callable that iterated the cursor took no row)
 
     @property
     def pgconn(self) -> Any:
@@ -543,3 +554,16 @@ def _scroll_target(position: int, value: int, mode: str) -> int:
     if mode == "absolute":
         return value
     raise errors.ProgrammingError(f"scroll mode must be 'relative' or 'absolute', got {mode!r}")
+
+
+def _failed_row_factory(factory: Any, error: Exception) -> RowMaker[Any]:
+    """A row maker raising, for each row, why ``factory`` could not make one."""
+
+    def make_row(values: Sequence[Any]) -> Any:
+        raise errors.ProgrammingError(
+            f"the row factory {factory!r} failed when given the cursor"
+            f" ({type(error).__name__}: {error}): a row factory takes the cursor and"
+            " returns a function making a row of the values (see psycopg3.rows)"
+        ) from error
+
+    return make_row
