@@ -16,9 +16,11 @@ parameter is a ``ProgrammingError`` that is also a ``TypeError`` or
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import pytest
 
 import psycopg3
@@ -390,3 +392,35 @@ async def test_row_factory_that_cannot_take_the_cursor(
         await cur.fetchone()
     admin.execute("drop table trust_row_factory")
     await _usable(aconn)
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("autocommit", "x", r"connect\(\) autocommit must be True or False, got 'x'"),
+        ("autocommit", 1, r"connect\(\) autocommit must be True or False, got 1"),
+        ("prepare_threshold", "5", r"connect\(\) prepare_threshold must be"),
+        ("row_factory", 3, r"connect\(\) row_factory must be a callable"),
+    ],
+)
+async def test_connect_with_a_bad_option(
+    flavour: Any, dsn: str, admin: Any, option: str, value: Any, message: str
+) -> None:
+    # connect(autocommit="x") was taken as autocommit on: the connection
+    # then committed what the user believed was in a transaction.
+    name = f"trust_bad_option_{option}"
+    with pytest.raises(errors.ProgrammingError, match=message):
+        await flavour.connect(dsn, application_name=name, **{option: value})
+    # The connection made for nothing is closed, not left to the collector:
+    # its backend goes (it leaves pg_stat_activity a moment after Terminate).
+    deadline = time.monotonic() + 30
+    while sessions(admin, name) and time.monotonic() < deadline:
+        await anyio.sleep(0.01)  # waiting for the condition, bounded: not a timing assertion
+    assert sessions(admin, name) == 0
+
+
+def sessions(admin: Any, name: str) -> int:
+    row = admin.execute(
+        "select count(*) from pg_stat_activity where application_name = %s", (name,)
+    ).fetchone()
+    return int(row[0])

@@ -125,14 +125,20 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         row_factory: RowFactory[Any] | None = None,
         prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
     ):
+        try:
+            check_bool("connect() autocommit", autocommit)
+            if row_factory is not None:
+                check_callable("connect() row_factory", row_factory)
+            check_int("connect() prepare_threshold", prepare_threshold, minimum=0, none_ok=True)
+        except errors.ProgrammingError:
+            pgconn.finish()  # (before it is ours: __del__ has nothing to say of it)
+            raise
         self.pgconn = pgconn
         self._autocommit = autocommit
         self._closed_by_user = False
         self._broken = False
         self.adapters = AdaptersMap(global_adapters)
         #: The row factory of the cursors this connection creates (``psycopg3.rows``).
-        if row_factory is not None:
-            check_callable("connect() row_factory", row_factory)
         self.row_factory: RowFactory[Any] = row_factory or tuple_row
         #: The ``transaction()`` blocks entered and not left, innermost last.
         self._transaction_blocks: list[BaseTransaction] = []
@@ -141,7 +147,6 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         # garbage collector finish the PGconn before the connection can warn
         # that it was left open, and keep both alive until it runs.
         pgconn.notice_handler = _forward_notices(weakref.ref(self))
-        check_int("connect() prepare_threshold", prepare_threshold, minimum=0, none_ok=True)
         self._prepare_manager = PrepareManager(prepare_threshold)
         #: The queue of the active ``pipeline()`` block, None outside one.
         self._pipeline: PipelineState | None = None
