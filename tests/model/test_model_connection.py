@@ -673,8 +673,17 @@ class ConnectionMachine(RuleBasedStateMachine):
         conn, admin, runner = self.conn, self.admin, self.runner
         pid = conn.info.backend_pid
 
+        missing: list[bool] = []
+
         async def insert() -> None:
-            await conn.execute(f"insert into {self.table} select %s from pg_sleep(30)", (value,))
+            try:
+                await conn.execute(
+                    f"insert into {self.table} select %s from pg_sleep(30)", (value,)
+                )
+            except errors.InvalidSqlStatementName:
+                if self.status == INERROR:
+                    raise
+                missing.append(True)  # (rule 5 of psycopg3._prepare: see run_prepared())
 
         if self.status == INERROR:
             self.expect_error(insert, errors.InFailedSqlTransaction)
@@ -714,7 +723,15 @@ class ConnectionMachine(RuleBasedStateMachine):
                         await anyio.to_thread.run_sync(watcher.join, HANG_GUARD)
             return "cancelled" if scope.cancelled_caught else "done"
 
-        assert self.run(job) == "cancelled"
+        outcome = self.run(job)
+        if missing:
+            assert self.vanished and (self.status != IDLE or self.blocks), (
+                "a vanished statement outside a transaction must be run again"
+            )
+            self.vanished = False
+            self.failed({value})
+            return
+        assert outcome == "cancelled"
         if self.conn.closed:
             self.forbidden.add(value)
             self.connection_lost()
@@ -730,13 +747,20 @@ class ConnectionMachine(RuleBasedStateMachine):
         conn = self.conn
         block = conn.transaction()
 
+        missing: list[bool] = []
+
         async def job() -> bool:
             with anyio.CancelScope() as scope:
                 scope.cancel()
                 if op == "enter_block":
                     await block.__aenter__()
                 else:
-                    await conn.execute(f"insert into {self.table} values (%s)", (value,))
+                    try:
+                        await conn.execute(f"insert into {self.table} values (%s)", (value,))
+                    except errors.InvalidSqlStatementName:
+                        if self.status == INERROR:
+                            raise
+                        missing.append(True)  # (rule 5 of psycopg3._prepare)
             return scope.cancelled_caught
 
         before = self.status
@@ -746,6 +770,13 @@ class ConnectionMachine(RuleBasedStateMachine):
             except errors.InFailedSqlTransaction:
                 return
         caught = self.run(job)
+        if missing:
+            assert self.vanished and (before != IDLE or self.blocks), (
+                "a vanished statement outside a transaction must be run again"
+            )
+            self.vanished = False
+            self.failed({value})
+            return
         if self.conn.closed:
             self.uncertain.add(value)
             self.connection_lost()
