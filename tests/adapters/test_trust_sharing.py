@@ -52,20 +52,36 @@ class Other:
 
     ``run(work)`` starts ``work(conn)`` over there — a plain function given
     the blocking connection, or a coroutine function given the async one —
-    and returns once it is about to call the connection.
+    and returns once it is about to call the connection. The task is started
+    when the helper is made, before any block, and gets its work through a
+    channel: a task the block's owner started inside the block would join
+    the block instead (see test_trust_child_tasks.py).
     """
 
-    def __init__(self, flavour: Any, conn: Any, group: Any):
+    def __init__(self, flavour: Any, conn: Any):
         self._sync = flavour.is_sync
         self._conn = conn.target if flavour.is_sync else conn
-        self._group = group
         self._thread: threading.Thread | None = None
         self._done_sync = threading.Event()
         self._done = anyio.Event()
+        self._send, self._receive = anyio.create_memory_object_stream[Any](1)
+        self._started = False
         self.result: Any = None
         self.error: BaseException | None = None
 
+    async def serve(self) -> None:
+        """The other task's body, started before the test enters any block."""
+        async with self._receive:
+            async for work, started in self._receive:
+                started.set()
+                try:
+                    self.result = await work(self._conn)
+                except BaseException as ex:  # noqa: BLE001 - checked by the test
+                    self.error = ex
+                self._done.set()
+
     async def run(self, work: Callable[[Any], Any]) -> None:
+        self._started = True
         if self._sync:
             started = threading.Event()
 
@@ -82,16 +98,7 @@ class Other:
             started.wait()
             return
         started_async = anyio.Event()
-
-        async def task() -> None:
-            started_async.set()
-            try:
-                self.result = await work(self._conn)
-            except BaseException as ex:  # noqa: BLE001 - checked by the test
-                self.error = ex
-            self._done.set()
-
-        self._group.start_soon(task)
+        await self._send.send((work, started_async))
         await started_async.wait()
 
     @property
@@ -101,16 +108,23 @@ class Other:
     async def wait(self) -> None:
         if self._thread is not None:
             self._thread.join()
-        else:
+        elif self._started:
             await self._done.wait()
 
 
 @asynccontextmanager
 async def other_user(flavour: Any, conn: Any) -> AsyncIterator[Other]:
+    other = Other(flavour, conn)
     async with anyio.create_task_group() as group:
-        other = Other(flavour, conn, group)
-        yield other
-        await other.wait()
+        if not flavour.is_sync:
+            group.start_soon(other.serve)
+        try:
+            yield other
+            await other.wait()
+        finally:
+            other._send.close()  # (the other task ends, closing its end)
+            if flavour.is_sync:
+                other._receive.close()
 
 
 def insert(table: str, value: int, flavour: Any) -> Callable[[Any], Any]:
@@ -195,28 +209,30 @@ async def test_only_the_owner_leaves_its_block(
 ) -> None:
     conn = await flavour.connect(dsn, autocommit=True)
     try:
-        block = conn.transaction()
-        tx = await block.__aenter__()
-        await conn.execute(f"insert into {table} values (1)")
-
-        if flavour.is_sync:
-
-            def leave(raw: Any) -> Any:
-                return tx.__exit__(None, None, None)
-
-        else:
-
-            async def leave(conn: Any) -> Any:  # type: ignore[misc]
-                return await tx.__aexit__(None, None, None)
-
+        # The other user is there before the block (one started in it would join it).
         async with other_user(flavour, conn) as other:
+            block = conn.transaction()
+            tx = await block.__aenter__()
+            await conn.execute(f"insert into {table} values (1)")
+
+            if flavour.is_sync:
+
+                def leave(raw: Any) -> Any:
+                    return tx.__exit__(None, None, None)
+
+            else:
+
+                async def leave(conn: Any) -> Any:  # type: ignore[misc]
+                    return await tx.__aexit__(None, None, None)
+
             await other.run(leave)
-        # Refused at once, not a hang: the block is still the owner's.
-        assert isinstance(other.error, ProgrammingError)
-        assert "belong to the one that entered them" in str(other.error)
-        assert tx.status == "active"
-        assert rows(admin, table) == []
-        await block.__aexit__(None, None, None)
+            await other.wait()
+            # Refused at once, not a hang: the block is still the owner's.
+            assert isinstance(other.error, ProgrammingError)
+            assert "belong to the one that entered them" in str(other.error)
+            assert tx.status == "active"
+            assert rows(admin, table) == []
+            await block.__aexit__(None, None, None)
         assert tx.status == "committed"
         assert rows(admin, table) == [1]
         assert backend_state(admin, conn.pgconn.backend_pid) == "idle"

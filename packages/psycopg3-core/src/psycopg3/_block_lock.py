@@ -16,7 +16,19 @@ The rules, written once here for every adapter:
    cursors and COPY run as usual.
 3. Any other thread or task that takes the lock meanwhile waits until the
    blocks end, then runs outside them: its autocommit insert is never mixed
-   into (and rolled back with) someone else's transaction.
+   into (and rolled back with) someone else's transaction. A task that the
+   owner starts while its blocks are open is no other task: it joins them
+   (its commands run in the blocks, one at a time with the owner's, and its
+   own blocks nest as savepoints), else waiting for it inside the block
+   would hang. ``claim()`` puts a token, new for each ownership, in the
+   owner's context (a ``ContextVar``); asyncio and trio copy the spawning
+   task's context into a new task, so the child holds the token, and one
+   holding the lock's *current* token is the owner. A task started before
+   the block, or by another task, holds no such token: it waits. A token
+   left in a child's context after the ownership ended is stale, compared
+   with nothing. Threads do not inherit contexts: a thread started inside a
+   blocking block waits like any other (joining it inside the block hangs,
+   as with any lock).
 4. Waiting is done on a second lock of the adapter's class, the *gate*,
    which the owner holds for the life of its blocks; a waiter only takes it
    and lets it go at once, so the owner never waits long for it.
@@ -36,6 +48,7 @@ The rules, written once here for every adapter:
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from contextvars import ContextVar
 from typing import Any, Generic, Protocol, TypeVar
 
 from . import errors
@@ -68,6 +81,16 @@ class _AsyncEvent(Protocol):
     def set(self) -> Any: ...
 
 
+class _Token:
+    """One ownership of a lock's blocks, held in the owner's context (rule 3)."""
+
+    __slots__ = ()
+
+
+#: The ownership tokens the running context holds, copied into the tasks it spawns.
+_held_tokens: ContextVar[tuple[_Token, ...]] = ContextVar("psycopg3_block_owners", default=())
+
+
 class _Ownership:
     """Who owns the connection's blocks; shared by the two lock classes."""
 
@@ -77,21 +100,31 @@ class _Ownership:
         self._current = current
         #: The thread or task whose blocks are open, None if there are none.
         self.owner: Hashable | None = None
+        self._token: _Token | None = None
 
     def _must_wait(self) -> bool:
-        owner = self.owner
-        return owner is not None and owner != self._current()
+        return self.owner is not None and not self.owns()
+
+    def _holds_token(self) -> bool:
+        token = self._token
+        return token is not None and any(held is token for held in _held_tokens.get())
 
     def _take(self) -> None:
         self.owner = self._current()
+        token = self._token = _Token()
+        _held_tokens.set((*_held_tokens.get(), token))
 
     def _give_back(self) -> None:
+        token, self._token = self._token, None
         self.owner = None
+        held = _held_tokens.get()
+        if any(t is token for t in held):
+            _held_tokens.set(tuple(t for t in held if t is not token))
 
     def owns(self) -> bool:
-        """Tell if the running thread or task owns the open blocks."""
+        """Tell if the running thread or task owns the open blocks, or joined them (rule 3)."""
         owner = self.owner
-        return owner is not None and owner == self._current()
+        return owner is not None and (owner == self._current() or self._holds_token())
 
     def check_owner(self, action: str) -> None:
         """Raise ``ProgrammingError`` if another thread or task owns the open blocks."""
@@ -120,6 +153,7 @@ class ConnectionLock(_Ownership, Generic[_L]):
     def after_fork_in_child(self) -> None:
         """Make the locks anew: a parent's thread may have held them at fork()."""
         self.owner = None
+        self._token = None
         self.operation = self._new_lock()
         self._gate = self._new_lock()
 
@@ -236,6 +270,7 @@ class AsyncConnectionLock(_Ownership):
     def after_fork_in_child(self) -> None:
         """Make the locks anew: a parent's task may have held them at fork()."""
         self.owner = None
+        self._token = None
         self.operation = self._new_lock()
         self._gate = self._new_lock()
         self._ended = None
