@@ -766,10 +766,11 @@ class ConnectionMachine(RuleBasedStateMachine):
         before = self.status
         if before == INERROR and op == "enter_block":
             try:
-                self.run(job)
+                caught = self.run(job)
             except errors.InFailedSqlTransaction:
                 return
-        caught = self.run(job)
+        else:
+            caught = self.run(job)
         if missing:
             assert self.vanished and (before != IDLE or self.blocks), (
                 "a vanished statement outside a transaction must be run again"
