@@ -9,6 +9,10 @@ thin async facade, so a blocking call simply blocks the test's loop).
 * ``aconn``: a connection of the flavour, closed after the test.
 * ``admin``: a blocking ``psycopg3_sync`` connection (autocommit) to look at
   the server from the side (``pg_stat_activity``), closed after the test.
+* ``table``: a fresh ``(x int)`` table named after the test file, test and
+  flavour, dropped after the test (a test module may define its own);
+  ``rows(admin, table)`` reads its values in order, and
+  ``backend_state(admin, pid)`` a backend's state in ``pg_stat_activity``.
 """
 
 from __future__ import annotations
@@ -221,6 +225,29 @@ async def aconn(flavour: Flavour, dsn: str) -> AsyncIterator[Any]:
 def admin(dsn: str) -> Iterator[psycopg3_sync.Connection]:
     with psycopg3_sync.connect(dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def table(admin: Any, flavour: Flavour, request: pytest.FixtureRequest) -> Iterator[str]:
+    file = request.path.stem.removeprefix("test_trust_").removeprefix("test_")
+    test = request.node.originalname.removeprefix("test_")[:30]
+    name = f"{file}_{test}_{flavour.name.replace('-', '_')}"
+    admin.execute(f"drop table if exists {name}")
+    admin.execute(f"create table {name} (x int)")
+    yield name
+    admin.execute(f"drop table if exists {name}")
+
+
+def rows(admin: Any, table: str) -> list[int]:
+    """The values of a ``table`` fixture's table, in order, as a second session sees them."""
+    return [r[0] for r in admin.execute(f"select x from {table} order by x").fetchall()]
+
+
+def backend_state(admin: Any, pid: int) -> str:
+    """The state of backend ``pid`` in ``pg_stat_activity``; it must still be there."""
+    row = admin.execute("select state from pg_stat_activity where pid = %s", (pid,)).fetchone()
+    assert row is not None, f"backend {pid} is gone"
+    return str(row[0])
 
 
 @pytest.fixture

@@ -13,13 +13,12 @@ a thread started inside a blocking block waits like any other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
 
-from fix_flavours import ASYNC_FLAVOURS
+from fix_flavours import ASYNC_FLAVOURS, rows
 from psycopg3.pq import TransactionStatus
 
 pytestmark = [
@@ -28,20 +27,6 @@ pytestmark = [
     # The old rule hung here: fail instead.
     pytest.mark.timeout(20),
 ]
-
-
-@pytest.fixture
-def table(admin: Any, flavour: Any, request: pytest.FixtureRequest) -> Iterator[str]:
-    test = request.node.originalname.removeprefix("test_")[:30]
-    name = f"child_{test}_{flavour.name.replace('-', '_')}"
-    admin.execute(f"drop table if exists {name}")
-    admin.execute(f"create table {name} (x int)")
-    yield name
-    admin.execute(f"drop table if exists {name}")
-
-
-def rows(admin: Any, table: str) -> list[int]:
-    return [r[0] for r in admin.execute(f"select x from {table} order by x").fetchall()]
 
 
 async def child(conn: Any, table: str, value: int, answers: dict[int, Any]) -> None:

@@ -13,38 +13,18 @@ server, never with sleeps.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import pytest
 
-from fix_flavours import ASYNC_FLAVOURS
+from fix_flavours import ASYNC_FLAVOURS, backend_state, rows
 from psycopg3 import ProgrammingError, Rollback
 from psycopg3.pq import TransactionStatus
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def table(admin: Any, flavour: Any, request: pytest.FixtureRequest) -> Iterator[str]:
-    test = request.node.originalname.removeprefix("test_")[:30]
-    name = f"share_{test}_{flavour.name.replace('-', '_')}"
-    admin.execute(f"drop table if exists {name}")
-    admin.execute(f"create table {name} (x int)")
-    yield name
-    admin.execute(f"drop table if exists {name}")
-
-
-def rows(admin: Any, table: str) -> list[int]:
-    return [r[0] for r in admin.execute(f"select x from {table} order by x").fetchall()]
-
-
-def backend_state(admin: Any, pid: int) -> str:
-    row = admin.execute("select state from pg_stat_activity where pid = %s", (pid,)).fetchone()
-    assert row is not None, f"backend {pid} is gone"
-    return str(row[0])
 
 
 class Other:

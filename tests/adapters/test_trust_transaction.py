@@ -19,7 +19,7 @@ every k the command has. The server's view comes from ``admin``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import anyio
@@ -30,7 +30,7 @@ import psycopg3._connection_base
 import psycopg3_asyncio.connection
 import psycopg3_sync.connection
 import psycopg3_trio.connection
-from fix_flavours import ASYNC_FLAVOURS, load_doc_adapter
+from fix_flavours import ASYNC_FLAVOURS, backend_state, load_doc_adapter, rows
 from psycopg3 import Rollback
 from psycopg3.pq import TransactionStatus
 
@@ -38,26 +38,6 @@ pytestmark = pytest.mark.anyio
 
 #: Most waits a single command of these tests makes: a safety net for the loops.
 MAX_YIELDS = 30
-
-
-@pytest.fixture
-def table(admin: Any, flavour: Any, request: pytest.FixtureRequest) -> Iterator[str]:
-    test = request.node.originalname.removeprefix("test_")[:30]
-    name = f"trust_{test}_{flavour.name.replace('-', '_')}"
-    admin.execute(f"drop table if exists {name}")
-    admin.execute(f"create table {name} (x int)")
-    yield name
-    admin.execute(f"drop table if exists {name}")
-
-
-def rows(admin: Any, table: str) -> list[int]:
-    return [r[0] for r in admin.execute(f"select x from {table} order by x").fetchall()]
-
-
-def backend_state(admin: Any, pid: int) -> str:
-    row = admin.execute("select state from pg_stat_activity where pid = %s", (pid,)).fetchone()
-    assert row is not None, f"backend {pid} is gone"
-    return str(row[0])
 
 
 class Interrupter:
