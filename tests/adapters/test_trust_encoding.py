@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from psycopg3 import errors, sql
+from psycopg3 import errors, pq, sql
 from psycopg3._encodings import _PG_TO_PY, py_encoding
+from psycopg3._pipeline import PIPELINE_LIBPQ
 
 pytestmark = pytest.mark.anyio
 
@@ -289,3 +290,92 @@ async def test_reset_all_and_discard_follow(aconn: Any) -> None:
     assert await encoding_of(aconn) == "UTF8"
     cur = await aconn.execute("select %s::text as colé", ("é€",))
     assert (cur.description[0].name, await cur.fetchone()) == ("colé", ("é€",))
+
+
+_PIPELINE_CHANGES = {
+    "set": "set client_encoding to 'LATIN1'",
+    "set session": "SET SESSION client_encoding = 'LATIN1'",
+    "set names": "set names 'LATIN1'",
+    "set_config": "select set_config('client_encoding', 'LATIN1', false)",
+    "reset": "reset client_encoding",
+    "reset all": "reset all",
+}
+
+
+@pytest.mark.skipif(pq.version() < PIPELINE_LIBPQ, reason="libpq < 14: no pipeline")
+@pytest.mark.parametrize("how", list(_PIPELINE_CHANGES))
+async def test_change_queued_in_a_pipeline_never_misencodes(
+    aconn: Any, admin: Any, how: str
+) -> None:
+    # The server reads each queued command in the encoding of the moment it
+    # runs it, but reports a change only at the next sync point: the commands
+    # queued after the change must be sent (and read) in the new encoding.
+    aconn.autocommit = True
+    await aconn.execute("create temp table enc (s text)")
+    resets = how.startswith("reset")
+    if resets:
+        await aconn.execute("set client_encoding to 'LATIN1'")
+    before = await encoding_of(aconn)
+    async with aconn.pipeline():
+        await aconn.execute(_PIPELINE_CHANGES[how])
+        await aconn.execute("insert into enc values (%s)", ("é",))
+        cur = await aconn.execute("select %s::text as colé, 'ü', s from enc", ("ë",))
+        assert await cur.fetchone() == ("ë", "ü", "é")
+        assert cur.description[0].name == "colé"
+    after = await encoding_of(aconn)
+    assert after != before
+    assert after == ("UTF8" if resets else "LATIN1")
+    cur = await aconn.execute("select s, length(s) from enc")
+    assert await cur.fetchall() == [("é", 1)]
+
+
+@pytest.mark.skipif(pq.version() < PIPELINE_LIBPQ, reason="libpq < 14: no pipeline")
+async def test_change_hidden_in_a_function_is_reported(aconn: Any) -> None:
+    # A change the driver cannot see coming is reported at the sync point
+    # that reveals it, not passed over in silence.
+    await aconn.execute(
+        "create function pg_temp.latin() returns text language sql"
+        " as $$ select set_config('client_encoding', 'LATIN1', false) $$"
+    )
+    p = aconn.pipeline()
+    with pytest.raises(errors.InterfaceError, match="from UTF8 to LATIN1 inside the pipeline"):
+        async with p:
+            await aconn.execute("select pg_temp.latin()")
+            await aconn.execute("select %s::text", ("é",))
+    assert await encoding_of(aconn) == "LATIN1"
+    cur = await aconn.execute("select %s::text, 'ü'", ("é",))
+    assert await cur.fetchone() == ("é", "ü")
+
+
+@pytest.mark.skipif(pq.version() < PIPELINE_LIBPQ, reason="libpq < 14: no pipeline")
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+async def test_transaction_end_reverting_a_change_in_a_pipeline(aconn: Any, end: str) -> None:
+    # SET LOCAL ends with its transaction: what follows the COMMIT in the
+    # same pipeline is sent in the encoding of the session again.
+    async with aconn.pipeline():
+        await aconn.execute("begin")
+        await aconn.execute("set local client_encoding to 'LATIN1'")
+        await aconn.execute(end)
+        cur = await aconn.execute("select %s::text, 'ü'", ("é",))
+        assert await cur.fetchone() == ("é", "ü")
+    assert await encoding_of(aconn) == "UTF8"
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+async def test_executemany_refuses_a_statement_changing_the_encoding(
+    aconn: Any, pipeline: bool
+) -> None:
+    if pipeline and pq.version() < PIPELINE_LIBPQ:
+        pytest.skip("libpq < 14: no pipeline")
+    query = "select set_config('client_encoding', %s, false), %s::text"
+    cur = aconn.cursor()
+    with pytest.raises(errors.NotSupportedError, match="executemany.*client encoding"):
+        if pipeline:
+            async with aconn.pipeline():
+                await cur.executemany(query, [("LATIN1", "é"), ("UTF8", "é")])
+        else:
+            await cur.executemany(query, [("LATIN1", "é"), ("UTF8", "é")])
+    assert await encoding_of(aconn) == "UTF8"
+    await cur.executemany(query, [("LATIN1", "é")])  # one set: nothing to misencode
+    assert await encoding_of(aconn) == "LATIN1"
+    assert await (await aconn.execute("select %s::text", ("é",))).fetchone() == ("é",)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic
 from . import _pipeline, errors, generators
 from ._arguments import check_callable, check_int, check_iterable, check_str
 from ._column import Column
-from ._encodings import changed_encoding, pgconn_py_encoding
+from ._encodings import changed_encoding, may_change_encoding, pgconn_py_encoding
 from ._queries import Params, PostgresQuery, Query
 from ._transformer import Transformer
 from .adapt import AdaptersMap
@@ -442,6 +442,13 @@ class BaseCursor(Generic[Row]):
         if not commands:
             self._rowcount = 0
             return
+        if len(commands) > 1 and may_change_encoding(commands[0][0]):
+            raise errors.NotSupportedError(
+                "executemany() cannot run a statement that may change the client"
+                " encoding (its text names client_encoding, SET NAMES or RESET/DISCARD"
+                " ALL): every parameter set is encoded before the first one runs."
+                " Call execute() once per parameter set instead"
+            )
         if conn._pipeline is not None:
             yield from _pipeline.executemany_gen(self, commands, returning)
             return

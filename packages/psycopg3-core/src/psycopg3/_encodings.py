@@ -45,9 +45,11 @@ Rules:
    reverts its change without a word: its error, sent in the changed
    encoding, is read in the old one, with "replace".)
    Beyond reach: a query that changes the encoding and changes it back
-   reports nothing, and in a pipeline the commands queued after a change,
-   up to the next sync, are sent in the old encoding. Change client_encoding
-   in a query of its own, outside a pipeline.
+   reports nothing.
+   Commands whose parameters are encoded before an earlier one has run
+   cannot follow a change: ``may_change_encoding()`` tells which query texts
+   may make one. A pipeline syncs after such a command (``_pipeline``, rule
+   7); ``executemany()`` refuses it.
 6. ``py_encoding`` and ``pgconn_py_encoding`` are called for every command:
    their answers are cached per name.
 """
@@ -55,6 +57,7 @@ Rules:
 from __future__ import annotations
 
 import codecs
+import re
 from typing import TYPE_CHECKING, Any
 
 from . import errors
@@ -65,6 +68,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PyEncoding",
     "changed_encoding",
+    "may_change_encoding",
     "py_encoding",
     "pgconn_py_encoding",
     "pgconn_encoding",
@@ -275,6 +279,25 @@ class PyEncoding:
 
 DEFAULT_ENCODING = PyEncoding("UTF8", "utf-8")
 _cache: dict[str | bytes, PyEncoding] = {}
+
+
+# Query texts that may change the client encoding (rule 5). A false match
+# costs a sync point in a pipeline.
+_MAY_CHANGE_ENCODING = re.compile(
+    rb"client_encoding|\bset\s+(?:session\s+|local\s+)?names\b|\b(?:reset|discard)\s+all\b",
+    re.IGNORECASE,
+)
+
+
+def may_change_encoding(query: bytes) -> bool:
+    """Whether running ``query`` may change the client encoding, by its text.
+
+    True for ``SET [SESSION|LOCAL] client_encoding``/``NAMES``,
+    ``set_config('client_encoding', …)``, ``RESET client_encoding``,
+    ``RESET ALL``, ``DISCARD ALL``; a function that changes it from inside
+    is beyond what the text shows.
+    """
+    return _MAY_CHANGE_ENCODING.search(query) is not None
 
 
 def py_encoding(pgname: str | bytes) -> PyEncoding:

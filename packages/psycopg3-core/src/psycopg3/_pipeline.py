@@ -37,11 +37,23 @@ Rules:
    waiting gets an ``OperationalError`` (never stale results), and the
    connection's recovery (``generators.drain``) syncs and leaves pipeline
    mode. The next command in the block enters pipeline mode again.
+7. The server reads each queued command in the client encoding of the
+   moment it runs it, but reports a change only with the next sync point's
+   reply. A command whose text may change the encoding (``SET
+   client_encoding``, ``SET NAMES``, ``set_config('client_encoding', …)``,
+   ``RESET``/``DISCARD ALL``), or that ends a transaction (which reverts
+   ``SET LOCAL`` and the changes of a rolled back transaction), is followed
+   by a sync point, so the next command is encoded (and its results decoded)
+   in the new encoding. A change made some other way (a function calling
+   ``set_config``) is noticed at the sync point that reports it: the commands
+   queued after it may have been misread, and an ``InterfaceError`` saying
+   so is raised like a command's error (rule 4), never silence.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -49,6 +61,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from . import errors, generators, pq
 from ._block_lock import ConnectionLock
+from ._encodings import may_change_encoding
 from .pq import ConnStatus, ExecStatus, Format, PGresult, PipelineStatus
 from .waiting import PQGen
 
@@ -58,6 +71,9 @@ if TYPE_CHECKING:
     from ._cursor_base import BaseCursor
     from ._prepare import Key
     from ._queries import PostgresQuery
+
+# A query that ends a transaction (rule 7).
+_ENDS_TRANSACTION = re.compile(rb"\s*(?:commit|rollback|end|abort)\b", re.IGNORECASE)
 
 __all__ = ["Pipeline", "AsyncPipeline", "BasePipeline", "PipelineState", "PIPELINE_LIBPQ"]
 
@@ -103,6 +119,7 @@ class PipelineEntry:
         "group",
         "returning",
         "by_name",
+        "encoding_change",
     )
 
     def __init__(
@@ -123,6 +140,8 @@ class PipelineEntry:
         self.returning = False
         # Whether the command executes a prepared statement by name.
         self.by_name = False
+        # A sync point: whether the command before it may change the encoding (rule 7).
+        self.encoding_change = False
 
 
 class PipelineState:
@@ -143,6 +162,8 @@ class PipelineState:
         # Errors of failed commands that were not raised to the user (rule 4).
         self._unreported: list[errors.Error] = []
         self.depth = 0
+        # The client encoding as of the last sync point's reply (rule 7).
+        self._encoding = conn.pgconn.parameter_status(b"client_encoding")
 
     # -- sending ---------------------------------------------------------
 
@@ -153,6 +174,7 @@ class PipelineState:
             pgconn.enter_pipeline_mode()
             self._covered = True
             self.unsynced = self.begin_pending = self.abandoned = False
+            self._encoding = pgconn.parameter_status(b"client_encoding")
 
     def add(self, entry: PipelineEntry) -> None:
         """Queue the entry of a command just sent with a ``send_*`` call."""
@@ -210,17 +232,22 @@ class PipelineState:
         yield from self._flush_gen()
         yield from self._read_until_gen(entry)
 
-    def sync_gen(self) -> PQGen[None]:
+    def sync_gen(self, *, encoding_change: bool = False) -> PQGen[None]:
         """Send a sync point (if commands were sent since the last) and read everything.
 
         Raises nothing of the commands' own errors: see ``raise_unreported()``.
+
+        :param encoding_change: the last command sent may change the client
+            encoding (rule 7): a change reported by this sync point is expected.
         """
         pgconn = self._conn.pgconn
         if pgconn.pipeline_status == PipelineStatus.OFF:
             return  # left by the recovery after an interruption: nothing is pending
         if self.unsynced:
             pgconn.pipeline_sync()
-            self._entries.append(PipelineEntry(is_sync=True))
+            sync = PipelineEntry(is_sync=True)
+            sync.encoding_change = encoding_change
+            self._entries.append(sync)
             self._covered = True
             self.unsynced = False
         if not self._entries:
@@ -271,6 +298,7 @@ class PipelineState:
             result.clear()
             self._entries.popleft()
             entry.done = True
+            self._check_encoding(entry)
             if not self._entries and not self.unsynced:
                 self.begin_pending = False  # libpq's transaction status is exact again
             return
@@ -279,6 +307,24 @@ class PipelineState:
             return
         self._entries.popleft()
         self._complete(entry)
+
+    def _check_encoding(self, sync: PipelineEntry) -> None:
+        """At a sync point's reply: note an encoding change, flag one nobody expected."""
+        encoding = self._conn.pgconn.parameter_status(b"client_encoding")
+        if encoding == self._encoding:
+            return
+        old, self._encoding = self._encoding, encoding
+        if sync.encoding_change:
+            return
+        self._unreported.append(
+            errors.InterfaceError(
+                f"the client encoding changed from {_name(old)} to {_name(encoding)} inside"
+                " the pipeline, by a command not recognised as changing it: the commands"
+                " queued after it, up to this sync point, may have been read in the wrong"
+                " encoding. Change client_encoding with SET, set_config() or SET NAMES,"
+                " or outside the pipeline block"
+            )
+        )
 
     def _complete(self, entry: PipelineEntry) -> None:
         entry.done = True
@@ -357,7 +403,7 @@ class PipelineState:
         self._conn.pgconn.send_query_params(command, None)
         entry = PipelineEntry(on_done=_keep_results)
         self.add(entry)
-        yield from self.sync_gen()
+        yield from self.sync_gen(encoding_change=True)  # (a COMMIT, a ROLLBACK: rule 7)
         error = entry.error
         if error is None:
             return entry.results
@@ -384,6 +430,10 @@ def unsupported(what: str) -> errors.NotSupportedError:
         " two-phase commit and notifications need the connection to themselves):"
         " leave the block first"
     )
+
+
+def _name(encoding: bytes | None) -> str:
+    return encoding.decode("ascii", "replace") if encoding else "(unknown)"
 
 
 def _keep_results(entry: PipelineEntry) -> None:
@@ -438,6 +488,9 @@ def execute_gen(
     )
     cursor._pending = entry
     state.add(entry)
+    query = pg_query.query
+    if may_change_encoding(query) or _ENDS_TRANSACTION.match(query):
+        yield from state.sync_gen(encoding_change=True)
     yield from state.sent_gen()
 
 
