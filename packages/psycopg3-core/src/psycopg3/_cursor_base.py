@@ -273,25 +273,32 @@ class BaseCursor(Generic[Row]):
             # The simple protocol (several statements allowed): never prepared.
             pgconn.send_query(pg_query.query)
             return (yield from conn._results_gen()), False
-        key = (pg_query.query, tuple(pg_query.types or ()))
+        key = pg_query.prepare_key()
         name, must_prepare = manager.decide(key, prepare)
+        if must_prepare:
+            assert name is not None
+            pgconn.send_prepare(name, pg_query.query, param_types=pg_query.types)
+            conn._check_results((yield from conn._results_gen()))
+            manager.prepared(key, name)
+        self._send_converted(pg_query, result_format, name)
+        return (yield from conn._results_gen()), name is not None
+
+    def _send_converted(
+        self, pg_query: PostgresQuery, result_format: Format, name: bytes | None
+    ) -> None:
+        """Send a converted query: by the name of its prepared statement if given."""
         if name is None:
-            pgconn.send_query_params(
+            self._conn.pgconn.send_query_params(
                 pg_query.query,
                 pg_query.params,
                 param_types=pg_query.types,
                 param_formats=pg_query.formats,
                 result_format=result_format,
             )
-            return (yield from conn._results_gen()), False
-        if must_prepare:
-            pgconn.send_prepare(name, pg_query.query, param_types=pg_query.types)
-            conn._check_results((yield from conn._results_gen()))
-            manager.prepared(key, name)
-        pgconn.send_query_prepared(
-            name, pg_query.params, param_formats=pg_query.formats, result_format=result_format
-        )
-        return (yield from conn._results_gen()), True
+        else:
+            self._conn.pgconn.send_query_prepared(
+                name, pg_query.params, param_formats=pg_query.formats, result_format=result_format
+            )
 
     def _pending_gen(self) -> PQGen[None]:
         """Wait for the result of the command sent in a pipeline; raise its error."""

@@ -548,28 +548,16 @@ def _send_query(
 ) -> bool:
     """Send the query, by a statement's name if prepared; return whether by name."""
     conn = cursor._conn
-    pgconn = conn.pgconn
     state.start()
     if conn._needs_begin():
         state.begin()
-    manager = conn._prepare_manager
-    key = (pg_query.query, tuple(pg_query.types or ()))
-    name, must_prepare = manager.decide(key, prepare)
-    if name is None:
-        pgconn.send_query_params(
-            pg_query.query,
-            pg_query.params,
-            param_types=pg_query.types,
-            param_formats=pg_query.formats,
-            result_format=result_format,
-        )
-        return False
+    key = pg_query.prepare_key()
+    name, must_prepare = conn._prepare_manager.decide(key, prepare)
     if must_prepare:
+        assert name is not None
         _send_prepare(conn, state, key, name, pg_query.types)
-    pgconn.send_query_prepared(
-        name, pg_query.params, param_formats=pg_query.formats, result_format=result_format
-    )
-    return True
+    cursor._send_converted(pg_query, result_format, name)
+    return name is not None
 
 
 def _send_prepare(

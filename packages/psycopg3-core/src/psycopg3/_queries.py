@@ -65,6 +65,10 @@ class PostgresQuery:
         self.types: list[int] = []
         self.formats: list[Format] = []
 
+    def prepare_key(self) -> tuple[bytes, tuple[int, ...]]:
+        """The key of the converted query in ``psycopg3._prepare``: its text and types."""
+        return (self.query, tuple(self.types or ()))
+
     def convert(self, query: Query, params: Params | None) -> None:
         """Convert *query* and dump *params*, setting this object's attributes.
 
