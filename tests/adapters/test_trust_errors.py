@@ -424,3 +424,47 @@ def sessions(admin: Any, name: str) -> int:
         "select count(*) from pg_stat_activity where application_name = %s", (name,)
     ).fetchone()
     return int(row[0])
+
+
+@pytest.mark.parametrize("server", [False, True], ids=["client", "server"])
+@pytest.mark.parametrize("fetch", ["fetchone", "fetchmany", "fetchall", "iterate"])
+async def test_a_row_that_fails_to_load_is_not_skipped(
+    aconn: Any, fetch: str, server: bool
+) -> None:
+    # The row maker raises once, on row 2: the error reaches the user, and the
+    # next fetch starts at that row again rather than after it (for a server
+    # cursor: the rows of the batch fetched are kept for the next fetch).
+    failures = [2]
+
+    def maker(cur: Any) -> Callable[[tuple[Any, ...]], int]:
+        def make(values: tuple[Any, ...]) -> int:
+            if values[0] in failures:
+                failures.remove(values[0])
+                raise errors.DataError(f"cannot make row {values[0]}")
+            return int(values[0])
+
+        return make
+
+    cur = aconn.cursor("c", row_factory=maker) if server else aconn.cursor(row_factory=maker)
+    cur.itersize = 3
+    await cur.execute("select generate_series(1, 4)")
+    seen: list[int] = []
+
+    async def take() -> None:
+        if fetch == "fetchone":
+            while (row := await cur.fetchone()) is not None:
+                seen.append(row)
+        elif fetch == "fetchmany":
+            while rows := await cur.fetchmany(3):
+                seen.extend(rows)
+        elif fetch == "fetchall":
+            seen.extend(await cur.fetchall())
+        else:
+            async for row in cur:
+                seen.append(row)
+
+    with pytest.raises(errors.DataError, match="cannot make row 2"):
+        await take()
+    await take()
+    assert seen == [1, 2, 3, 4]
+    assert cur.rownumber == 4

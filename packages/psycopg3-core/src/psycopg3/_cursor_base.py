@@ -353,10 +353,13 @@ class BaseCursor(Generic[Row]):
         pos = self._pos
         if pos >= self._ntuples:
             return None
-        self._pos = pos + 1
         row = self._transformer().load_row(pos)
         make_row = self._make_row
-        return row if make_row is None else make_row(row)  # type: ignore[arg-type,return-value]
+        if make_row is not None:
+            row = make_row(row)  # type: ignore[arg-type]
+        # Only now: a row that failed to load is not skipped by the next fetch.
+        self._pos = pos + 1
+        return row  # type: ignore[return-value]
 
     def _fetchmany(self, size: int | None) -> list[Row]:
         self._check_fetch()
@@ -367,14 +370,17 @@ class BaseCursor(Generic[Row]):
             raise errors.ProgrammingError(f"fetchmany() size must not be negative, got {size}")
         pos = self._pos
         end = min(pos + size, self._ntuples)
-        self._pos = end
-        return self._make_rows(self._transformer().load_rows(pos, end)) if end > pos else []
+        rows = self._make_rows(self._transformer().load_rows(pos, end)) if end > pos else []
+        self._pos = end  # (after loading, as in _fetchone())
+        return rows
 
     def _fetchall(self) -> list[Row]:
         self._check_fetch()
         pos = self._pos
-        end = self._pos = self._ntuples
-        return self._make_rows(self._transformer().load_rows(pos, end)) if end > pos else []
+        end = self._ntuples
+        rows = self._make_rows(self._transformer().load_rows(pos, end)) if end > pos else []
+        self._pos = end  # (after loading, as in _fetchone())
+        return rows
 
     def _make_rows(self, rows: list[tuple[Any, ...]]) -> list[Row]:
         make_row = self._make_row

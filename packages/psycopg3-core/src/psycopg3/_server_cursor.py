@@ -28,6 +28,7 @@ from .waiting import PQGen
 if TYPE_CHECKING:
     from ._async_connection import AsyncConnectionBase
     from ._connection_base import BaseConnection
+    from ._transformer import Transformer
 
 __all__ = ["BaseServerCursor", "AsyncServerCursorBase"]
 
@@ -69,6 +70,10 @@ class BaseServerCursor(BaseCursor[Row]):
         self._portal: PGresult | None = None
         self._portal_codec = "utf-8"
         self._position = 0
+        # A fetched batch whose rows failed to load or to be made: (result,
+        # its transformer, the first row not returned). The next fetch starts
+        # there, so a failing row is never skipped.
+        self._held: tuple[PGresult, Transformer, int] | None = None
         self._fetch_format = Format.BINARY if binary else Format.TEXT
 
     def __repr__(self) -> str:
@@ -94,7 +99,11 @@ class BaseServerCursor(BaseCursor[Row]):
     @property
     def rownumber(self) -> int | None:
         """How many rows the server cursor has moved past: the index of the next one."""
-        return self._position if self._declared else None
+        return self._rownumber() if self._declared else None
+
+    def _rownumber(self) -> int:
+        held = self._held  # (its rows not returned yet are ahead)
+        return self._position if held is None else self._position - held[0].ntuples + held[2]
 
     def _quoted_name(self) -> bytes:
         return self._conn.pgconn.escape_identifier(self._name.encode(self._conn.encoding))
@@ -153,6 +162,7 @@ class BaseServerCursor(BaseCursor[Row]):
         )
         self._declared = True
         self._position = 0
+        self._held = None
         self._rowcount = 0
         conn.pgconn.send_describe_portal(self._name.encode(conn.encoding))
         results = yield from conn._results_gen()
@@ -179,6 +189,18 @@ class BaseServerCursor(BaseCursor[Row]):
         self._check_declared()
         if size == 0:
             return []  # FETCH FORWARD 0 would fetch the current row again
+        held = self._held
+        if held is not None:
+            rows = self._take_held(held, size)
+            if size is not None:
+                size -= len(rows)
+            if size == 0 or self._held is not None:
+                return rows
+            try:
+                return rows + (yield from self._fetch_gen(size))
+            except BaseException:
+                self._held = held  # (the rows taken stay for the next fetch)
+                raise
         conn = self._conn
         yield from conn._start_query_gen()  # a WITH HOLD cursor, after a commit
         count = b"ALL" if size is None else b"%d" % size
@@ -192,10 +214,23 @@ class BaseServerCursor(BaseCursor[Row]):
         self._rowcount += ntuples
         if ntuples == 0:
             return []
+        return self._take_held((result, tx, 0), None)
+
+    def _take_held(self, held: tuple[PGresult, Transformer, int], size: int | None) -> list[Row]:
+        """Load and make up to ``size`` rows of a fetched batch, from its first not returned.
+
+        If that raises, the batch is held (``_held``) from the same row.
+        """
+        result, tx, start = held
+        end = result.ntuples if size is None else min(result.ntuples, start + size)
+        self._held = held
         tx.set_pgresult(result)
-        rows = tx.load_rows(0, ntuples)
-        tx.set_pgresult(None, set_loaders=False)  # keep only one batch alive
-        return self._make_rows(rows)
+        try:
+            rows = self._make_rows(tx.load_rows(start, end))
+        finally:
+            tx.set_pgresult(None, set_loaders=False)  # keep only one batch alive
+        self._held = None if end == result.ntuples else (result, tx, end)
+        return rows
 
     def _scroll_gen(self, value: int, mode: str) -> PQGen[None]:
         """Move the server cursor with ``MOVE ABSOLUTE`` to the row computed here.
@@ -205,7 +240,7 @@ class BaseServerCursor(BaseCursor[Row]):
         :raises ProgrammingError: for a backward move of a ``NO SCROLL`` cursor.
         """
         self._check_declared()
-        target = _scroll_target(self._position, value, mode)
+        target = _scroll_target(self._rownumber(), value, mode)
         if target < 0:
             raise IndexError(f"cannot scroll to row {target}: rows start at 0")
         if self.scrollable is False and target < self._position:
@@ -216,6 +251,7 @@ class BaseServerCursor(BaseCursor[Row]):
         command = b"MOVE ABSOLUTE %d FROM " % target + self._quoted_name()
         result = yield from self._run_gen(command)
         self._position = target
+        self._held = None
         if target > 0 and not result.command_tuples:
             raise IndexError(f"cannot scroll to row {target}: the cursor has fewer rows")
 
