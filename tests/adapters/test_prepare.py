@@ -89,11 +89,20 @@ async def test_result_type_change(flavour: Any, dsn: str) -> None:
         cur = await conn.execute(query, (1,), prepare=True)
         assert await cur.fetchall() == [(1,)]
         await conn.execute("alter table rtc add column y int")
-        with pytest.raises(psycopg3.errors.FeatureNotSupported, match="cached plan"):
-            await conn.execute(query, (1,))
-        # The stale statement was dropped: the query works again.
+        # No transaction was open: the stale statement is dropped and the
+        # query run again (unnamed: its count starts again).
         cur = await conn.execute(query, (1,))
         assert await cur.fetchall() == [(1, None)]
+        assert await prepared(conn) == []
+        await conn.execute(query, (1,), prepare=True)
+        await conn.execute("alter table rtc add column z int")
+        with pytest.raises(psycopg3.errors.FeatureNotSupported, match="cached plan"):
+            async with conn.transaction():
+                # In a transaction the failure aborted it: raised, never rerun.
+                await conn.execute(query, (1,))
+        assert await prepared(conn) == []
+        cur = await conn.execute(query, (1,))
+        assert await cur.fetchall() == [(1, None, None)]
     finally:
         await conn.close()
 

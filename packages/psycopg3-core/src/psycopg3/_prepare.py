@@ -27,8 +27,9 @@ Rules:
    or skipped ``PREPARE`` leaves nothing behind.
 5. A statement can vanish without a command tag saying so (``DEALLOCATE``
    run in a ``DO`` block or a function): its execution by name fails with
-   ``InvalidSqlStatementName`` (SQLSTATE 26000). That clears the cache as
-   in rule 3, and ``check_results()`` says so: ``execute()`` and
+   ``InvalidSqlStatementName`` (SQLSTATE 26000). That, or a stale plan (rule
+   3) met by an execution by name, clears the cache, and ``check_results()``
+   says so: ``execute()`` and
    ``executemany()`` run the query again, unnamed or prepared anew, if no
    transaction was open before it (the failure lost nothing of the user's).
    In a transaction, or a pipeline block, the error is raised; the next run
@@ -168,7 +169,7 @@ class PrepareManager:
         """Forget every statement if the results say the server dropped them.
 
         :param by_name: the results are those of an execution by name.
-        :return: True if the statement executed by name was missing (rule 5).
+        :return: True if the statement executed by name was missing or stale (rule 5).
         """
         missing = False
         for result in results:
@@ -182,6 +183,7 @@ class PrepareManager:
                     result.error_field(ord("M")) or b""
                 ):
                     self.clear(deallocate=True)
+                    missing |= by_name
                 elif by_name and sqlstate == MISSING_STATEMENT_SQLSTATE:
                     # One gone without a word may mean all gone (DEALLOCATE
                     # ALL): forget them all rather than fail once per statement.
