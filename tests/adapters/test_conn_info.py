@@ -134,6 +134,15 @@ async def test_encoding_follows_set(aconn: Any, pgenc: str, pyenc: str) -> None:
         assert await scalar(aconn, "select %s::text", ("é€",)) == "é€"
 
 
+async def test_encoding_without_python_codec_is_not_called_utf8(aconn: Any) -> None:
+    await aconn.execute("set client_encoding to 'EUC_TW'")
+    codec = aconn.info.encoding
+    assert codec == "psycopg3_ascii_only_euc_tw"
+    assert "abc".encode(codec) == b"abc"
+    with pytest.raises(psycopg3.NotSupportedError, match="no codec for the client encoding EUC_TW"):
+        "é".encode(codec)  # UTF-8 would give bytes EUC_TW reads as other characters
+
+
 # -- notices -------------------------------------------------------------------
 
 NOTICES = "do $$ begin raise notice 'hello %', 42; raise warning 'careful'; end $$"

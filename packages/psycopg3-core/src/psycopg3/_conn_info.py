@@ -119,9 +119,12 @@ class ConnectionInfo:
 
         ``SQL_ASCII`` has no codec of its own: its text is read as UTF-8, other
         bytes kept as surrogates (``surrogateescape``), and this says ``"utf-8"``.
-        An encoding without a Python codec also says ``"utf-8"``.
+        An encoding without a Python codec (``EUC_TW``, ``MULE_INTERNAL``) gives
+        the driver's "ASCII only" codec for it (``"psycopg3_ascii_only_euc_tw"``):
+        ``str.encode()`` with it converts ASCII and raises for anything else,
+        where UTF-8 would produce bytes the server reads as other characters.
         """
-        return pgconn_py_encoding(self.pgconn).codec or "utf-8"
+        return pgconn_py_encoding(self.pgconn).python_codec
 
     @property
     def timezone(self) -> tzinfo:
