@@ -382,3 +382,26 @@ def test_sync_pipeline_blocking_api(dsn: str) -> None:
             cur = conn.execute("select %s::int", (1,))
             p.sync()
             assert cur.fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    "copy",
+    [
+        "copy pipecopy from stdin",
+        "COPY pipecopy (x) FROM STDIN WITH (FORMAT csv)",
+        "-- load\n /* the rows */ copy pipecopy to stdout",
+    ],
+)
+async def test_copy_sent_with_execute_is_refused(aconn: Any, copy: str) -> None:
+    # Sent, the COPY would switch the server to COPY mode: the commands queued
+    # after it would end the session ("protocol synchronization was lost").
+    aconn.autocommit = True
+    await aconn.execute("create temp table pipecopy (x int)")
+    async with aconn.pipeline():
+        await aconn.execute("insert into pipecopy values (1)")
+        with pytest.raises(errors.NotSupportedError, match="COPY.*pipeline"):
+            await aconn.execute(copy)
+        await aconn.execute("insert into pipecopy values (2)")
+    assert not aconn.broken
+    cur = await aconn.execute("select x from pipecopy order by x")
+    assert await cur.fetchall() == [(1,), (2,)]

@@ -48,6 +48,12 @@ Rules:
    ``set_config``) is noticed at the sync point that reports it: the commands
    queued after it may have been misread, and an ``InterfaceError`` saying
    so is raised like a command's error (rule 4), never silence.
+8. A ``COPY … FROM STDIN`` or ``TO STDOUT`` sent with ``execute()`` is
+   refused before it is sent: libpq cannot feed or read a COPY in pipeline
+   mode, and the server, switched to COPY mode, would take the commands
+   queued after it for a protocol violation and end the session. (Found by
+   its text; a COPY reaching the pipeline anyway fails as ``_complete()``
+   says.)
 """
 
 from __future__ import annotations
@@ -72,6 +78,11 @@ if TYPE_CHECKING:
     from ._prepare import Key
     from ._queries import PostgresQuery
 
+# A COPY to or from the client (rule 8), after any leading comments.
+_COPY_WITH_CLIENT = re.compile(
+    rb"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*copy\b[^;]*?\b(?:from\s+stdin|to\s+stdout)\b",
+    re.IGNORECASE | re.DOTALL,
+)
 # A query that ends a transaction (rule 7).
 _ENDS_TRANSACTION = re.compile(rb"\s*(?:commit|rollback|end|abort)\b", re.IGNORECASE)
 
@@ -482,6 +493,7 @@ def execute_gen(
     conn = cursor._conn
     state = conn._pipeline
     assert state is not None
+    _refuse_copy(pg_query.query)
     entry = PipelineEntry(cursor)
     entry.by_name = _send_query(
         cursor, state, pg_query, Format.BINARY if binary else Format.TEXT, prepare
@@ -509,6 +521,7 @@ def executemany_gen(
     state = conn._pipeline
     assert state is not None
     query, _, types, _, _ = commands[0]
+    _refuse_copy(query)
     key, name, must_prepare, by_name = conn._prepare_manager.decide_many(
         query, [c[2] for c in commands]
     )
@@ -537,6 +550,12 @@ def executemany_gen(
             cursor._pending = entry
         state.add(entry)
         yield from state.sent_gen()
+
+
+def _refuse_copy(query: bytes) -> None:
+    """Raise before sending a COPY with the client (rule 8)."""
+    if _COPY_WITH_CLIENT.match(query):
+        raise unsupported("COPY (use cursor.copy() outside the block)")
 
 
 def _send_query(
