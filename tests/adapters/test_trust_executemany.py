@@ -288,24 +288,18 @@ async def test_copy_is_refused_without_hanging(
     conn = await flavour.connect(dsn, autocommit=True)
     try:
         cur = conn.cursor()
-        # COPY TO: its data is read and dropped, the statement is refused.
-        with pytest.raises(errors.NotSupportedError, match="cursor.copy"):
-            await cur.executemany(f"copy {table} to stdout", [()] * 3)
-        await assert_usable(conn)
+        # Refused by its text before anything is sent: one COPY FROM among
+        # others in a pipeline would end the session (the server cannot tell
+        # the next commands from COPY data).
+        for copy in (f"copy {table} to stdout", f"copy {table} from stdin"):
+            for n in (1, 3):
+                with pytest.raises(errors.NotSupportedError, match="cursor.copy"):
+                    await cur.executemany(copy, [()] * n)
+                await assert_usable(conn)
         with pytest.raises(errors.NotSupportedError, match="pipeline block"):
             async with conn.pipeline():
                 await cur.execute(f"copy {table} to stdout")
-                after = await conn.execute("select %s::int", (42,))
-        assert await after.fetchone() == (42,)  # (the server ran COPY TO without error)
         await assert_usable(conn)
-        # COPY FROM: aborted; the server drops a connection that sent more
-        # commands after it (it cannot tell them from COPY data), but
-        # nothing hangs and nothing is written.
-        with pytest.raises(errors.NotSupportedError, match="cursor.copy"):
-            await cur.executemany(f"copy {table} from stdin", [()])
-        await assert_usable(conn)
-        with pytest.raises(errors.OperationalError):
-            await cur.executemany(f"copy {table} from stdin", [()] * 3)
         assert server_ids(admin, table) == [1]
     finally:
         await conn.close()

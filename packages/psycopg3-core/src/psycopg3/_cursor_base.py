@@ -455,6 +455,12 @@ class BaseCursor(Generic[Row]):
         if not commands:
             self._rowcount = 0
             return
+        if _pipeline.copies_with_client(commands[0][0]):
+            # Several in one pipeline, the first would turn the next into a
+            # protocol violation that ends the session (``_pipeline``, rule 8).
+            raise errors.NotSupportedError(
+                "COPY cannot run through executemany(): use cursor.copy()"
+            )
         if len(commands) > 1 and may_change_encoding(commands[0][0]):
             raise errors.NotSupportedError(
                 "executemany() cannot run a statement that may change the client"

@@ -552,9 +552,14 @@ def executemany_gen(
         yield from state.sent_gen()
 
 
+def copies_with_client(query: bytes) -> bool:
+    """Whether the query is a ``COPY … FROM STDIN``/``TO STDOUT``, by its text (rule 8)."""
+    return _COPY_WITH_CLIENT.match(query) is not None
+
+
 def _refuse_copy(query: bytes) -> None:
     """Raise before sending a COPY with the client (rule 8)."""
-    if _COPY_WITH_CLIENT.match(query):
+    if copies_with_client(query):
         raise unsupported("COPY (use cursor.copy() outside the block)")
 
 
