@@ -23,7 +23,7 @@ The batch size is ``pipeline_execute_many``'s default (100 statements).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -64,27 +64,48 @@ async def assert_usable(conn: Any) -> None:
     assert await cur.fetchone() == (42,)
 
 
-@pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "transaction"])
-async def test_failing_row_raises_and_writes_nothing(
-    admin: Any, table: str, connect: Any, autocommit: bool
+async def check_each_failing(
+    conn: Any,
+    cur: Any,
+    admin: Any,
+    table: str,
+    failing_at: list[int],
+    run: Callable[[], Awaitable[Any]],
 ) -> None:
-    conn = await connect(autocommit=autocommit)
-    cur = conn.cursor()
-    for failing in FAILING_AT:
+    """For each id of ``failing_at`` already in the table: ``run()`` raises, and did nothing.
+
+    Nothing reported done (``rowcount`` -1) and nothing done (the server has
+    that row only); autocommit: no transaction is left; in a transaction, it
+    is aborted and rolled back; the connection is usable after.
+    """
+    for failing in failing_at:
         reset(admin, table, failing)
         with pytest.raises(errors.UniqueViolation):
-            await cur.executemany(
-                f"insert into {table} values (%s, 'new')", [(i,) for i in range(ROWS)]
-            )
+            await run()
         assert cur.rowcount == -1, failing  # nothing reported done…
         assert server_ids(admin, table) == [failing]  # …and nothing done
-        if autocommit:
+        if conn.autocommit:
             assert conn.info.transaction_status == TransactionStatus.IDLE
         else:
             assert conn.info.transaction_status == TransactionStatus.INERROR
             await conn.rollback()
             assert server_ids(admin, table) == [failing]
         await assert_usable(conn)
+
+
+@pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "transaction"])
+async def test_failing_row_raises_and_writes_nothing(
+    admin: Any, table: str, connect: Any, autocommit: bool
+) -> None:
+    conn = await connect(autocommit=autocommit)
+    cur = conn.cursor()
+
+    async def run() -> None:
+        await cur.executemany(
+            f"insert into {table} values (%s, 'new')", [(i,) for i in range(ROWS)]
+        )
+
+    await check_each_failing(conn, cur, admin, table, FAILING_AT, run)
     # The same connection writes every row of a batch that can succeed.
     await cur.executemany(f"insert into {table} values (%s, 'new')", [(-i,) for i in range(1, 151)])
     assert cur.rowcount == 150
@@ -123,13 +144,11 @@ async def test_returning(admin: Any, table: str, connect: Any) -> None:
     cur = conn.cursor()
     insert = f"insert into {table} values (%s, 'new') returning id"
     params = [(i,) for i in range(ROWS)]
-    for failing in [0, 100, 150, 249]:
-        reset(admin, table, failing)
-        with pytest.raises(errors.UniqueViolation):
-            await cur.executemany(insert, params, returning=True)
-        assert cur.rowcount == -1
-        assert server_ids(admin, table) == [failing]
-        await assert_usable(conn)
+
+    async def run() -> None:
+        await cur.executemany(insert, params, returning=True)
+
+    await check_each_failing(conn, cur, admin, table, [0, 100, 150, 249], run)
     reset(admin, table)
     await cur.executemany(insert, params, returning=True)
     assert cur.rowcount == ROWS
@@ -145,12 +164,11 @@ async def test_not_prepared(admin: Any, table: str, connect: Any) -> None:
     conn = await connect(autocommit=True, prepare_threshold=None)
     cur = conn.cursor()
     insert = f"insert into {table} values (%s, 'new')"
-    for failing in [0, 99, 100, 101, 201, 249]:
-        reset(admin, table, failing)
-        with pytest.raises(errors.UniqueViolation):
-            await cur.executemany(insert, [(i,) for i in range(ROWS)])
-        assert cur.rowcount == -1
-        assert server_ids(admin, table) == [failing]
+
+    async def run() -> None:
+        await cur.executemany(insert, [(i,) for i in range(ROWS)])
+
+    await check_each_failing(conn, cur, admin, table, [0, 99, 100, 101, 201, 249], run)
     await cur.executemany(insert, [(i,) for i in range(ROWS + 1) if i != FAILING_AT[-1]])
     assert cur.rowcount == ROWS
     assert server_ids(admin, table) == list(range(ROWS + 1))
@@ -165,17 +183,12 @@ async def test_in_a_pipeline_block(admin: Any, table: str, connect: Any, autocom
     cur = conn.cursor()
     insert = f"insert into {table} values (%s, 'new')"
     params = [(i,) for i in range(ROWS)]
-    for failing in [0, 99, 100, 101, 201, 249]:
-        reset(admin, table, failing)
-        with pytest.raises(errors.UniqueViolation):
-            async with conn.pipeline():
-                await cur.executemany(insert, params)
-        assert cur.rowcount == -1
-        assert server_ids(admin, table) == [failing]
-        if not autocommit:
-            assert conn.info.transaction_status == TransactionStatus.INERROR
-            await conn.rollback()
-        await assert_usable(conn)
+
+    async def run() -> None:
+        async with conn.pipeline():
+            await cur.executemany(insert, params)
+
+    await check_each_failing(conn, cur, admin, table, [0, 99, 100, 101, 201, 249], run)
     reset(admin, table)
     async with conn.pipeline():
         await cur.executemany(insert, params)
