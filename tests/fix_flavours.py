@@ -6,11 +6,13 @@ match (``sync`` runs on asyncio's loop, calling the blocking API through a
 thin async facade, so a blocking call simply blocks the test's loop).
 
 * ``flavour``: a ``Flavour`` with ``name``, ``connect(dsn, **kwargs)``.
-* ``aconn``: a connection of the flavour, closed after the test.
+* ``aconn``: a connection of the flavour, closed after the test;
+  ``connect``: ``await connect(**kwargs)`` makes more, closed after the test too.
 * ``admin``: a blocking ``psycopg3_sync`` connection (autocommit) to look at
   the server from the side (``pg_stat_activity``), closed after the test.
 * ``table``: a fresh ``(x int)`` table named after the test file, test and
-  flavour, dropped after the test (a test module may define its own);
+  flavour, dropped after the test (a test module may define its own, with
+  ``fresh_table``);
   ``rows(admin, table)`` reads its values in order, and
   ``backend_state(admin, pid)`` a backend's state in ``pg_stat_activity``.
 """
@@ -222,6 +224,22 @@ async def aconn(flavour: Flavour, dsn: str) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
+async def connect(flavour: Flavour, dsn: str) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """``conn = await connect(**kwargs)``: a connection of the flavour, closed after the test."""
+    conns: list[Any] = []
+
+    async def make(**kwargs: Any) -> Any:
+        conns.append(await flavour.connect(dsn, **kwargs))
+        return conns[-1]
+
+    try:
+        yield make
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+@pytest.fixture
 def admin(dsn: str) -> Iterator[psycopg3_sync.Connection]:
     with psycopg3_sync.connect(dsn, autocommit=True) as conn:
         yield conn
@@ -231,9 +249,13 @@ def admin(dsn: str) -> Iterator[psycopg3_sync.Connection]:
 def table(admin: Any, flavour: Flavour, request: pytest.FixtureRequest) -> Iterator[str]:
     file = request.path.stem.removeprefix("test_trust_").removeprefix("test_")
     test = request.node.originalname.removeprefix("test_")[:30]
-    name = f"{file}_{test}_{flavour.name.replace('-', '_')}"
+    yield from fresh_table(admin, f"{file}_{test}_{flavour.name.replace('-', '_')}", "x int")
+
+
+def fresh_table(admin: Any, name: str, columns: str) -> Iterator[str]:
+    """A table fixture's body: create ``name (columns)`` afresh, yield it, drop it."""
     admin.execute(f"drop table if exists {name}")
-    admin.execute(f"create table {name} (x int)")
+    admin.execute(f"create table {name} ({columns})")
     yield name
     admin.execute(f"drop table if exists {name}")
 

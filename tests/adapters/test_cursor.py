@@ -144,19 +144,6 @@ async def test_description(aconn: Any) -> None:
     assert cur.description is None
 
 
-async def test_rowcount_of_commands(aconn: Any) -> None:
-    cur = aconn.cursor()
-    assert cur.rowcount == -1
-    await cur.execute("create temp table rc (x int)")
-    assert cur.rowcount == -1
-    await cur.execute("insert into rc select generate_series(1, 7)")
-    assert cur.rowcount == 7
-    await cur.execute("update rc set x = x + 1 where x > %s", (4,))
-    assert cur.rowcount == 3
-    await cur.execute("delete from rc")
-    assert cur.rowcount == 7
-
-
 async def test_nextset(aconn: Any) -> None:
     cur = aconn.cursor()
     await cur.execute("select 10; select 20, 30; create temp table ns (x int)")

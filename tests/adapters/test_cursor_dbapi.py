@@ -52,7 +52,11 @@ async def test_rowcount(aconn: Any) -> None:
     assert cur.rowcount == 7
     await cur.execute("update rc set x = x where x > 4")
     assert cur.rowcount == 3
+    await cur.execute("update rc set x = x + 1 where x > %s", (4,))
+    assert cur.rowcount == 3
     await cur.execute("select * from rc")
+    assert cur.rowcount == 7
+    await cur.execute("delete from rc")
     assert cur.rowcount == 7
 
 

@@ -604,51 +604,38 @@ def test_sync_block_left_by_an_exception(
 @ALL_POOLS
 @pytest.mark.anyio
 @pytest.mark.scenario("L11")
-async def test_returned_in_transaction_is_rolled_back(
-    pools: PoolKit, dsn: str, admin: Any, table: str, observe: Callable[[str], None]
+@pytest.mark.parametrize(
+    "state", [TransactionStatus.INTRANS, TransactionStatus.INERROR], ids=["INTRANS", "INERROR"]
+)
+async def test_returned_in_a_transaction_is_rolled_back(
+    pools: PoolKit,
+    dsn: str,
+    admin: Any,
+    table: str,
+    observe: Callable[[str], None],
+    state: TransactionStatus,
 ) -> None:
     async with pools.open(dsn, min_size=1) as pool:
         conn = await pool.getconn()
         pid = conn.pgconn.backend_pid
         await conn.execute(f"insert into {table} values (1)")
-        assert conn.pgconn.transaction_status == TransactionStatus.INTRANS
+        if state == TransactionStatus.INERROR:
+            with pytest.raises(errors.DivisionByZero):
+                await conn.execute("select 1 / 0")
+        assert conn.pgconn.transaction_status == state
         await pool.putconn(conn)
         conn = await pool.getconn(timeout=5)
         try:
             assert conn.pgconn.transaction_status == TransactionStatus.IDLE
             assert conn.pgconn.backend_pid == pid, "rolled back, not replaced"
             assert await fetch(conn, f"select count(*) from {table}") == 0
+            assert await fetch(conn, "select 42") == 42
         finally:
             await pool.putconn(conn)
         assert row_count(admin, table) == 0
         stats = await pool.settled(1)
         assert stats["returns_bad"] == 0
-    observe("INTRANS returned: rolled back, same backend, next user IDLE")
-
-
-@ALL_POOLS
-@pytest.mark.anyio
-@pytest.mark.scenario("L11")
-async def test_returned_in_error_is_rolled_back(
-    pools: PoolKit, dsn: str, observe: Callable[[str], None]
-) -> None:
-    async with pools.open(dsn, min_size=1) as pool:
-        conn = await pool.getconn()
-        pid = conn.pgconn.backend_pid
-        with pytest.raises(errors.DivisionByZero):
-            await conn.execute("select 1 / 0")
-        assert conn.pgconn.transaction_status == TransactionStatus.INERROR
-        await pool.putconn(conn)
-        conn = await pool.getconn(timeout=5)
-        try:
-            assert conn.pgconn.transaction_status == TransactionStatus.IDLE
-            assert conn.pgconn.backend_pid == pid
-            assert await fetch(conn, "select 42") == 42
-        finally:
-            await pool.putconn(conn)
-        stats = await pool.settled(1)
-        assert stats["returns_bad"] == 0
-    observe("INERROR returned: rolled back, same backend, next user IDLE")
+    observe(f"{state.name} returned: rolled back, same backend, next user IDLE")
 
 
 @ALL_POOLS
@@ -813,40 +800,28 @@ def test_sync_putconn_inside_a_copy_block_does_not_hang(
 @ALL_POOLS
 @pytest.mark.anyio
 @pytest.mark.scenario("L11")
-async def test_returned_closed_is_replaced(
-    pools: PoolKit, dsn: str, observe: Callable[[str], None]
+@pytest.mark.parametrize("how", ["closed", "broken"])
+async def test_returned_unusable_is_replaced(
+    pools: PoolKit, dsn: str, admin: Any, observe: Callable[[str], None], how: str
 ) -> None:
     async with pools.open(dsn, min_size=1) as pool:
         conn = await pool.getconn()
         pid = conn.pgconn.backend_pid
-        await conn.close()
+        if how == "closed":
+            await conn.close()
+            what = "closed by the user"
+        else:
+            terminate(admin, pid)
+            with pytest.raises(psycopg3.OperationalError):
+                await conn.execute("select 1")
+            assert conn.broken
+            what = "terminated while in use"
         await pool.putconn(conn)
         stats = await pool.settled(1)
         assert stats["returns_bad"] == 1
         new = await pool.pids(1)
         assert pid not in new
-    observe("closed by the user: discarded (returns_bad=1), replaced by a new backend")
-
-
-@ALL_POOLS
-@pytest.mark.anyio
-@pytest.mark.scenario("L11")
-async def test_returned_broken_is_replaced(
-    pools: PoolKit, dsn: str, admin: Any, observe: Callable[[str], None]
-) -> None:
-    async with pools.open(dsn, min_size=1) as pool:
-        conn = await pool.getconn()
-        pid = conn.pgconn.backend_pid
-        terminate(admin, pid)
-        with pytest.raises(psycopg3.OperationalError):
-            await conn.execute("select 1")
-        assert conn.broken
-        await pool.putconn(conn)
-        stats = await pool.settled(1)
-        assert stats["returns_bad"] == 1
-        new = await pool.pids(1)
-        assert pid not in new
-    observe("terminated while in use: discarded (returns_bad=1), replaced by a new backend")
+    observe(f"{what}: discarded (returns_bad=1), replaced by a new backend")
 
 
 @ALL_POOLS

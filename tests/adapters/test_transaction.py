@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
 
 import psycopg3
-from fix_flavours import ASYNC_FLAVOURS
+from fix_flavours import ASYNC_FLAVOURS, rows
 from psycopg3 import IsolationLevel, ProgrammingError, Rollback
 from psycopg3.pq import TransactionStatus
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def table(admin: Any, flavour: Any) -> Iterator[str]:
-    name = f"tx_block_{flavour.name.replace('-', '_')}"
-    admin.execute(f"drop table if exists {name}")
-    admin.execute(f"create table {name} (x int)")
-    yield name
-    admin.execute(f"drop table if exists {name}")
-
-
-def rows(admin: Any, table: str) -> list[int]:
-    return [r[0] for r in admin.execute(f"select x from {table} order by x").fetchall()]
 
 
 async def test_block_commits_on_success(aconn: Any, admin: Any, table: str) -> None:

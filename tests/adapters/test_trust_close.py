@@ -209,16 +209,8 @@ async def test_close_during_copy_in_end(
     flavour: Any, dsn: str, admin: psycopg3_sync.Connection
 ) -> None:
     # The COPY waits for its result: its rows wait for a lock in a trigger.
-    key, table = _key(), f"trust_close_{uuid.uuid4().hex}"
-    admin.execute(f"create table {table} (x int)")
-    admin.execute(
-        f"create function {table}_f() returns trigger language plpgsql as"
-        f" $$ begin perform pg_advisory_xact_lock({key}); return new; end $$"
-    )
-    admin.execute(
-        f"create trigger t before insert on {table} for each row execute function {table}_f()"
-    )
-    admin.execute("select pg_advisory_lock(%s)", (key,))
+    key = _key()
+    table = await _blocking_copy_table(admin, key, "x int")
     conn = await flavour.connect(dsn)
     pid = await _pid(conn)
     cur = conn.cursor()
@@ -329,9 +321,12 @@ async def test_copy_in_closed_between_writes(
 BIG_COPY = (b"x" * (1024 * 1024) + b"\n") * 32
 
 
-async def _blocking_copy_table(admin: psycopg3_sync.Connection, key: int) -> str:
+async def _blocking_copy_table(
+    admin: psycopg3_sync.Connection, key: int, column: str = "x text"
+) -> str:
+    """A table whose inserts wait for advisory lock ``key``, held by ``admin``."""
     table = f"trust_close_{uuid.uuid4().hex}"
-    admin.execute(f"create table {table} (x text)")
+    admin.execute(f"create table {table} ({column})")
     admin.execute(
         f"create function {table}_f() returns trigger language plpgsql as"
         f" $$ begin perform pg_advisory_xact_lock({key}); return new; end $$"

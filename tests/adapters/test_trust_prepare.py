@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from fix_flavours import fresh_table
 from psycopg3 import errors
 from psycopg3.pq import PipelineStatus, TransactionStatus
 
@@ -35,10 +36,7 @@ WAYS = ["do_block", "function", "by_name"]
 def table(admin: Any, flavour: Any, request: pytest.FixtureRequest) -> Iterator[str]:
     # One table per test (names past 63 bytes would be truncated into one).
     name = "trust_prep_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
-    admin.execute(f"drop table if exists {name}")
-    admin.execute(f"create table {name} (id int primary key)")
-    yield name
-    admin.execute(f"drop table if exists {name}")
+    yield from fresh_table(admin, name, "id int primary key")
 
 
 def server_ids(admin: Any, table: str) -> list[int]:
@@ -81,226 +79,193 @@ async def vanish(conn: Any, way: str) -> None:
 
 
 @pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "no_transaction"])
-async def test_execute_runs_again(
-    flavour: Any, dsn: str, admin: Any, table: str, autocommit: bool
-) -> None:
-    conn = await flavour.connect(dsn, autocommit=autocommit)
-    try:
-        insert = f"insert into {table} values (%s) returning id"
-        statement = f"insert into {table} values ($1) returning id"
-        ids: list[int] = []
-        for n, way in enumerate(WAYS):
-            first = 10 * n
-            cur = await conn.execute(insert, (first,), prepare=True)
-            assert await cur.fetchall() == [(first,)]
+async def test_execute_runs_again(admin: Any, table: str, connect: Any, autocommit: bool) -> None:
+    conn = await connect(autocommit=autocommit)
+    insert = f"insert into {table} values (%s) returning id"
+    statement = f"insert into {table} values ($1) returning id"
+    ids: list[int] = []
+    for n, way in enumerate(WAYS):
+        first = 10 * n
+        cur = await conn.execute(insert, (first,), prepare=True)
+        assert await cur.fetchall() == [(first,)]
+        if not autocommit:
+            await conn.commit()
+        assert await prepared(conn) == [statement]
+        await vanish(conn, way)
+        for i in range(first + 1, first + 3):  # stuck before: every later run failed
+            cur = await conn.execute(insert, (i,))
+            assert await cur.fetchall() == [(i,)], way
+            assert cur.rowcount == 1
             if not autocommit:
+                assert conn.info.transaction_status == TransactionStatus.INTRANS
                 await conn.commit()
-            assert await prepared(conn) == [statement]
-            await vanish(conn, way)
-            for i in range(first + 1, first + 3):  # stuck before: every later run failed
-                cur = await conn.execute(insert, (i,))
-                assert await cur.fetchall() == [(i,)], way
-                assert cur.rowcount == 1
-                if not autocommit:
-                    assert conn.info.transaction_status == TransactionStatus.INTRANS
-                    await conn.commit()
-            ids += range(first, first + 3)
-            assert server_ids(admin, table) == ids  # each run exactly once
-            # Prepared again when asked (or due).
-            cur = await conn.execute(insert, (first + 3,), prepare=True)
-            assert await cur.fetchall() == [(first + 3,)]
-            if not autocommit:
-                await conn.commit()
-            ids.append(first + 3)
-            assert await prepared(conn) == [statement]
-            assert server_ids(admin, table) == ids
-    finally:
-        await conn.close()
+        ids += range(first, first + 3)
+        assert server_ids(admin, table) == ids  # each run exactly once
+        # Prepared again when asked (or due).
+        cur = await conn.execute(insert, (first + 3,), prepare=True)
+        assert await cur.fetchall() == [(first + 3,)]
+        if not autocommit:
+            await conn.commit()
+        ids.append(first + 3)
+        assert await prepared(conn) == [statement]
+        assert server_ids(admin, table) == ids
 
 
 async def test_execute_in_a_transaction_raises_then_recovers(
-    flavour: Any, dsn: str, admin: Any, table: str
+    admin: Any, table: str, connect: Any
 ) -> None:
-    conn = await flavour.connect(dsn)
-    try:
-        insert = f"insert into {table} values (%s)"
-        await conn.execute(insert, (1,), prepare=True)
-        await conn.commit()
-        await vanish(conn, "do_block")
-        await conn.execute(f"insert into {table} values (10)")  # the transaction's own work
-        with pytest.raises(errors.InvalidSqlStatementName):
-            await conn.execute(insert, (2,))  # not run again: the transaction is lost
-        assert conn.info.transaction_status == TransactionStatus.INERROR
-        await conn.rollback()
-        assert server_ids(admin, table) == [1]
-        await conn.execute(insert, (2,))
-        await conn.commit()
-        assert server_ids(admin, table) == [1, 2]
-        await conn.execute(insert, (3,), prepare=True)
-        await conn.commit()
-        assert await prepared(conn) == [f"insert into {table} values ($1)"]
-    finally:
-        await conn.close()
+    conn = await connect()
+    insert = f"insert into {table} values (%s)"
+    await conn.execute(insert, (1,), prepare=True)
+    await conn.commit()
+    await vanish(conn, "do_block")
+    await conn.execute(f"insert into {table} values (10)")  # the transaction's own work
+    with pytest.raises(errors.InvalidSqlStatementName):
+        await conn.execute(insert, (2,))  # not run again: the transaction is lost
+    assert conn.info.transaction_status == TransactionStatus.INERROR
+    await conn.rollback()
+    assert server_ids(admin, table) == [1]
+    await conn.execute(insert, (2,))
+    await conn.commit()
+    assert server_ids(admin, table) == [1, 2]
+    await conn.execute(insert, (3,), prepare=True)
+    await conn.commit()
+    assert await prepared(conn) == [f"insert into {table} values ($1)"]
 
 
-async def test_transaction_block_raises_then_recovers(
-    flavour: Any, dsn: str, admin: Any, table: str
-) -> None:
-    conn = await flavour.connect(dsn, autocommit=True)
-    try:
-        insert = f"insert into {table} values (%s)"
-        await conn.execute(insert, (1,), prepare=True)
-        await vanish(conn, "function")
-        with pytest.raises(errors.InvalidSqlStatementName):
-            async with conn.transaction():
-                await conn.execute(insert, (2,))
-        assert conn.info.transaction_status == TransactionStatus.IDLE
-        assert server_ids(admin, table) == [1]
+async def test_transaction_block_raises_then_recovers(admin: Any, table: str, connect: Any) -> None:
+    conn = await connect(autocommit=True)
+    insert = f"insert into {table} values (%s)"
+    await conn.execute(insert, (1,), prepare=True)
+    await vanish(conn, "function")
+    with pytest.raises(errors.InvalidSqlStatementName):
         async with conn.transaction():
             await conn.execute(insert, (2,))
-        assert server_ids(admin, table) == [1, 2]
-    finally:
-        await conn.close()
+    assert conn.info.transaction_status == TransactionStatus.IDLE
+    assert server_ids(admin, table) == [1]
+    async with conn.transaction():
+        await conn.execute(insert, (2,))
+    assert server_ids(admin, table) == [1, 2]
 
 
 @pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "no_transaction"])
 async def test_executemany_runs_again(
-    flavour: Any, dsn: str, admin: Any, table: str, autocommit: bool
+    admin: Any, table: str, connect: Any, autocommit: bool
 ) -> None:
-    conn = await flavour.connect(dsn, autocommit=autocommit)
-    try:
-        cur = conn.cursor()
-        insert = f"insert into {table} values (%s)"
-        await cur.executemany(insert, [(i,) for i in range(150)])  # prepared: a large batch
+    conn = await connect(autocommit=autocommit)
+    cur = conn.cursor()
+    insert = f"insert into {table} values (%s)"
+    await cur.executemany(insert, [(i,) for i in range(150)])  # prepared: a large batch
+    if not autocommit:
+        await conn.commit()
+    for n, way in enumerate(WAYS, 1):
+        assert await prepared(conn) == [f"insert into {table} values ($1)"]
+        await vanish(conn, way)
+        await cur.executemany(insert, [(i,) for i in range(150 * n, 150 * (n + 1))])
+        assert cur.rowcount == 150
         if not autocommit:
             await conn.commit()
-        for n, way in enumerate(WAYS, 1):
-            assert await prepared(conn) == [f"insert into {table} values ($1)"]
-            await vanish(conn, way)
-            await cur.executemany(insert, [(i,) for i in range(150 * n, 150 * (n + 1))])
-            assert cur.rowcount == 150
-            if not autocommit:
-                await conn.commit()
-            # Each row exactly once.
-            assert server_ids(admin, table) == list(range(150 * (n + 1))), way
-    finally:
-        await conn.close()
+        # Each row exactly once.
+        assert server_ids(admin, table) == list(range(150 * (n + 1))), way
 
 
 async def test_executemany_in_a_transaction_raises_then_recovers(
-    flavour: Any, dsn: str, admin: Any, table: str
+    admin: Any, table: str, connect: Any
 ) -> None:
-    conn = await flavour.connect(dsn)
-    try:
-        cur = conn.cursor()
-        insert = f"insert into {table} values (%s)"
-        await cur.executemany(insert, [(i,) for i in range(150)])
-        await conn.commit()
-        await vanish(conn, "do_block")
-        await conn.execute(f"insert into {table} values (-1)")
-        with pytest.raises(errors.InvalidSqlStatementName):
-            await cur.executemany(insert, [(i,) for i in range(150, 300)])
-        assert cur.rowcount == -1
-        await conn.rollback()
-        assert server_ids(admin, table) == list(range(150))
+    conn = await connect()
+    cur = conn.cursor()
+    insert = f"insert into {table} values (%s)"
+    await cur.executemany(insert, [(i,) for i in range(150)])
+    await conn.commit()
+    await vanish(conn, "do_block")
+    await conn.execute(f"insert into {table} values (-1)")
+    with pytest.raises(errors.InvalidSqlStatementName):
         await cur.executemany(insert, [(i,) for i in range(150, 300)])
-        assert cur.rowcount == 150
-        await conn.commit()
-        assert server_ids(admin, table) == list(range(300))
-    finally:
-        await conn.close()
+    assert cur.rowcount == -1
+    await conn.rollback()
+    assert server_ids(admin, table) == list(range(150))
+    await cur.executemany(insert, [(i,) for i in range(150, 300)])
+    assert cur.rowcount == 150
+    await conn.commit()
+    assert server_ids(admin, table) == list(range(300))
 
 
-async def test_pipeline_raises_then_recovers(
-    flavour: Any, dsn: str, admin: Any, table: str
-) -> None:
-    conn = await flavour.connect(dsn, autocommit=True)
-    try:
-        cur = conn.cursor()
-        insert = f"insert into {table} values (%s)"
-        await conn.execute(insert, (1,), prepare=True)
-        await vanish(conn, "do_block")
-        with pytest.raises(errors.InvalidSqlStatementName):
-            async with conn.pipeline():
-                await cur.execute(insert, (2,))
-        assert conn.pgconn.pipeline_status == PipelineStatus.OFF
-        assert server_ids(admin, table) == [1]
-        # Forgotten: the next runs are unnamed, or prepared anew.
+async def test_pipeline_raises_then_recovers(admin: Any, table: str, connect: Any) -> None:
+    conn = await connect(autocommit=True)
+    cur = conn.cursor()
+    insert = f"insert into {table} values (%s)"
+    await conn.execute(insert, (1,), prepare=True)
+    await vanish(conn, "do_block")
+    with pytest.raises(errors.InvalidSqlStatementName):
         async with conn.pipeline():
             await cur.execute(insert, (2,))
-            await cur.executemany(insert, [(i,) for i in range(3, 20)])
-        assert cur.rowcount == 17
-        assert server_ids(admin, table) == list(range(1, 20))
-        assert await prepared(conn) == [f"insert into {table} values ($1)"]
-    finally:
-        await conn.close()
+    assert conn.pgconn.pipeline_status == PipelineStatus.OFF
+    assert server_ids(admin, table) == [1]
+    # Forgotten: the next runs are unnamed, or prepared anew.
+    async with conn.pipeline():
+        await cur.execute(insert, (2,))
+        await cur.executemany(insert, [(i,) for i in range(3, 20)])
+    assert cur.rowcount == 17
+    assert server_ids(admin, table) == list(range(1, 20))
+    assert await prepared(conn) == [f"insert into {table} values ($1)"]
 
 
 async def test_pipeline_executemany_raises_then_recovers(
-    flavour: Any, dsn: str, admin: Any, table: str
+    admin: Any, table: str, connect: Any
 ) -> None:
-    conn = await flavour.connect(dsn, autocommit=True)
-    try:
-        cur = conn.cursor()
-        insert = f"insert into {table} values (%s)"
-        async with conn.pipeline():
-            await cur.executemany(insert, [(i,) for i in range(10)])
-        assert await prepared(conn) == [f"insert into {table} values ($1)"]
-        await vanish(conn, "by_name")
-        with pytest.raises(errors.InvalidSqlStatementName):
-            async with conn.pipeline():
-                await cur.executemany(insert, [(i,) for i in range(10, 20)])
-        assert server_ids(admin, table) == list(range(10))
+    conn = await connect(autocommit=True)
+    cur = conn.cursor()
+    insert = f"insert into {table} values (%s)"
+    async with conn.pipeline():
+        await cur.executemany(insert, [(i,) for i in range(10)])
+    assert await prepared(conn) == [f"insert into {table} values ($1)"]
+    await vanish(conn, "by_name")
+    with pytest.raises(errors.InvalidSqlStatementName):
         async with conn.pipeline():
             await cur.executemany(insert, [(i,) for i in range(10, 20)])
-        assert cur.rowcount == 10
-        assert server_ids(admin, table) == list(range(20))
-    finally:
-        await conn.close()
+    assert server_ids(admin, table) == list(range(10))
+    async with conn.pipeline():
+        await cur.executemany(insert, [(i,) for i in range(10, 20)])
+    assert cur.rowcount == 10
+    assert server_ids(admin, table) == list(range(20))
 
 
 @pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "no_transaction"])
 async def test_evicting_a_vanished_statement(
-    flavour: Any, dsn: str, admin: Any, table: str, autocommit: bool
+    admin: Any, table: str, connect: Any, autocommit: bool
 ) -> None:
     # The cache holds one statement: preparing another deallocates the first,
     # which is already gone. The command that evicted it succeeded: no error.
-    conn = await flavour.connect(dsn, autocommit=autocommit)
-    try:
-        conn.prepared_max = 1
-        await conn.execute(f"select count(*) from {table} where id > %s", (0,), prepare=True)
-        if not autocommit:
-            await conn.commit()
-        await vanish(conn, "do_block")
-        cur = await conn.execute(f"insert into {table} values (%s)", (1,), prepare=True)
-        assert cur.rowcount == 1
-        if not autocommit:
-            await conn.commit()
-        assert server_ids(admin, table) == [1]
-        assert await prepared(conn) == [f"insert into {table} values ($1)"]
-    finally:
-        await conn.close()
+    conn = await connect(autocommit=autocommit)
+    conn.prepared_max = 1
+    await conn.execute(f"select count(*) from {table} where id > %s", (0,), prepare=True)
+    if not autocommit:
+        await conn.commit()
+    await vanish(conn, "do_block")
+    cur = await conn.execute(f"insert into {table} values (%s)", (1,), prepare=True)
+    assert cur.rowcount == 1
+    if not autocommit:
+        await conn.commit()
+    assert server_ids(admin, table) == [1]
+    assert await prepared(conn) == [f"insert into {table} values ($1)"]
 
 
 @pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "no_transaction"])
-async def test_evicted_statements_are_deallocated(flavour: Any, dsn: str, autocommit: bool) -> None:
+async def test_evicted_statements_are_deallocated(connect: Any, autocommit: bool) -> None:
     # Out of autocommit every command ends inside a transaction, where the
     # evicted statements are not deallocated: they piled up on the server.
-    conn = await flavour.connect(dsn, autocommit=autocommit)
-    try:
-        conn.prepared_max = 3
-        for n in range(10):
-            await conn.execute(f"select %s::int + {n}", (1,), prepare=True)
-            if not autocommit:
-                await conn.commit()
-        cur = conn.cursor()
-        await cur.executemany("select %s::int - 1", [(1,)] * 10)
+    conn = await connect(autocommit=autocommit)
+    conn.prepared_max = 3
+    for n in range(10):
+        await conn.execute(f"select %s::int + {n}", (1,), prepare=True)
         if not autocommit:
             await conn.commit()
-        assert await prepared(conn) == [
-            "select $1::int + 8",
-            "select $1::int + 9",
-            "select $1::int - 1",
-        ]
-    finally:
-        await conn.close()
+    cur = conn.cursor()
+    await cur.executemany("select %s::int - 1", [(1,)] * 10)
+    if not autocommit:
+        await conn.commit()
+    assert await prepared(conn) == [
+        "select $1::int + 8",
+        "select $1::int + 9",
+        "select $1::int - 1",
+    ]

@@ -18,8 +18,10 @@ every k the command has. The server's view comes from ``admin``.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Awaitable, Callable, Generator
+from contextlib import nullcontext
 from typing import Any
 
 import anyio
@@ -28,9 +30,9 @@ import pytest
 import psycopg3
 import psycopg3._connection_base
 import psycopg3_asyncio.connection
-import psycopg3_sync.connection
 import psycopg3_trio.connection
 from fix_flavours import ASYNC_FLAVOURS, backend_state, load_doc_adapter, rows
+from interrupt.yield_points import counted, waiters
 from psycopg3 import Rollback
 from psycopg3.pq import TransactionStatus
 
@@ -54,16 +56,7 @@ class Interrupter:
         self._interrupt: Callable[[], None] = self._raise
         #: Whether the interruption fired during the last ``run()``.
         self.fired = False
-        if flavour.is_sync:
-            module: Any = psycopg3_sync.connection
-            name = "wait_select"
-        elif flavour.name == "asyncio":
-            module, name = psycopg3_asyncio.connection, "wait_asyncio"
-        elif flavour.name == "trio":
-            module, name = psycopg3_trio.connection, "wait_trio"
-        else:
-            load_doc_adapter()
-            module, name = sys.modules["anyio_adapter"], "wait_anyio"
+        module, name = waiters(flavour.name)[0]  # the connection's (the pool's is not used)
         real = getattr(module, name)
         if self.is_sync:
 
@@ -86,23 +79,14 @@ class Interrupter:
         if not self._at:
             return gen
         at, self._at = self._at, 0  # only the first command driven after arming
-        return self._wrap(gen, at)
+        waits = itertools.count(1)
 
-    def _wrap(self, gen: Generator[Any, Any, Any], at: int) -> Generator[Any, Any, Any]:
-        try:
-            request = next(gen)
-            count = 0
-            while True:
-                count += 1
-                if count == at:
-                    self.fired = True
-                    self._interrupt()
-                ready = yield request
-                request = gen.send(ready)
-        except StopIteration as ex:
-            return ex.value
-        finally:
-            gen.close()
+        def on_yield() -> None:
+            if next(waits) == at:
+                self.fired = True
+                self._interrupt()
+
+        return counted(gen, on_yield)
 
     async def run(self, at: int, operation: Callable[[], Awaitable[Any]]) -> bool:
         """Run ``operation`` with the interruption armed at wait ``at``.
@@ -153,58 +137,60 @@ async def check_usable(conn: Any, admin: Any, table: str, value: int) -> None:
     assert value in rows(admin, table)
 
 
+async def every_wait(what: str, step: Callable[[int], Awaitable[bool]]) -> int:
+    """Call ``step(at)`` for at = 1, 2, ... until it says it was not interrupted.
+
+    ``step`` runs the command interrupted at its wait ``at``, checks what
+    follows and returns whether the interruption fired: once it does not,
+    every wait of ``what`` was tried. Return that last ``at``.
+    """
+    for at in range(1, MAX_YIELDS):
+        if not await step(at):
+            break
+    else:
+        pytest.fail(f"{what} never finished")
+    assert at > 1, f"no wait of {what} was interrupted"
+    return at
+
+
 # -- case 2: interrupted entering -------------------------------------------
 
 
-@pytest.mark.parametrize("autocommit", [True, False])
+@pytest.mark.parametrize(
+    "autocommit, in_pipeline",
+    [(True, False), (False, False), (True, True)],
+    ids=["True", "False", "pipeline"],
+)
 async def test_interrupted_begin_leaves_no_block(
-    flavour: Any, dsn: str, admin: Any, table: str, interrupter: Interrupter, autocommit: bool
+    flavour: Any,
+    dsn: str,
+    admin: Any,
+    table: str,
+    interrupter: Interrupter,
+    autocommit: bool,
+    in_pipeline: bool,
 ) -> None:
     conn = await flavour.connect(dsn, autocommit=autocommit)
     try:
         body_ran: list[int] = []
-        for at in range(1, MAX_YIELDS):
 
-            async def enter_block(at: int = at) -> None:
+        async def step(at: int) -> bool:
+            async def enter_block() -> None:
                 async with conn.transaction():
                     body_ran.append(at)
                     await conn.execute(f"insert into {table} values ({-at})")
 
-            if not await interrupter.run(at, enter_block):
-                break  # BEGIN had fewer waits: every one was tried
-            assert body_ran == []
-            assert conn._transaction_blocks == []
-            # No transaction the user did not open: a write made now is durable.
-            await check_usable(conn, admin, table, at)
-        else:
-            pytest.fail("entering never finished")
-        assert at > 1, "no wait of BEGIN was interrupted"
-        assert body_ran == [at]
-        assert rows(admin, table) == [-at, *range(1, at)]
-    finally:
-        await conn.close()
-
-
-async def test_interrupted_begin_in_pipeline_leaves_no_block(
-    flavour: Any, dsn: str, admin: Any, table: str, interrupter: Interrupter
-) -> None:
-    conn = await flavour.connect(dsn, autocommit=True)
-    try:
-        for at in range(1, MAX_YIELDS):
-
-            async def enter_block(at: int = at) -> None:
-                async with conn.transaction():
-                    await conn.execute(f"insert into {table} values ({-at})")
-
-            async with conn.pipeline():
+            async with conn.pipeline() if in_pipeline else nullcontext():
                 interrupted = await interrupter.run(at, enter_block)
                 assert conn._transaction_blocks == []
-            if not interrupted:
-                break
-            await check_usable(conn, admin, table, at)
-        else:
-            pytest.fail("entering never finished")
-        assert at > 1, "no wait of BEGIN was interrupted"
+            if interrupted:
+                assert body_ran == []
+                # No transaction the user did not open: a write made now is durable.
+                await check_usable(conn, admin, table, at)
+            return interrupted
+
+        at = await every_wait("BEGIN", step)
+        assert body_ran == [at]
         assert rows(admin, table) == [-at, *range(1, at)]
     finally:
         await conn.close()
@@ -216,11 +202,12 @@ async def test_interrupted_savepoint_leaves_outer_block_intact(
 ) -> None:
     conn = await flavour.connect(dsn, autocommit=autocommit)
     try:
-        for at in range(1, MAX_YIELDS):
+
+        async def step(at: int) -> bool:
             async with conn.transaction() as outer:
                 await conn.execute(f"insert into {table} values ({at})")
 
-                async def enter_inner(at: int = at) -> None:
+                async def enter_inner() -> None:
                     async with conn.transaction(savepoint_name="sp"):
                         await conn.execute(f"insert into {table} values ({-at})")
 
@@ -232,17 +219,17 @@ async def test_interrupted_savepoint_leaves_outer_block_intact(
                 # interrupted command in a transaction does.
                 status = conn.info.transaction_status
                 assert status in (TransactionStatus.INTRANS, TransactionStatus.INERROR)
-                if not interrupted:
-                    break
+            if not interrupted:
+                return False
             if status == TransactionStatus.INTRANS:
                 assert outer.status == "committed"
                 assert at in rows(admin, table)
             else:
                 assert outer.status == "rolled_back"
             await check_usable(conn, admin, table, 1000 + at)
-        else:
-            pytest.fail("entering never finished")
-        assert at > 1, "no wait of SAVEPOINT was interrupted"
+            return True
+
+        at = await every_wait("SAVEPOINT", step)
         assert -at in rows(admin, table)
         assert [x for x in rows(admin, table) if x < 0] == [-at]
     finally:
@@ -258,10 +245,12 @@ async def test_interrupted_exit_ends_the_block(
 ) -> None:
     conn = await flavour.connect(dsn, autocommit=True)
     try:
-        for at in range(1, MAX_YIELDS):
+
+        async def step(at: int) -> bool:
+            nonlocal conn
             block: list[Any] = []
 
-            async def run_block(at: int = at, conn: Any = conn, block: list[Any] = block) -> None:
+            async def run_block() -> None:
                 async with conn.transaction(force_rollback=ending == "rollback") as tx:
                     block.append(tx)
                     await conn.execute(f"insert into {table} values ({-at})")
@@ -285,11 +274,9 @@ async def test_interrupted_exit_ends_the_block(
             if conn.closed:
                 conn = await flavour.connect(dsn, autocommit=True)
             await check_usable(conn, admin, table, at)
-            if not interrupted:
-                break
-        else:
-            pytest.fail("leaving never finished")
-        assert at > 1, "no wait of the block's exit was interrupted"
+            return interrupted
+
+        await every_wait("the block's exit", step)
     finally:
         await conn.close()
 
@@ -301,9 +288,11 @@ async def test_second_cancellation_during_rollback(
     # each of its waits. The rollback still happens; nothing is left open.
     conn = await flavour.connect(dsn, autocommit=True)
     try:
-        for at in range(1, MAX_YIELDS):
 
-            async def interrupted_in_block(at: int = at, conn: Any = conn) -> None:
+        async def step(at: int) -> bool:
+            nonlocal conn
+
+            async def interrupted_in_block() -> None:
                 async with conn.transaction() as tx:
                     await conn.execute(f"insert into {table} values ({-at})")
                     interrupter.arm(at)  # the ROLLBACK's waits
@@ -316,11 +305,9 @@ async def test_second_cancellation_during_rollback(
             if conn.closed:
                 conn = await flavour.connect(dsn, autocommit=True)
             await check_usable(conn, admin, table, at)
-            if not interrupter.fired:
-                break
-        else:
-            pytest.fail("leaving never finished")
-        assert at > 1
+            return interrupter.fired
+
+        await every_wait("the ROLLBACK", step)
     finally:
         await conn.close()
 

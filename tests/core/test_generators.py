@@ -131,23 +131,22 @@ def test_drain_gives_up_at_deadline(pgconn: Any) -> None:
         drive(generators.drain(pgconn, deadline=time.monotonic() + 0.2), timeout=0.1)
 
 
-def test_drain_ends_copy_in(pgconn: Any) -> None:
-    pgconn.send_query(b"create temp table c (x int); copy c from stdin")
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        (b"create temp table c (x int); copy c from stdin", ExecStatus.COPY_IN),
+        (b"copy (select generate_series(1, 100000)) to stdout", ExecStatus.COPY_OUT),
+    ],
+    ids=["copy_in", "copy_out"],
+)
+def test_drain_ends_copy(pgconn: Any, query: bytes, status: ExecStatus) -> None:
+    pgconn.send_query(query)
     results = drive(generators.execute(pgconn))
-    assert results[-1].status == ExecStatus.COPY_IN
-    drive(generators.drain(pgconn, deadline=time.monotonic() + 5))
-    pgconn.send_query(b"select 1")
-    (result,) = drive(generators.execute(pgconn))
-    assert result.status == ExecStatus.TUPLES_OK
-
-
-def test_drain_reads_copy_out(pgconn: Any) -> None:
-    pgconn.send_query(b"copy (select generate_series(1, 100000)) to stdout")
-    results = drive(generators.execute(pgconn))
-    assert results[-1].status == ExecStatus.COPY_OUT
+    assert results[-1].status == status
     drive(generators.drain(pgconn, deadline=time.monotonic() + 5))
     pgconn.send_query(b"select 2")
     (result,) = drive(generators.execute(pgconn))
+    assert result.status == ExecStatus.TUPLES_OK
     assert result.get_value(0, 0) == b"2"
 
 

@@ -126,16 +126,6 @@ class Ctx:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    async def pause(self) -> None:
-        if self.flavour == "asyncio":
-            await asyncio.sleep(0.01)
-        elif self.flavour == "trio":
-            await trio.sleep(0.01)
-        elif self.flavour.startswith("anyio"):
-            await anyio.sleep(0.01)
-        else:
-            time.sleep(0.01)
-
     async def wait_gone(self, where: str, params: tuple[Any, ...]) -> list[str]:
         """Wait until no backend matches ``where`` (it was closed); return its states if not."""
         deadline = time.monotonic() + GONE_TIMEOUT
@@ -143,7 +133,10 @@ class Ctx:
         while rows := self.admin.execute(query, params).fetchall():
             if time.monotonic() > deadline:
                 return [f"backend left behind: {rows}"]
-            await self.pause()
+            if self.flavour == "sync":
+                time.sleep(0.01)  # run_sync_coroutine's trampoline has no loop to await
+            else:
+                await anyio.sleep(0.01)  # anyio runs on asyncio's and trio's own loops too
         return []
 
 
@@ -262,12 +255,17 @@ async def run_command(
 # -- the checks after each case -------------------------------------------------
 
 
+def error_problems(run: Run, *expected: type[BaseException]) -> list[str]:
+    """An error that is neither a DB-API error nor one of ``expected``, as a problem."""
+    if run.outcome == "error" and not isinstance(run.error, (psycopg3.Error, *expected)):
+        return [f"not a DB-API error: {type(run.error).__name__}: {run.error}"]
+    return []
+
+
 async def check_connection(ctx: Ctx, run: Run, expect: set[TransactionStatus]) -> list[str]:
     """The connection is usable and truthful, or closed cleanly; the problems if not."""
     conn = ctx.conn
-    problems = []
-    if run.outcome == "error" and not isinstance(run.error, (psycopg3.Error, Boom)):
-        problems.append(f"not a DB-API error: {type(run.error).__name__}: {run.error}")
+    problems = error_problems(run, Boom)
     if conn.closed:
         try:
             await conn.execute("select 1")
@@ -596,28 +594,63 @@ def table(admin: Any) -> str:
     admin.execute(f"drop table {name}")
 
 
-def sweep_problems(cases: list[tuple[int, str, list[str]]]) -> list[str]:
-    return [f"k={k} ({outcome}): {'; '.join(p)}" for k, outcome, p in cases if p]
+#: One case of a sweep: the yield interrupted (-1: none), how the run ended, its problems.
+Case = tuple[int, str, list[str]]
+
+
+@dataclass
+class Sweeper:
+    """What every sweep takes from pytest: the server, the table, patching, the report."""
+
+    dsn: str
+    admin: Any
+    table: str
+    monkeypatch: pytest.MonkeyPatch
+    observe: Callable[[str], None]
+
+    def ctx(self, flavour: str, mode: str = "interrupt") -> Ctx:
+        return Ctx(flavour, mode, self.dsn, self.admin, self.table)
+
+    def run(
+        self, name: str, ctx: Ctx, main: Callable[[Ctx, Interrupter], Awaitable[list[Case]]]
+    ) -> None:
+        """Run ``main`` in the flavour's world, the counting waiter in place; fail on problems."""
+        cases: list[Case] = []
+
+        async def wrapper(ctx: Ctx) -> None:
+            interrupter = Interrupter(ctx.flavour)
+            with interrupter.install(self.monkeypatch):
+                cases.extend(await main(ctx, interrupter))
+
+        start(ctx.flavour, wrapper, ctx)
+        failed = sum(1 for case in cases if case[2])
+        count_cases(name, ctx.flavour, ctx.mode, len(cases) - 1, failed)
+        self.observe(f"{name}: interrupted at each of {len(cases) - 1} yields")
+        problems = [f"k={k} ({outcome}): {'; '.join(p)}" for k, outcome, p in cases if p]
+        assert not problems, f"{name}, {ctx.flavour}, {ctx.mode}: " + "\n".join(problems)
+
+
+@pytest.fixture
+def sweeper(
+    dsn: str,
+    admin: Any,
+    table: str,
+    monkeypatch: pytest.MonkeyPatch,
+    observe: Callable[[str], None],
+) -> Sweeper:
+    return Sweeper(dsn, admin, table, monkeypatch, observe)
 
 
 @pytest.mark.parametrize("flavour,mode", mode_params())
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_command_every_yield(
-    name: str,
-    flavour: str,
-    mode: str,
-    dsn: str,
-    admin: Any,
-    table: str,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-    observe: Callable[[str], None],
+    name: str, flavour: str, mode: str, sweeper: Sweeper, request: pytest.FixtureRequest
 ) -> None:
     if mode not in request.config.getoption("--every-yield-modes").split(","):
         pytest.skip(f"mode {mode} not selected")
     spec = COMMANDS[name]
-    ctx = Ctx(flavour, mode, dsn, admin, table)
-    cases: list[tuple[int, str, list[str]]] = []
+    ctx = sweeper.ctx(flavour, mode)
+    admin, table = sweeper.admin, sweeper.table
     expect = (
         {TransactionStatus.IDLE}
         if spec.autocommit
@@ -637,44 +670,40 @@ def test_command_every_yield(
 
     first_yield = notify if name == "notifies" else None
 
-    async def main(ctx: Ctx) -> None:
-        interrupter = Interrupter(flavour)
+    async def main(ctx: Ctx, interrupter: Interrupter) -> list[Case]:
+        cases: list[Case] = []
         interrupter.on_first_yield = first_yield
         try:
-            with interrupter.install(monkeypatch):
+            await fresh_connection()
+            run = await run_command(ctx, interrupter, spec.command)
+            problems = spec.verify(ctx, run)
+            if not interrupter.count:
+                problems.append("it never waited: nothing to interrupt")
+            if run.outcome != spec.outcome or (
+                spec.error is not None and not isinstance(run.error, spec.error)
+            ):
+                problems.append(f"uninterrupted, it ended {run.outcome}: {run.error!r}")
+            cases.append((-1, run.outcome, problems))
+            for k in range(MAX_YIELDS):
+                admin.execute(f"truncate {table}")
                 await fresh_connection()
+                interrupter.__init__(flavour, at=k)  # type: ignore[misc]
+                interrupter.twice = mode == "twice"
+                interrupter.on_first_yield = first_yield
                 run = await run_command(ctx, interrupter, spec.command)
-                problems = spec.verify(ctx, run)
-                if not interrupter.count:
-                    problems.append("it never waited: nothing to interrupt")
-                if run.outcome != spec.outcome or (
-                    spec.error is not None and not isinstance(run.error, spec.error)
-                ):
-                    problems.append(f"uninterrupted, it ended {run.outcome}: {run.error!r}")
-                cases.append((-1, run.outcome, problems))
-                for k in range(MAX_YIELDS):
-                    admin.execute(f"truncate {table}")
-                    await fresh_connection()
-                    interrupter.__init__(flavour, at=k)  # type: ignore[misc]
-                    interrupter.twice = mode == "twice"
-                    interrupter.on_first_yield = first_yield
-                    run = await run_command(ctx, interrupter, spec.command)
-                    if not interrupter.fired:
-                        break  # the command ended before yield k: every k done
-                    problems = await check_connection(ctx, run, expect)
-                    problems += spec.verify(ctx, run)
-                    cases.append((k, run.outcome, problems))
-                    if problems and not ctx.conn.closed:
-                        await ctx.conn.close()  # a fresh start for the next k
+                if not interrupter.fired:
+                    break  # the command ended before yield k: every k done
+                problems = await check_connection(ctx, run, expect)
+                problems += spec.verify(ctx, run)
+                cases.append((k, run.outcome, problems))
+                if problems and not ctx.conn.closed:
+                    await ctx.conn.close()  # a fresh start for the next k
         finally:
             if ctx.conn is not None:
                 await ctx.conn.close()
+        return cases
 
-    start(flavour, main, ctx)
-    count_cases(name, flavour, mode, len(cases) - 1, sum(1 for case in cases if case[2]))
-    observe(f"{name}: interrupted at each of {len(cases) - 1} yields")
-    problems = sweep_problems(cases)
-    assert not problems, f"{name}, {flavour}, {mode}: " + "\n".join(problems)
+    sweeper.run(name, ctx, main)
 
 
 # -- connect and the pools: the flavour's own interruption ----------------------
@@ -694,9 +723,9 @@ async def sweep(
     check: Callable[[Ctx, Run], Awaitable[list[str]]],
     before: Callable[[Ctx], Awaitable[None]] | None = None,
     any_task: bool = False,
-) -> list[tuple[int, str, list[str]]]:
+) -> list[Case]:
     """Run ``command`` once whole, then interrupted at each yield; check after each."""
-    cases: list[tuple[int, str, list[str]]] = []
+    cases: list[Case] = []
     for k in [None, *range(MAX_YIELDS)]:
         ctx.admin.execute(f"truncate {ctx.table}")
         if before is not None:
@@ -718,40 +747,9 @@ async def sweep(
     return cases
 
 
-def run_sweep(
-    request: pytest.FixtureRequest,
-    name: str,
-    ctx: Ctx,
-    monkeypatch: pytest.MonkeyPatch,
-    main: Callable[[Ctx, Interrupter], Awaitable[list[tuple[int, str, list[str]]]]],
-    observe: Callable[[str], None],
-) -> None:
-    cases: list[tuple[int, str, list[str]]] = []
-
-    async def wrapper(ctx: Ctx) -> None:
-        interrupter = Interrupter(ctx.flavour)
-        with interrupter.install(monkeypatch):
-            cases.extend(await main(ctx, interrupter))
-
-    start(ctx.flavour, wrapper, ctx)
-    count_cases(name, ctx.flavour, ctx.mode, len(cases) - 1, sum(1 for case in cases if case[2]))
-    observe(f"{name}: interrupted at each of {len(cases) - 1} yields")
-    problems = sweep_problems(cases)
-    assert not problems, f"{name}, {ctx.flavour}, {ctx.mode}: " + "\n".join(problems)
-
-
 @pytest.mark.scenario("C9")
 @pytest.mark.parametrize("flavour", FLAVOURS)
-def test_connect_every_yield(
-    flavour: str,
-    dsn: str,
-    admin: Any,
-    table: str,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-    observe: Callable[[str], None],
-) -> None:
-    ctx = Ctx(flavour, "interrupt", dsn, admin, table)
+def test_connect_every_yield(flavour: str, sweeper: Sweeper) -> None:
     app = f"yields-connect-{uuid.uuid4().hex[:8]}"
     fds: set[int] = set()
 
@@ -763,9 +761,7 @@ def test_connect_every_yield(
         return await ctx.connect(autocommit=True, application_name=app)
 
     async def check(ctx: Ctx, run: Run) -> list[str]:
-        problems = []
-        if run.outcome == "error" and not isinstance(run.error, psycopg3.Error):
-            problems.append(f"not a DB-API error: {type(run.error).__name__}: {run.error}")
+        problems = error_problems(run)
         if run.outcome == "done":
             conn = run.result
             tag = uuid.uuid4().hex
@@ -778,10 +774,10 @@ def test_connect_every_yield(
             problems.append(f"file descriptors left open: {sorted(leaked)}")
         return problems
 
-    async def main(ctx: Ctx, interrupter: Interrupter) -> list[tuple[int, str, list[str]]]:
+    async def main(ctx: Ctx, interrupter: Interrupter) -> list[Case]:
         return await sweep(ctx, interrupter, command, check, before)
 
-    run_sweep(request, "connect", ctx, monkeypatch, main, observe)
+    sweeper.run("connect", sweeper.ctx(flavour), main)
 
 
 @asynccontextmanager
@@ -856,17 +852,7 @@ async def check_pool(ctx: Ctx, pool: Any, app: str) -> list[str]:
         pytest.param("pool-putconn", marks=pytest.mark.scenario("L11")),
     ],
 )
-def test_pool_every_yield(
-    name: str,
-    flavour: str,
-    dsn: str,
-    admin: Any,
-    table: str,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-    observe: Callable[[str], None],
-) -> None:
-    ctx = Ctx(flavour, "interrupt", dsn, admin, table)
+def test_pool_every_yield(name: str, flavour: str, sweeper: Sweeper) -> None:
     app = f"yields-pool-{uuid.uuid4().hex[:8]}"
     state: dict[str, Any] = {}
 
@@ -884,9 +870,7 @@ def test_pool_every_yield(
         await maybe_await(pool.putconn(state["conn"]))
 
     async def check(ctx: Ctx, run: Run) -> list[str]:
-        problems = []
-        if run.outcome == "error" and not isinstance(run.error, psycopg3.Error):
-            problems.append(f"not a DB-API error: {type(run.error).__name__}: {run.error}")
+        problems = error_problems(run)
         if name == "pool-getconn" and run.outcome == "done":
             await maybe_await(state["pool"].putconn(run.result))
         problems += await check_pool(ctx, state["pool"], app)
@@ -894,11 +878,11 @@ def test_pool_every_yield(
             problems.append(f"a transaction never committed left rows {rows}")
         return problems
 
-    async def main(ctx: Ctx, interrupter: Interrupter) -> list[tuple[int, str, list[str]]]:
+    async def main(ctx: Ctx, interrupter: Interrupter) -> list[Case]:
         async with open_pool(ctx, app) as pool:
             state["pool"] = pool
             # The asyncio pool returns a connection in a shielded task of its own.
             any_task = name == "pool-putconn" and flavour == "asyncio"
             return await sweep(ctx, interrupter, command, check, before, any_task)
 
-    run_sweep(request, name, ctx, monkeypatch, main, observe)
+    sweeper.run(name, sweeper.ctx(flavour), main)
