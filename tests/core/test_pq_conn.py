@@ -643,8 +643,19 @@ def test_all_public_methods_covered() -> None:
         "inherited_error",
         "pgconn_ptr",
         "notice_handler",
+        "with_socket",  # (returns False: test_with_socket)
     }
     assert public - exempt == {name for name, _ in CALLS_ON_CLOSED}
+
+
+def test_with_socket(dsn: str) -> None:
+    conn = pq.PGconn.connect(dsn.encode())
+    seen: list[int] = []
+    assert conn.with_socket(seen.append)
+    assert seen == [conn.socket]
+    conn.finish()
+    assert not conn.with_socket(seen.append)  # finished: not called
+    assert seen == [seen[0]]
 
 
 def test_del_finishes_once(dsn: str) -> None:

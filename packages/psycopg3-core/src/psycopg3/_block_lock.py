@@ -42,7 +42,9 @@ The rules, written once here for every adapter:
    never left, so that the tasks waiting for them wake (and find the
    connection closed); async waiters wait on an event for this, when the
    adapter gives its event class, as a framework's lock can be released only
-   by its owner.
+   by its owner. A blocking owner's ``settle()`` and another thread's
+   ``abandon()`` may run at once: one of them ends the ownership, once (the
+   async ones run in the loop's thread, with no await between check and end).
 """
 
 from __future__ import annotations
@@ -149,6 +151,10 @@ class ConnectionLock(_Ownership, Generic[_L]):
         #: Held while a command runs (rule 1); ``close()`` takes it alone.
         self.operation = new_lock()
         self._gate = new_lock()
+        # The owner's settle() and a closing thread's abandon() may run at
+        # once: the ownership ends, and the gate is released, once (an extra
+        # release would raise, or open the gate of the next owner's blocks).
+        self._ending = new_lock()
 
     def after_fork_in_child(self) -> None:
         """Make the locks anew: a parent's thread may have held them at fork()."""
@@ -156,6 +162,7 @@ class ConnectionLock(_Ownership, Generic[_L]):
         self._token = None
         self.operation = self._new_lock()
         self._gate = self._new_lock()
+        self._ending = self._new_lock()
 
     def __enter__(self) -> ConnectionLock[_L]:
         self.acquire()
@@ -196,18 +203,25 @@ class ConnectionLock(_Ownership, Generic[_L]):
 
     def settle(self, blocks_open: bool) -> None:
         """Give the ownership back once no block is open (rule 2)."""
-        if not blocks_open and self.owns():
-            self._give_back()
-            self._gate.release()
+        if blocks_open:
+            return
+        self._ending.acquire()
+        try:
+            if self.owns():
+                self._give_back()
+                self._gate.release()
+        finally:
+            self._ending.release()
 
     def abandon(self) -> None:
         """End the ownership of blocks never left: the connection is closing (rule 7)."""
-        if self.owner is not None:
-            self._give_back()
-            try:
+        self._ending.acquire()
+        try:
+            if self.owner is not None:
+                self._give_back()
                 self._gate.release()
-            except RuntimeError:
-                pass  # (the owner settled at the same time)
+        finally:
+            self._ending.release()
 
 
 class AsyncConnectionLock(_Ownership):

@@ -33,7 +33,7 @@ import threading
 import time
 
 from . import errors
-from .pq import PGcancel, PGconn, PollingStatus
+from .pq import PGcancel, PGcancelConn, PGconn, PollingStatus
 from .pq import version as libpq_version
 from .waiting import PQGen, Wait
 
@@ -68,13 +68,20 @@ def cancel(pgconn: PGconn, *, deadline: float) -> PQGen[CancelOutcome]:
     :param deadline: a ``time.monotonic()`` value after which to stop waiting.
     :return: what became of the request; failures are logged.
     """
-    if NONBLOCKING_CANCEL:
-        return (yield from _cancel_nonblocking(pgconn, deadline))
-    return (yield from _cancel_in_thread(pgconn.get_cancel(), deadline))
+    try:
+        if NONBLOCKING_CANCEL:
+            request = _cancel_nonblocking(pgconn.cancel_conn(), deadline)
+        else:
+            request = _cancel_in_thread(pgconn.get_cancel(), deadline)
+    except errors.OperationalError as ex:
+        # Closed by another thread or task since the caller checked: there
+        # is nothing left to cancel, and nothing to raise (rule 3).
+        logger.warning("the cancel request failed: %s", ex)
+        return CancelOutcome.FAILED
+    return (yield from request)
 
 
-def _cancel_nonblocking(pgconn: PGconn, deadline: float) -> PQGen[CancelOutcome]:
-    request = pgconn.cancel_conn()
+def _cancel_nonblocking(request: PGcancelConn, deadline: float) -> PQGen[CancelOutcome]:
     try:
         request.start()
         while True:

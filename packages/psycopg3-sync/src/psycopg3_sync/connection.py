@@ -105,9 +105,11 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
         # thread must not delay closing.)
         # Until then the connection counts as closed, and shutting the socket
         # down wakes a thread blocked in poll() (closing the fd would not).
+        # That thread may finish the PGconn meanwhile: the socket is shut
+        # down only if it is still the PGconn's (see PGconn.with_socket).
         if not self.closed:
             self._closed_by_user = True
-            _shutdown(self.pgconn.socket)
+            self.pgconn.with_socket(_shutdown)
         self.lock.operation.run_when_free(self._close)
         self.lock.abandon()
 

@@ -15,12 +15,20 @@ Rules of this module:
    there PQfinish would send Terminate on the parent's socket.
 5. A connection inherited through ``fork()`` is disowned in the child at
    once (see ``_disown_inherited``): it never sends or reads a byte there.
+6. ``finish()`` and the few reads made from any thread while another one
+   may finish the connection (``closed``, ``with_socket()``, the cancel
+   handles) exclude each other (``_lifetime``): such a read sees the
+   connection open and alive, or finished, never half freed; and its
+   socket is never a number that the system has already given to another
+   file. The guard is held only around short calls that never wait for
+   the server.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from ctypes import byref, c_int, c_size_t, create_string_buffer, string_at
@@ -73,6 +81,7 @@ class PGconn(ExecuteMixin):
 
     __slots__ = (
         "_pgconn_ptr",
+        "_lifetime",
         "_creator_pid",
         "_disowned",
         "_notice_receiver",
@@ -82,6 +91,9 @@ class PGconn(ExecuteMixin):
 
     def __init__(self, pgconn_ptr: int):
         self._pgconn_ptr: int | None = pgconn_ptr
+        # (Rule 6.) Reentrant: a notice handler or a collected object's
+        # __del__ running in a thread that holds it must not hang there.
+        self._lifetime = threading.RLock()
         self._creator_pid = os.getpid()
         self._disowned = False
         next(_live.PGCONN.made)
@@ -139,12 +151,13 @@ class PGconn(ExecuteMixin):
         In a forked child it only drops the handle: the connection is the
         parent's, and stays open there.
         """
-        ptr = self._pgconn_ptr
-        if ptr is not None:
-            self._pgconn_ptr = None
-            next(_live.PGCONN.freed)
-            if os.getpid() == self._creator_pid:  # (a fork the hook did not see)
-                impl.PQfinish(ptr)
+        with self._lifetime:
+            ptr = self._pgconn_ptr
+            if ptr is not None:
+                self._pgconn_ptr = None
+                next(_live.PGCONN.freed)
+                if os.getpid() == self._creator_pid:  # (a fork the hook did not see)
+                    impl.PQfinish(ptr)
 
     def __del__(
         self,
@@ -198,6 +211,9 @@ class PGconn(ExecuteMixin):
 
     def _disown(self) -> None:
         # In a forked child, right after fork(): see ``_disown_inherited``.
+        # A parent's thread may have held the guard at fork(): it never
+        # returns it here.
+        self._lifetime = threading.RLock()
         ptr = self._pgconn_ptr
         if ptr is None:
             return
@@ -238,9 +254,10 @@ class PGconn(ExecuteMixin):
 
     @property
     def closed(self) -> bool:
-        """True if the connection was finished or is broken (status BAD)."""
-        ptr = self._pgconn_ptr
-        return ptr is None or impl.PQstatus(ptr) == ConnStatus.BAD
+        """True if the connection was finished or is broken (status BAD); any thread."""
+        with self._lifetime:  # (rule 6)
+            ptr = self._pgconn_ptr
+            return ptr is None or impl.PQstatus(ptr) == ConnStatus.BAD
 
     @property
     def status(self) -> ConnStatus:
@@ -288,6 +305,24 @@ class PGconn(ExecuteMixin):
         if fd < 0:
             raise OperationalError("the connection has no open socket")
         return fd
+
+    def with_socket(self, action: Callable[[int], None]) -> bool:
+        """Call ``action`` with the socket's fd, the connection kept from finishing meanwhile.
+
+        Callable from any thread, while another one may finish the
+        connection (rule 6): ``action`` (which must not wait) never gets
+        the number of an fd already closed, perhaps reused by another file.
+
+        :return: False, without calling ``action``, if the connection is
+            finished or has no open socket.
+        """
+        with self._lifetime:
+            ptr = self._pgconn_ptr
+            fd = int(impl.PQsocket(ptr)) if ptr is not None else -1
+            if fd < 0:
+                return False
+            action(fd)
+            return True
 
     @property
     def db(self) -> bytes:
@@ -366,21 +401,30 @@ class PGconn(ExecuteMixin):
     # --- cancel, escaping, passwords ---
 
     def get_cancel(self) -> PGcancel:
-        """Return a handle to cancel the running query, usable from any thread."""
-        cancel_ptr = impl.PQgetCancel(self._ptr())
-        if not cancel_ptr:
-            raise self._error("creating the cancel handle")
+        """Return a handle to cancel the running query; callable from any thread.
+
+        :raises OperationalError: if the connection is finished (even by
+            another thread meanwhile: rule 6).
+        """
+        with self._lifetime:
+            cancel_ptr = impl.PQgetCancel(self._ptr())
+            if not cancel_ptr:
+                raise self._error("creating the cancel handle")
         return PGcancel(cancel_ptr)
 
     def cancel_conn(self) -> PGcancelConn:
         """Return a non-blocking cancel request for the running query (libpq 17+).
 
+        Callable from any thread, like `get_cancel()`.
+
         :raises NotSupportedError: with a libpq older than 17.
+        :raises OperationalError: if the connection is finished (rule 6).
         """
-        ptr = self._ptr()
-        if impl.PQcancelCreate is None:
-            raise missing_feature("non-blocking cancel requests", 170000)
-        cancel_ptr = impl.PQcancelCreate(ptr)
+        with self._lifetime:  # (rule 6)
+            ptr = self._ptr()
+            if impl.PQcancelCreate is None:
+                raise missing_feature("non-blocking cancel requests", 170000)
+            cancel_ptr = impl.PQcancelCreate(ptr)
         if not cancel_ptr:
             raise MemoryError("libpq could not allocate a cancel request")
         return PGcancelConn(cancel_ptr)
