@@ -226,16 +226,43 @@ def test_one_probe_at_a_time_while_failing() -> None:
     assert policy.start_connects(2.0) == 1
 
 
-def test_reconnect_failed_reported_once_per_timeout() -> None:
+class PinnedRandom:
+    """The policy's random source, pinned: the jitter of every delay is known."""
+
+    def __init__(self, draw: float) -> None:
+        self.draw = draw
+
+    def random(self) -> float:
+        return self.draw
+
+
+# random() in [0, 1): the jitter at its low end, in the middle, near its high end.
+@pytest.mark.parametrize("draw", [0.0, 0.5, 0.999999])
+def test_reconnect_failed_reported_once_per_timeout(draw: float) -> None:
     policy = make_policy(min_size=1, max_size=1, reconnect_timeout=5.0)
-    now, reports = 0.0, []
-    while now < 12.0:
-        if policy.start_connects(now):
-            reports.append(policy.connect_failed(errors.OperationalError("refused"), now))
-        now += 0.05
-    assert reports.count(True) == 1
-    # After giving up, attempts go on at the longest delay.
-    assert policy.next_deadline() is not None
+    policy._random = PinnedRandom(draw)  # type: ignore[assignment]
+    jitter = 1.0 + RECONNECT_JITTER * (2.0 * draw - 1.0)
+    # Every attempt fails, each one made the moment it is due.
+    now, attempts, reports = 0.0, [], []
+    while now < 30.0:
+        assert policy.start_connects(now) == 1
+        attempts.append(now)
+        if policy.connect_failed(errors.OperationalError("refused"), now):
+            reports.append(now)
+            # After giving up, attempts go on at the longest delay: the next one too.
+            assert policy.next_deadline() == pytest.approx(now + RECONNECT_MAX_DELAY * jitter)
+        deadline = policy.next_deadline()
+        assert deadline is not None and deadline > now
+        now = deadline
+    # Attempts at 0, 0.1, 0.3, 0.7, 1.5, 3.1 s (times the jitter) fail within
+    # the 5 s; the one at 6.3 s is the first at or after it: reported. Then
+    # one attempt, and one report, every longest delay: never two reports
+    # less than reconnect_timeout apart.
+    first = 6.3 * jitter
+    assert attempts[:7] == pytest.approx([t * jitter for t in (0, 0.1, 0.3, 0.7, 1.5, 3.1, 6.3)])
+    step = RECONNECT_MAX_DELAY * jitter
+    assert reports == pytest.approx([first, first + step, first + 2 * step])
+    assert attempts[6:] == reports
 
 
 def test_success_resets_the_backoff() -> None:

@@ -172,6 +172,40 @@ def copy_text(rows: list[tuple[int, str]]) -> bytes:
 # -- L5: the peer closes (FIN) mid-operation -----------------------------
 
 
+class When:
+    """Run ``action`` in a thread once ``condition()`` holds; remember whether it ran."""
+
+    def __init__(self, condition: Callable[[], bool], action: Callable[[], object]):
+        self.ran = False
+        self._stopped = False
+        self._condition = condition
+        self._action = action
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 30  # a guard for a test gone wrong, not a bound
+        while not self._condition():
+            if self._stopped or time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
+        self._action()
+        self.ran = True
+
+    def join(self) -> None:
+        self._thread.join(35)
+        assert self.ran, "the condition never held: the action did not run"
+
+    def stop(self) -> None:
+        """Stop waiting for the condition (the test ends) and wait for the thread."""
+        self._stopped = True
+        self._thread.join(35)
+
+
+#: In the 50 MB parameter of the ``sending`` case, 2 MB in: the proxy cuts there.
+FIN_MARK = "<fin-mid-upload>"
+
+
 @pytest.mark.anyio
 @pytest.mark.scenario("L5")
 @pytest.mark.parametrize("moment", ["waiting", "sending", "between"])
@@ -179,44 +213,70 @@ async def test_fin_mid_operation(
     flavour: Flavour,
     proxy: FaultProxy,
     proxy_dsn: str,
-    later: Any,
+    admin: psycopg3_sync.Connection,
     observe: Any,
     caplog: pytest.LogCaptureFixture,
     moment: str,
 ) -> None:
+    # The FIN comes at a moment the proxy or the server shows, never after a
+    # delay: the outcome does not depend on how fast anything runs.
     caplog.set_level(logging.WARNING, logger="psycopg3")
     conn = await flavour.connect(proxy_dsn, autocommit=True)
+    pid = conn.pgconn.backend_pid
+    closer: When | None = None
     try:
         params: tuple[Any, ...] | None = None
         if moment == "between":
             await conn.execute("select 1")
             proxy.close()
-            query, delay = "select 2", 0.0
+            query = "select 2"
         elif moment == "waiting":
-            query, delay = "select pg_sleep(5)", 0.3
+            # Closed once the server runs the query: a sleep it would end in an hour.
+            query = "select pg_sleep(3600)"
+
+            def sleeping() -> bool:
+                row = admin.execute(
+                    "select state = 'active' and query like '%%pg_sleep(3600)%%'"
+                    " from pg_stat_activity where pid = %s",
+                    (pid,),
+                ).fetchone()
+                return row == (True,)
+
+            closer = When(sleeping, proxy.close)
         else:
-            # 50 MB at about 6 MB/s: the FIN lands while the client still writes.
-            proxy.trickle(64 * 1024, 0.01)
-            query, delay, params = "select length(%s)", 0.5, ("x" * 50_000_000,)
-        if delay:
-            later(delay, proxy.close)
+            # 50 MB: the proxy relays 2 MB and the chunk holding the mark, then
+            # closes the connection (FIN, as close() does) while the client
+            # still has some 48 MB to write, more than every buffer on the
+            # way holds.
+            value = "x" * 2_000_000 + FIN_MARK
+            value += "x" * (50_000_000 - len(value))
+            proxy.cut_after(FIN_MARK.encode())
+            query, params = "select length(%s)", (value,)
         start = time.monotonic()
         with pytest.raises(psycopg3.OperationalError) as excinfo:
             await conn.execute(query, params)
         elapsed = time.monotonic() - start
-        # Never waits for the server: the sleep would take 5 s, the upload 8.
-        assert elapsed < delay + 2.0
+        if closer is not None:
+            closer.join()
+        if moment == "waiting":
+            # Never waited for the server: the query still runs there.
+            assert sleeping()
         if moment == "sending":
+            # Never completed the upload: the FIN came mid-parameter.
             assert 1_000_000 < proxy.bytes_to_server < 50_000_000
         assert conn.broken
         assert driver_warnings(caplog) == []
         sent = f", {proxy.bytes_to_server / 1e6:.1f} MB sent" if moment == "sending" else ""
         observe(
             f"FIN {moment}: {type(excinfo.value).__name__} after"
-            f" {(elapsed - delay) * 1000:.0f} ms{sent}; {cause_of(excinfo.value)}; broken"
+            f" {elapsed * 1000:.0f} ms{sent}; {cause_of(excinfo.value)}; broken"
         )
     finally:
+        if closer is not None:
+            closer.stop()
         await conn.close()
+        if moment == "waiting":
+            terminate(admin, pid)  # the sleep would outlive the test
 
 
 # -- L6: RST in the middle of a result stream ----------------------------

@@ -29,6 +29,7 @@ import tracemalloc
 import uuid
 import warnings
 import weakref
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ import pytest
 import psycopg3
 import psycopg3.pq
 from fix_flavours import ASYNC_FLAVOURS
+from interrupt.yield_points import Interrupter
 from pgcluster import pick_free_port
 
 #: Cycles per R1 block, after a warm-up block of WARM_UP cycles.
@@ -73,12 +75,27 @@ def sessions_of(admin: Any, application_name: str) -> int:
     return int(row[0])
 
 
-def wait_no_sessions(admin: Any, application_name: str, timeout: float = 5.0) -> int:
+#: Seconds to wait for the server to drop sessions whose client has gone: a
+#: guard that turns a leaked session into a count instead of a hang, not a
+#: speed bound (a backend sees its client's EOF and exits in milliseconds).
+GONE_GUARD = 30.0
+
+
+def wait_no_sessions(admin: Any, application_name: str, timeout: float = GONE_GUARD) -> int:
     """Wait for the server to drop our sessions; return how many are left."""
     deadline = time.monotonic() + timeout
     while (left := sessions_of(admin, application_name)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
+
+
+def wait_backend_gone(admin: Any, pid: int) -> None:
+    """Wait until backend *pid* has left ``pg_stat_activity`` (it has exited)."""
+    deadline = time.monotonic() + GONE_GUARD
+    query = "select count(*) from pg_stat_activity where pid = %s"
+    while admin.execute(query, (pid,)).fetchone() != (0,):
+        assert time.monotonic() < deadline, f"backend {pid} still there after {GONE_GUARD} s"
+        time.sleep(0.01)
 
 
 # -- R1: no fd leaks on any path -------------------------------------------------
@@ -145,11 +162,13 @@ async def test_no_fd_leak(
                 await target.rollback()
         else:
             conn = await flavour.connect(dsn, application_name=name)
-            admin.execute("select pg_terminate_backend(%s)", (conn.pgconn.backend_pid,))
+            pid = conn.pgconn.backend_pid
+            admin.execute("select pg_terminate_backend(%s)", (pid,))
+            # A terminated backend flushes its FATAL to the client before it
+            # exits: once it is gone, the next query must fail.
+            wait_backend_gone(admin, pid)
             with pytest.raises(psycopg3.OperationalError):
-                for _ in range(100):  # the FATAL may take a moment to arrive
-                    await conn.execute("select 1")
-                    await anyio.sleep(0.005)
+                await conn.execute("select 1")
             await conn.close()
 
     try:
@@ -163,24 +182,61 @@ async def test_no_fd_leak(
 @pytest.mark.anyio
 @pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
 async def test_no_fd_leak_cancelled_connect(
-    flavour: Any, dsn: str, admin: Any, observe: Callable[[str], None]
+    flavour: Any,
+    dsn: str,
+    admin: Any,
+    observe: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     name = app_name("r1c")
-    cancelled = [0]
+    # The connects are cancelled at a chosen wait (``interrupt.yield_points``),
+    # not after a delay: cycle i cancels at wait i % (waits + 1), so every
+    # phase (TCP, startup, each SCRAM round trip) is cancelled in turn, and
+    # one cycle in waits + 1 lets the connect finish (then closed).
+    interrupter = Interrupter(flavour.name)
+    waits: list[int] = []  # waits of each connect that was not interrupted
+    cancelled_at: Counter[int] = Counter()
+    mismatched: list[str] = []
+
+    def arm(at: int | None, action: Callable[[], None] | None) -> None:
+        interrupter.at, interrupter.count, interrupter.fired = at, 0, False
+        interrupter.arm(action)
 
     async def cycle(i: int) -> None:
-        # 0 to 27 ms: a connect takes 10 to 20 ms here, so the cancellation
-        # lands in every phase (resolving, TCP, startup, SCRAM), or after.
-        with anyio.move_on_after((i % 10) * 0.003) as scope:
-            conn = await flavour.connect(dsn, application_name=name)
+        at = i % (waits[0] + 1)
+        with anyio.CancelScope() as scope:
+            arm(at, scope.cancel)
+            try:
+                conn = await flavour.connect(dsn, application_name=name)
+            finally:
+                interrupter.disarm()
+        if interrupter.fired != scope.cancelled_caught:
+            mismatched.append(f"cycle {i}: fired={interrupter.fired}, {scope.cancelled_caught=}")
         if scope.cancelled_caught:
-            cancelled[0] += 1
+            cancelled_at[at] += 1
         else:
+            waits.append(interrupter.count)
             await conn.close()
 
-    await check_block(cycle, admin, name, observe, "cancelled connect")
-    observe(f"{cancelled[0]} of {WARM_UP + CYCLES} connects cancelled mid-way")
-    assert cancelled[0] > CYCLES // 4, "too few connects were cancelled to prove anything"
+    with interrupter.install(monkeypatch):
+        arm(None, None)  # count the waits of a whole connect
+        conn = await flavour.connect(dsn, application_name=name)
+        interrupter.disarm()
+        await conn.close()
+        waits.append(interrupter.count)
+        await check_block(cycle, admin, name, observe, "cancelled connect")
+
+    cancelled = sum(cancelled_at.values())
+    observe(
+        f"{cancelled} of {WARM_UP + CYCLES} connects cancelled mid-way, at each of their"
+        f" {min(waits)} waits: {dict(sorted(cancelled_at.items()))}"
+    )
+    # Cancelled at a wait, a connect ends cancelled; not interrupted, it completes.
+    assert not mismatched, mismatched
+    # Every wait of the shortest connect seen was the cancelled one many times.
+    assert min(waits) >= 2, f"a connect waited {min(waits)} times: nothing to cancel mid-way"
+    assert all(cancelled_at[at] > 0 for at in range(min(waits))), cancelled_at
+    assert cancelled > CYCLES // 4, "too few connects were cancelled to prove anything"
 
 
 # -- R2: no C-heap or Python-object leaks -------------------------------------------

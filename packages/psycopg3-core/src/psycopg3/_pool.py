@@ -409,13 +409,15 @@ class PoolPolicy(Generic[C]):
             return False
         else:
             self._delay = min(self._delay * 2.0, RECONNECT_MAX_DELAY)
-        jitter = 1.0 + RECONNECT_JITTER * (2.0 * self._random.random() - 1.0)
-        self._retry_at = now + self._delay * jitter
-        if now - self._failing_since >= self.reconnect_timeout:
+        gave_up = now - self._failing_since >= self.reconnect_timeout
+        if gave_up:
+            # Decided before the next attempt is scheduled: rule 5's longest
+            # delay starts with that attempt, not with the one after it.
             self._failing_since = now
             self._delay = RECONNECT_MAX_DELAY
-            return True
-        return False
+        jitter = 1.0 + RECONNECT_JITTER * (2.0 * self._random.random() - 1.0)
+        self._retry_at = now + self._delay * jitter
+        return gave_up
 
     def _connect_ended(self) -> None:
         self._opening -= 1
