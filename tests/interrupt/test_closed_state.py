@@ -11,7 +11,7 @@ import pytest
 
 import psycopg3
 import psycopg3_sync
-from psycopg3_sync.connection import _shutdown
+from psycopg3.abc import shutdown_socket
 
 
 class Boom(Exception):
@@ -23,7 +23,7 @@ def test_closed_after_a_failed_block_exit(dsn: str) -> None:
     with pytest.raises(Boom):
         with conn.transaction():
             conn.execute("select 1")
-            _shutdown(conn.pgconn.socket)  # what close() from another thread does first
+            shutdown_socket(conn.pgconn.socket)  # what close() from another thread does first
             raise Boom
     conn.close()
     assert conn.closed

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._block_lock import AsyncConnectionLock
-from ._connection_base import BaseConnection
+from ._connection_base import BaseConnection, shutdown_socket
 from ._cursor_base import Params, Query
 from ._dns import Resolver, resolve_conninfo
 from ._notify import AsyncNotifies
@@ -75,9 +75,23 @@ class AsyncConnectionBase(BaseConnection, ABC):
         self._close()
 
     def _close(self) -> None:
-        super()._close()
+        lock = self.lock
+        if lock.operation.locked() and lock.in_home() and not self.closed:
+            # Another task (or this one, in a COPY block) is inside a command,
+            # maybe between the end of one wait and the start of the next:
+            # the fd must stay this connection's until the command leaves, or
+            # its number, reused by a connection opened meanwhile, would get
+            # that task's next wait. Shutting the socket down makes that wait
+            # return at once (the command then fails, see
+            # ``_closed_while_waiting()``); the PGconn is freed when the lock
+            # is released. Until then the connection counts as closed.
+            self._closed_by_user = True
+            self.pgconn.with_socket(shutdown_socket)
+            lock.run_when_free(super()._close)
+        else:
+            super()._close()
         # Blocks never left: the tasks waiting for them wake (and find it closed).
-        self.lock.abandon()
+        lock.abandon()
 
     @abstractmethod
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
@@ -181,12 +195,11 @@ class AsyncConnectionBase(BaseConnection, ABC):
         running it may be another, shielding one). An adapter overrides it
         to shield the wait from cancellation, within ``DRAIN_TIMEOUT``.
         """
-        operation = self.lock.operation
-        await operation.acquire()
+        await self.lock.operation.acquire()
         try:
             return await self._wait(gen)
         finally:
-            operation.release()
+            self.lock.release_operation()
 
     async def tpc_begin(self, xid: Xid | str) -> None:
         """Begin a two-phase transaction (see ``BaseConnection.xid()``).

@@ -256,6 +256,8 @@ class AsyncConnectionLock(_Ownership):
         self._running_loop = home
         #: The event loop (or trio token) the connection belongs to (rule 6).
         self.home = home() if home is not None else None
+        # Run when the operation lock is next released (``run_when_free()``).
+        self._when_free: Callable[[], None] | None = None
 
     def in_home(self) -> bool:
         """Tell if the running event loop is the connection's own (rule 6)."""
@@ -288,6 +290,7 @@ class AsyncConnectionLock(_Ownership):
         self.operation = self._new_lock()
         self._gate = self._new_lock()
         self._ended = None
+        self._when_free = None
         # The child runs its own loop, if any: a use must meet the fork
         # error of the disowned PGconn, not the loop check (rule 6).
         self.home = None
@@ -302,7 +305,25 @@ class AsyncConnectionLock(_Ownership):
             await self._wait_for_blocks()
 
     async def __aexit__(self, *exc_info: Any) -> None:
+        self.release_operation()
+
+    def release_operation(self) -> None:
+        """Release the operation lock, then run what waited for it (``run_when_free()``)."""
         self.operation.release()
+        action, self._when_free = self._when_free, None
+        if action is not None:
+            action()  # (no await since the release: before any other task runs)
+
+    def run_when_free(self, action: Callable[[], None]) -> None:
+        """Run ``action`` now if no command runs, else when the running one releases the lock.
+
+        Call it from the connection's loop (rule 6): a plain function with no
+        await, it cannot race with the release.
+        """
+        if self.operation.locked():
+            self._when_free = action
+        else:
+            action()
 
     async def _wait_for_blocks(self) -> None:
         ended = self._ended

@@ -78,6 +78,24 @@ NoticeHandler = Callable[[errors.Diagnostic], None]
 _OPEN: weakref.WeakSet[BaseConnection] = weakref.WeakSet()
 
 
+def shutdown_socket(fileno: int) -> None:
+    """Shut a connection's socket down both ways, leaving the fd open (libpq closes it).
+
+    Every wait on it, present or future, returns at once, and the server
+    sees the disconnection; closing the fd instead would let its number be
+    reused while a wait may still be made on it.
+    """
+    import socket  # (here: it imports selectors, which the core keeps out of its imports)
+
+    sock = socket.socket(fileno=fileno)
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already disconnected: nothing to wake
+    finally:
+        sock.detach()
+
+
 def _after_fork_in_child() -> None:
     # Runs in the child right after fork(), after the PGconns were disowned.
     for conn in list(_OPEN):

@@ -17,6 +17,7 @@ from ._connection_base import (
     DRAIN_TIMEOUT,
     RECOVER_POLL_INTERVAL,
     BaseConnection,
+    shutdown_socket,
 )
 from ._copy import AsyncCopy, BaseCopy, Copy
 from ._cursor_base import BaseCursor, Params, Query, Row
@@ -66,4 +67,5 @@ __all__ = [
     "Params",
     "Query",
     "Row",
+    "shutdown_socket",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Generator
 from types import TracebackType
@@ -16,6 +15,7 @@ from psycopg3.abc import (
     ConnectionLock,
     NotifyIteration,
     PQGen,
+    shutdown_socket,
 )
 from psycopg3.generators import wait_readable
 from psycopg3.rows import ConnectionRow, RowFactory
@@ -93,7 +93,7 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
         if self.lock.operation.acquire(blocking=False):
             try:
                 if self._lockless_waits and not self.closed:
-                    _shutdown(self.pgconn.socket)  # wake the notifies() poller
+                    shutdown_socket(self.pgconn.socket)  # wake the notifies() poller
                 self._close()
             finally:
                 self.lock.operation.release()
@@ -109,7 +109,7 @@ class Connection(BaseConnection, Generic[ConnectionRow]):
         # down only if it is still the PGconn's (see PGconn.with_socket).
         if not self.closed:
             self._closed_by_user = True
-            self.pgconn.with_socket(_shutdown)
+            self.pgconn.with_socket(shutdown_socket)
         self.lock.operation.run_when_free(self._close)
         self.lock.abandon()
 
@@ -349,16 +349,6 @@ class _ConnectionLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def _shutdown(fileno: int) -> None:
-    sock = socket.socket(fileno=fileno)
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already disconnected: nothing to wake
-    finally:
-        sock.detach()  # the fd stays libpq's, to close
 
 
 @overload
