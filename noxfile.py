@@ -35,7 +35,13 @@ TEST_TOOLS = [
     # The TLS tests' throwaway CA and certificates (tools/pgcluster.py): made
     # for exactly this, by the trio project; brings `cryptography` for the CRLs.
     "trustme",
+    # The suite in parallel, one worker per core (each starts its own
+    # throwaway cluster): measured 10-12 min instead of 21 on 2 cores.
+    "pytest-xdist",
 ]
+#: pytest's arguments for the suites: parallel, and the slowest tests named at
+#: the end. Given first, so that arguments after ``--`` (``-n 0``) win.
+PARALLEL = ["-n", "auto", "--durations=10"]
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_venv = "no"
@@ -78,7 +84,7 @@ def tests(session: nox.Session) -> None:
     session.install(*TEST_TOOLS)
     install_server_if_missing(session)
     # pytest's exit code 5 (nothing collected) fails the session like any non-zero.
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *PARALLEL, *session.posargs)
 
 
 @nox.session
@@ -103,7 +109,14 @@ def tests_pgserver(session: nox.Session) -> None:
     # tests need the system server. The slow soak and fault tests (thousands
     # of connections, restarts, frozen networks) test the driver, not the
     # server version: once, in `tests`, is enough.
-    session.run("pytest", "-m", "not hstore and not tls and not slow", *session.posargs, env=env)
+    session.run(
+        "pytest",
+        *PARALLEL,
+        "-m",
+        "not hstore and not tls and not slow",
+        *session.posargs,
+        env=env,
+    )
 
 
 #: The tests that exercise what differs with libpq 17+: the cancel request.
