@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,6 +271,18 @@ def backend_state(admin: Any, pid: int) -> str:
     row = admin.execute("select state from pg_stat_activity where pid = %s", (pid,)).fetchone()
     assert row is not None, f"backend {pid} is gone"
     return str(row[0])
+
+
+def recording_thread(action: Callable[[], object], raised: list[BaseException]) -> threading.Thread:
+    """A thread (not started) running ``action``; what it raises is appended to ``raised``."""
+
+    def target() -> None:
+        try:
+            action()
+        except BaseException as ex:
+            raised.append(ex)
+
+    return threading.Thread(target=target)
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -36,6 +35,7 @@ import trio
 import psycopg3_asyncio
 import psycopg3_sync
 import psycopg3_trio
+from fix_flavours import recording_thread
 
 #: A bound for a hang only (the test fails instead of stalling the suite).
 HANG = 30
@@ -75,21 +75,11 @@ class _PausingTrioConnection(_PausingMixin, psycopg3_trio.Connection[Any]):
     pass
 
 
-def _run(action: Callable[[], object], raised: list[BaseException]) -> threading.Thread:
-    def target() -> None:
-        try:
-            action()
-        except BaseException as ex:
-            raised.append(ex)
-
-    return threading.Thread(target=target)
-
-
 def test_close_from_a_thread_while_the_lock_holder_finishes(dsn: str) -> None:
     conn = _PausingConnection.connect(dsn)
     raised: list[BaseException] = []
     conn.lock.acquire()  # as a command in progress in this thread does
-    closer = _run(conn.close, raised)
+    closer = recording_thread(conn.close, raised)
     conn.pause_next_check(closer)
     closer.start()
     try:
@@ -117,7 +107,7 @@ def test_close_from_a_thread_while_the_lock_holder_finishes(dsn: str) -> None:
 def test_cancel_from_a_thread_while_the_connection_closes(dsn: str) -> None:
     conn = _PausingConnection.connect(dsn)
     raised: list[BaseException] = []
-    canceller = _run(conn.cancel, raised)
+    canceller = recording_thread(conn.cancel, raised)
     conn.pause_next_check(canceller)
     canceller.start()
     try:
@@ -147,10 +137,10 @@ def test_cancel_from_another_event_loop_while_the_connection_closes(
         conn: Any
         if framework == "asyncio":
             conn = await _PausingAsyncioConnection.connect(dsn)
-            canceller = _run(lambda: asyncio.run(conn.cancel()), raised)
+            canceller = recording_thread(lambda: asyncio.run(conn.cancel()), raised)
         else:
             conn = await _PausingTrioConnection.connect(dsn)
-            canceller = _run(lambda: trio.run(conn.cancel), raised)
+            canceller = recording_thread(lambda: trio.run(conn.cancel), raised)
         conn.pause_next_check(canceller)
         canceller.start()
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable
 
+from fix_flavours import recording_thread
 from psycopg3.abc import ConnectionLock
 
 #: A bound for a hang only (the test fails instead of stalling the suite).
@@ -68,16 +69,6 @@ class _PausingIdentity:
         return threading.get_ident()
 
 
-def _run(action: Callable[[], object], raised: list[BaseException]) -> threading.Thread:
-    def target() -> None:
-        try:
-            action()
-        except BaseException as ex:
-            raised.append(ex)
-
-    return threading.Thread(target=target)
-
-
 def test_settle_and_abandon_at_once_release_the_gate_once() -> None:
     progress = threading.Event()  # the closer has finished, or waits for a lock
     current = _PausingIdentity()
@@ -99,8 +90,8 @@ def test_settle_and_abandon_at_once_release_the_gate_once() -> None:
         finally:
             progress.set()
 
-    owner_thread = _run(owner, raised)
-    closer_thread = _run(closer, raised)
+    owner_thread = recording_thread(owner, raised)
+    closer_thread = recording_thread(closer, raised)
     owner_thread.start()
     try:
         assert current.paused.wait(HANG)
@@ -119,7 +110,7 @@ def test_settle_and_abandon_at_once_release_the_gate_once() -> None:
         with lock:
             lock.claim()
         other_got: list[bool] = []
-        other = _run(lambda: other_got.append(lock.acquire(blocking=False)), raised)
+        other = recording_thread(lambda: other_got.append(lock.acquire(blocking=False)), raised)
         other.start()
         other.join(HANG)
         assert other_got == [False]
