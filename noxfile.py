@@ -1,4 +1,4 @@
-"""Developer tasks, the single entry point: ``nox -s tests|lint|typecheck|demo|bench|fuzz``.
+"""Developer tasks, the single entry point: ``nox -s tests|reliability|lint|typecheck|demo|...``.
 
 Sessions run in a fresh virtualenv of the interpreter running nox; pass ``-r``
 to reuse the previous one. ``nox`` alone runs tests, lint and typecheck, which
@@ -42,6 +42,10 @@ TEST_TOOLS = [
 #: pytest's arguments for the suites: parallel, and the slowest tests named at
 #: the end. Given first, so that arguments after ``--`` (``-n 0``) win.
 PARALLEL = ["-n", "auto", "--durations=10"]
+#: The default selection: everything but the expensive soak, restart,
+#: frozen-network and huge-value scenarios (marked ``slow``), which
+#: ``nox -s reliability`` runs. Between them the two sessions run every test.
+DEFAULT_SELECTION = ["-m", "not slow"]
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_venv = "no"
@@ -84,7 +88,7 @@ def tests(session: nox.Session) -> None:
     session.install(*TEST_TOOLS)
     install_server_if_missing(session)
     # pytest's exit code 5 (nothing collected) fails the session like any non-zero.
-    session.run("pytest", *PARALLEL, *session.posargs)
+    session.run("pytest", *PARALLEL, *DEFAULT_SELECTION, *session.posargs)
 
 
 @nox.session
@@ -108,7 +112,7 @@ def tests_pgserver(session: nox.Session) -> None:
     # The wheel's build has no contrib extensions and no SSL: hstore and TLS
     # tests need the system server. The slow soak and fault tests (thousands
     # of connections, restarts, frozen networks) test the driver, not the
-    # server version: once, in `tests`, is enough.
+    # server version: once, in `reliability`, is enough.
     session.run(
         "pytest",
         *PARALLEL,
@@ -167,13 +171,36 @@ def tests_libpq_new(session: nox.Session) -> None:
 
 @nox.session
 def reliability(session: nox.Session) -> None:
-    """Run the tests marked with a RELIABILITY.md scenario and write docs/reliability.md."""
+    """Run the slow scenarios and every test of a RELIABILITY.md scenario; write the report.
+
+    The slow ones (soaks, restarts, frozen networks, huge values) run only
+    here; the other scenario tests run in `tests` too, and again here so that
+    docs/reliability.md shows every scenario.
+    """
     install_packages(session)
     session.install(*TEST_TOOLS)
     install_server_if_missing(session)
     session.run(
-        "pytest", "-m", "scenario", "--reliability-report=docs/reliability.md", *session.posargs
+        "pytest",
+        *PARALLEL,
+        "-m",
+        "slow or scenario",
+        "--reliability-report=docs/reliability.md",
+        *session.posargs,
     )
+
+
+@nox.session
+def flakes(session: nox.Session) -> None:
+    """Run the default suite 5 times with every core busy; list the tests whose outcome changed.
+
+    ``nox -s flakes -- --runs 10``; arguments after the options go to pytest
+    (``nox -s flakes -- --runs 3 -- tests/adapters``). See tools/flakes.py.
+    """
+    install_packages(session)
+    session.install(*TEST_TOOLS)
+    install_server_if_missing(session)
+    session.run("python", "tools/flakes.py", *session.posargs)
 
 
 @nox.session
@@ -213,7 +240,7 @@ def typecheck(session: nox.Session) -> None:
     # trustme: tools/pgcluster.py makes the secure cluster's certificates with it.
     session.install("mypy", "trio", "trustme")
     session.run("mypy")
-    session.run("mypy", "--strict", "tools/pgcluster.py")
+    session.run("mypy", "--strict", "tools/pgcluster.py", "tools/flakes.py")
 
 
 @nox.session

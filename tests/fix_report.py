@@ -127,7 +127,8 @@ FLAVOUR_ORDER = ["sync", "asyncio", "trio", "anyio-asyncio", "anyio-trio", "any"
 @dataclass
 class _Record:
     outcomes: list[str] = field(default_factory=list)
-    observations: list[str] = field(default_factory=list)
+    #: (test id, line): shown in the order of the tests' ids, whatever order they ran in.
+    observations: list[tuple[str, str]] = field(default_factory=list)
     tests: int = 0
 
 
@@ -172,22 +173,47 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
     return lines.append
 
 
+#: The name under which a report carries what the reliability report needs.
+#: Test reports travel from pytest-xdist's workers to the process that writes
+#: the page with their ``user_properties``, so everything goes through them.
+_PROPERTY = "psycopg3-reliability"
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     report = yield
     key = _scenario_of(item)
-    if key is None:
-        return report
-    record = _records[key]
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        record.tests += 1
-        record.outcomes.append(report.outcome)
-        record.observations.extend(item.stash.get(_observations_key, []))
+    counted = report.when == "call" or (report.when == "setup" and not report.passed)
+    if key is not None and counted:
+        observations = list(item.stash.get(_observations_key, []))
+        report.user_properties.append((_PROPERTY, ("scenario", *key, observations)))
+    if _pending_cases and report.when in ("call", "teardown"):
+        report.user_properties.append((_PROPERTY, ("cases", list(_pending_cases))))
+        _pending_cases.clear()
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # In one process, or in xdist's controller: gather what the reports carry.
+    for name, value in report.user_properties:
+        if name != _PROPERTY:
+            continue
+        if value[0] == "scenario":
+            _, scenario, flavour, observations = value
+            record = _records[scenario, flavour]
+            record.tests += 1
+            record.outcomes.append(report.outcome)
+            record.observations.extend((report.nodeid, line) for line in observations)
+        else:
+            for command, flavour, mode, cases, failed in value[1]:
+                _yield_cases[command, flavour, mode] = cases
+                _yield_failures[command, flavour, mode] = failed
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--reliability-report")
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller writes the page
     if not path or not (_records or _yield_cases):
         return
     Path(path).write_text(render_report())
@@ -245,7 +271,8 @@ def render_report() -> str:
                 if passed == len(record.outcomes)
                 else (f"{passed}/{len(record.outcomes)} passed")
             )
-            observed = "; ".join(dict.fromkeys(record.observations)) or "(no figure recorded)"
+            lines_seen = (line for _, line in sorted(record.observations, key=lambda o: o[0]))
+            observed = "; ".join(dict.fromkeys(lines_seen)) or "(no figure recorded)"
             lines.append(
                 f"| {scenario} {_cell(title)} | {flavour} | {record.tests} | {outcome}"
                 f" | {_cell(observed)} |"
@@ -274,13 +301,16 @@ def _addoption_every_yield(parser: pytest.Parser) -> None:
     )
 
 
+#: Cases counted by the running test, sent with its report.
+_pending_cases: list[tuple[str, str, str, int, int]] = []
+
+
 def count_cases(command: str, flavour: str, mode: str, cases: int, failed: int) -> None:
     """Record that ``cases`` yields of ``command`` were interrupted in ``flavour``, ``mode``.
 
     :param failed: how many of them (or of the uninterrupted run) found a problem.
     """
-    _yield_cases[command, flavour, mode] = cases
-    _yield_failures[command, flavour, mode] = failed
+    _pending_cases.append((command, flavour, mode, cases, failed))
 
 
 def _render_yield_cases() -> list[str]:

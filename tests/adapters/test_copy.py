@@ -419,6 +419,7 @@ DATA_SIZE = 50 * 1024 * 1024
 ROW_TEXT = "x" * 1000
 
 
+@pytest.mark.slow
 async def test_memory_bounded(flavour: Any, dsn: str) -> None:
     conn = await flavour.connect(dsn, autocommit=True)
     try:

@@ -130,6 +130,7 @@ ITERATIONS = 150
 @pytest.mark.scenario("C6", flavour="sync")
 # A Ctrl-C landing inside a destructor is reported by Python as "ignored".
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigint", "cancel"])
 @pytest.mark.parametrize("in_transaction", [False, True])
 def test_storm_sync(
@@ -197,6 +198,7 @@ def test_storm_sync(
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 @pytest.mark.scenario("C6")
 @pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
 @pytest.mark.parametrize("in_transaction", [False, True])

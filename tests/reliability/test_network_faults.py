@@ -39,6 +39,9 @@ from fix_flavours import ASYNC_FLAVOURS, Flavour
 from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT
 from psycopg3.conninfo import conninfo_to_dict, make_conninfo
 
+# Frozen, trickling and deaf networks: run by `nox -s reliability`.
+pytestmark = pytest.mark.slow
+
 #: Scheduling and teardown margin on top of a bound the driver promises.
 SLACK = 3.0
 #: The longest an interrupted call may take once interrupted, with a silent server.

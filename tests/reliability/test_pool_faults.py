@@ -49,7 +49,8 @@ SLACK = 3.0
 #: How long a pool may take to get back to its size once the server is back.
 REFILL_BOUND = 15.0
 
-pytestmark = pytest.mark.anyio
+# Outages, freezes and a soak: run by `nox -s reliability`.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 flavours = pytest.mark.parametrize("flavour", POOL_FLAVOURS, indirect=True)
 
 

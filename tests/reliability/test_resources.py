@@ -42,6 +42,9 @@ from fix_flavours import ASYNC_FLAVOURS
 from interrupt.yield_points import Interrupter
 from pgcluster import pick_free_port
 
+# Thousands of connections and queries, leak soaks: run by `nox -s reliability`.
+pytestmark = pytest.mark.slow
+
 #: Cycles per R1 block, after a warm-up block of WARM_UP cycles.
 CYCLES = 200
 WARM_UP = 20

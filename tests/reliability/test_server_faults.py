@@ -28,6 +28,9 @@ import psycopg3
 import psycopg3_sync
 from psycopg3 import errors
 
+# Server restarts, crashes and terminated sessions: run by `nox -s reliability`.
+pytestmark = pytest.mark.slow
+
 #: The server's message when it terminates a backend (SQLSTATE 57P01).
 ADMIN_SHUTDOWN_MESSAGE = "terminating connection due to administrator command"
 
