@@ -62,10 +62,10 @@ def run_gate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_test_changing_outcome_is_listed(tmp_path: Path) -> None:
     (tmp_path / "test_sample.py").write_text(FLIP_FLOP)
-    result = run_gate(tmp_path, "--runs", "3")
+    result = run_gate(tmp_path, "--runs", "2")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "flakes: 1 tests failed or changed outcome:" in result.stdout
-    assert "test_sample::test_flip_flop: passed failed passed" in result.stdout
+    assert "test_sample::test_flip_flop: passed failed" in result.stdout
     assert "test_steady" not in result.stdout.split("changed outcome:")[1]
 
 

@@ -393,6 +393,23 @@ class Cluster:
     def log_path(self) -> Path:
         return self.tmpdir / "postgresql.log"
 
+    def log_size(self) -> int:
+        """Return how many bytes the server log holds now: a mark for `read_log()`."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def read_log(self, since: int = 0) -> str:
+        """Return the server log from byte ``since`` (a `log_size()` taken earlier) on.
+
+        The log of a cluster shared by a whole run grows to hundreds of MB
+        (every statement is logged): a test reads only what it wrote.
+        """
+        with self.log_path.open("rb") as log:
+            log.seek(since)
+            return log.read().decode(errors="replace")
+
     @property
     def socket_dir(self) -> Path:
         return self.tmpdir
