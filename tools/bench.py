@@ -11,17 +11,24 @@ warm-up, then times the workload with ``time.perf_counter`` (wall) and
 ``time.process_time`` (client CPU: on loopback, what separates drivers). Drivers are
 interleaved: each repetition runs every driver once, in an order rotated by one place per
 repetition, so slow drifts of the machine spread over all drivers.
+
+Two workloads measure latency rather than throughput, in milliseconds per operation, the
+bounds the test suite only asserts generously: ``cancel`` (a running query interrupted
+the way each flavour's users do it, until the connection answers again) and
+``connect_timeout`` (a connect to a loopback listener that never answers, until the error).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import json
 import os
 import platform
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -48,7 +55,13 @@ WORKLOADS = {
     # 50 tasks (threads for sync drivers) each borrowing a connection of a pool of 10 for
     # every `select %s` + fetch; autocommit, so that a query is one round trip
     "pool": ("query", "queries"),
+    # Latency, reported in ms per operation: a running `select pg_sleep(10)` interrupted
+    # the flavour's way, timed from the interrupt until `select 1` has answered
+    "cancel": ("cancel", "cancels"),
+    # a connect to a loopback listener that never answers, timed until the error is raised
+    "connect_timeout": ("connect", "connects"),
 }
+LATENCY = {"cancel", "connect_timeout"}
 # Workloads a driver has no API for, with the reason shown in the table.
 UNSUPPORTED = {
     ("asyncpg", "copy_out_rows"): "COPY gives raw bytes only",
@@ -528,6 +541,310 @@ async def run_asyncpg_pool(dsn: str, n: int, result: Timing) -> None:
     result["version"] = f"asyncpg {asyncpg.__version__}"
 
 
+# The latency workloads: how long an interrupt or a timeout takes to hand control back.
+# Each operation is timed on its own, from the interrupt (or the start of the connect) to
+# its end; the worker reports each one ("ops") and their sums ("wall", "cpu"). A few
+# operations of a run may be slowed by the machine: the table shows their median.
+SLEEP_SQL = "select pg_sleep(10)"
+QUERY_CANCELED = "57014"
+# libpq rounds a connect_timeout below 2 s up to 2 s (and so does ours): 2 for everyone.
+CONNECT_TIMEOUT_S = 2
+Mark = tuple[float, float]
+
+
+def mark() -> Mark:
+    return time.perf_counter(), time.process_time()
+
+
+def add_latency(result: Timing, since: Mark) -> None:
+    """Record the wall seconds since ``since`` as one operation; sum wall and CPU."""
+    wall, cpu = time.perf_counter() - since[0], time.process_time() - since[1]
+    result.setdefault("ops", []).append(wall)
+    result["wall"] = result.get("wall", 0.0) + wall
+    result["cpu"] = result.get("cpu", 0.0) + cpu
+
+
+def active_sql(pid: int) -> str:
+    """Whether backend ``pid`` runs SLEEP_SQL (polled on an autocommit connection, so
+    that every poll reads a fresh pg_stat_activity)."""
+    return (
+        f"select exists (select from pg_stat_activity where pid = {int(pid)}"
+        f" and state = 'active' and query = '{SLEEP_SQL}')"
+    )
+
+
+def check_canceled(exc: Exception) -> None:
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if code != QUERY_CANCELED:
+        raise AssertionError(f"pg_sleep ended with {exc!r}, not a cancellation") from exc
+
+
+def sync_cancel(connect: Callable[[], Any], n: int, result: Timing) -> None:
+    """Once untimed, then ``n`` times: a thread cancels SLEEP_SQL once the server shows
+    it active; timed from just before ``cancel()`` until ``select 1`` has answered."""
+    import threading
+
+    conn, admin = connect(), connect()
+    # psycopg >= 3.2 documents cancel_safe() (non-blocking libpq cancel) over cancel().
+    cancel = getattr(conn, "cancel_safe", conn.cancel)
+    cur, admin_cur = conn.cursor(), admin.cursor()
+    cur.execute("select pg_backend_pid()")
+    poll = active_sql(cur.fetchone()[0])
+    interrupted: list[Mark] = []
+
+    def interrupt() -> None:
+        admin_cur.execute(poll)
+        while not admin_cur.fetchone()[0]:
+            admin_cur.execute(poll)
+        interrupted.append(mark())
+        cancel()
+
+    runs: list[Timing] = [{}] + [result] * n  # the first one untimed
+    for timing in runs:
+        thread = threading.Thread(target=interrupt)
+        thread.start()
+        try:
+            cur.execute(SLEEP_SQL)
+        except Exception as exc:
+            check_canceled(exc)
+        else:
+            raise AssertionError("pg_sleep was not interrupted")
+        cur.execute("select 1")
+        row = cur.fetchone()
+        add_latency(timing, interrupted[-1])
+        thread.join()
+        check_row(row, 1)
+    conn.close()
+    admin.close()
+
+
+class CursorClient:
+    """The cancel workload's operations on a psycopg-style async connection."""
+
+    def __init__(self, conn: Any):
+        self.conn, self.cur = conn, conn.cursor()
+
+    async def sleep(self) -> None:
+        await self.cur.execute(SLEEP_SQL)
+
+    async def row(self, sql: str) -> Any:
+        await self.cur.execute(sql)
+        return await self.cur.fetchone()
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+class AsyncpgClient(CursorClient):
+    """The same operations on an asyncpg connection."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+
+    async def sleep(self) -> None:
+        await self.conn.execute(SLEEP_SQL)
+
+    async def row(self, sql: str) -> Any:
+        return await self.conn.fetchrow(sql)
+
+
+async def asyncio_cancel(
+    connect: Callable[[], Awaitable[CursorClient]], n: int, result: Timing
+) -> None:
+    """Once untimed, then ``n`` times: ``task.cancel()`` on the task running SLEEP_SQL once
+    the server shows it active; timed until ``select 1`` has answered on the connection."""
+    client, admin = await connect(), await connect()
+    poll = active_sql((await client.row("select pg_backend_pid()"))[0])
+    runs: list[Timing] = [{}] + [result] * n  # the first one untimed
+    for timing in runs:
+        task = asyncio.create_task(client.sleep())
+        while not (await admin.row(poll))[0]:
+            pass
+        since = mark()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        else:
+            raise AssertionError("pg_sleep was not interrupted")
+        row = await client.row("select 1")
+        add_latency(timing, since)
+        check_row(row, 1)
+    await client.close()
+    await admin.close()
+
+
+async def trio_cancel(
+    connect: Callable[[], Awaitable[CursorClient]], n: int, result: Timing
+) -> None:
+    """As ``asyncio_cancel``, the interrupt being the deadline of the query's cancel scope
+    moved to now."""
+    trio = importlib.import_module("trio")
+    client, admin = await connect(), await connect()
+    poll = active_sql((await client.row("select pg_backend_pid()"))[0])
+
+    async def sleep_in(scope: Any) -> None:
+        with scope:
+            await client.sleep()
+
+    runs: list[Timing] = [{}] + [result] * n  # the first one untimed
+    for timing in runs:
+        scope = trio.CancelScope()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sleep_in, scope)
+            while not (await admin.row(poll))[0]:
+                pass
+            since = mark()
+            scope.deadline = trio.current_time()
+        if not scope.cancelled_caught:
+            raise AssertionError("pg_sleep was not interrupted")
+        row = await client.row("select 1")
+        add_latency(timing, since)
+        check_row(row, 1)
+    await client.close()
+    await admin.close()
+
+
+@contextmanager
+def silent_listener() -> Iterator[int]:
+    """Yield the port of a loopback socket that listens (the kernel completes the TCP
+    handshake) but never accepts, so a client's startup packet is never answered."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield sock.getsockname()[1]
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on: a connect there is refused at once (warm-up)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def silent_conninfo(port: int) -> str:
+    # One address, no TLS or GSS attempt: a single startup packet waits for the timeout.
+    return (
+        f"host=127.0.0.1 port={port} user=bench dbname=bench sslmode=disable"
+        f" gssencmode=disable connect_timeout={CONNECT_TIMEOUT_S}"
+    )
+
+
+def check_timed_out(started: Mark, exc: BaseException | None) -> None:
+    elapsed = time.perf_counter() - started[0]
+    if exc is None:
+        raise AssertionError("connected to a listener that never answers")
+    if elapsed < CONNECT_TIMEOUT_S / 2:
+        raise AssertionError(f"connect failed after {elapsed:.3f} s, before its timeout: {exc!r}")
+
+
+def sync_connect_timeout(connect: Callable[[int], Any], n: int, result: Timing) -> None:
+    """``n`` connects to a silent listener, each timed until its error is raised."""
+    try:
+        connect(closed_port()).close()
+    except Exception:
+        pass
+    with silent_listener() as port:
+        for _ in range(n):
+            started, error = mark(), None
+            try:
+                connect(port).close()
+            except Exception as exc:
+                add_latency(result, started)
+                error = exc
+            check_timed_out(started, error)
+
+
+async def async_connect_timeout(
+    connect: Callable[[int], Awaitable[Any]], n: int, result: Timing
+) -> None:
+    """As ``sync_connect_timeout``, awaiting the connects."""
+    try:
+        await (await connect(closed_port())).close()
+    except Exception:
+        pass
+    with silent_listener() as port:
+        for _ in range(n):
+            started, error = mark(), None
+            try:
+                await (await connect(port)).close()
+            except Exception as exc:
+                add_latency(result, started)
+                error = exc
+            check_timed_out(started, error)
+
+
+def run_latency_driver(name: str, workload: str, n: int, dsn: str, result: Timing) -> None:
+    """The cancel or connect_timeout workload of one driver, in this process."""
+    if name in ("psycopg3-sync", "psycopg (C)", "psycopg (python)", "psycopg2"):
+        if name == "psycopg3-sync":
+            sync_connect = importlib.import_module("psycopg3_sync").connect
+            result["version"] = f"psycopg3_sync {version_of('psycopg3-sync')}"
+        elif name == "psycopg2":
+            psycopg2 = importlib.import_module("psycopg2")
+            sync_connect = psycopg2.connect
+            result["version"] = f"psycopg2 {psycopg2.__version__.split()[0]}"
+        else:
+            psycopg = importlib.import_module("psycopg")
+            sync_connect = psycopg.connect
+            result["version"] = f"psycopg {psycopg.__version__} (impl {psycopg.pq.__impl__})"
+
+        def connect(conninfo: str) -> Any:
+            conn = sync_connect(conninfo)
+            conn.autocommit = True
+            return conn
+
+        if workload == "cancel":
+            sync_cancel(lambda: connect(dsn), n, result)
+        else:
+            sync_connect_timeout(lambda port: connect(silent_conninfo(port)), n, result)
+        return
+
+    if name == "asyncpg":
+        asyncpg = importlib.import_module("asyncpg")
+        result["version"] = f"asyncpg {asyncpg.__version__}"
+
+        async def client() -> CursorClient:
+            return AsyncpgClient(await asyncpg.connect(**asyncpg_params(dsn)))
+
+        def connect_silent(port: int) -> Awaitable[Any]:
+            return asyncpg.connect(  # type: ignore[no-any-return]
+                host="127.0.0.1", port=port, user="bench", database="bench", ssl=False,
+                timeout=CONNECT_TIMEOUT_S,
+            )  # fmt: skip
+    else:
+        if name == "psycopg3-asyncio":
+            async_connect = importlib.import_module("psycopg3_asyncio").asyncio_connect
+            result["version"] = f"psycopg3_asyncio {version_of('psycopg3-asyncio')}"
+        elif name == "psycopg3-trio":
+            async_connect = importlib.import_module("psycopg3_trio").trio_connect
+            trio_version = importlib.import_module("trio").__version__
+            result["version"] = f"psycopg3_trio {version_of('psycopg3-trio')}, trio {trio_version}"
+        elif name == "psycopg async (C)":
+            psycopg = importlib.import_module("psycopg")
+            async_connect = psycopg.AsyncConnection.connect
+            result["version"] = f"psycopg {psycopg.__version__} (impl {psycopg.pq.__impl__})"
+        else:
+            raise ValueError(f"unknown driver {name!r}")
+
+        async def client() -> CursorClient:
+            return CursorClient(await async_connect(dsn, autocommit=True))
+
+        def connect_silent(port: int) -> Awaitable[Any]:
+            return async_connect(silent_conninfo(port))  # type: ignore[no-any-return]
+
+    if workload == "cancel":
+        cancel = trio_cancel if name == "psycopg3-trio" else asyncio_cancel
+        main = functools.partial(cancel, client, n, result)
+    else:
+        main = functools.partial(async_connect_timeout, connect_silent, n, result)
+    if name == "psycopg3-trio":
+        importlib.import_module("trio").run(main)
+    else:
+        asyncio.run(main())
+
+
 def psycopg_versions() -> str:
     psycopg = importlib.import_module("psycopg")
     pool = importlib.import_module("psycopg_pool")
@@ -580,6 +897,9 @@ def run_driver(name: str, workload: str, n: int, dsn: str) -> Timing:
     result: Timing = {"n": n}
     if workload == "pool":
         run_pool_driver(name, n, dsn, result)
+        return result
+    if workload in LATENCY:
+        run_latency_driver(name, workload, n, dsn, result)
         return result
     if name == "psycopg3-sync":
         ours_sync = importlib.import_module("psycopg3_sync")
@@ -676,7 +996,7 @@ def run_all(
 ) -> dict[str, dict[str, Timing]]:
     """Measure every driver ``repeat`` times per workload, interleaved, rotated."""
     results: dict[str, dict[str, Timing]] = {
-        w: {d.name: {"wall": [], "cpu": []} for d in drivers} for w in workloads
+        w: {d.name: {"wall": [], "cpu": [], "ops": []} for d in drivers} for w in workloads
     }
     for rep in range(repeat):
         order = drivers[rep % len(drivers) :] + drivers[: rep % len(drivers)]
@@ -694,8 +1014,11 @@ def run_all(
                 else:
                     entry["wall"].append(timing["wall"])
                     entry["cpu"].append(timing["cpu"])
+                    entry["ops"].extend(timing.get("ops", []))
                     entry["version"] = timing.get("version", "")
                     status = f"{timing['wall']:.3f} s"
+                    if workload in LATENCY:
+                        status = f"{timing['wall'] / n * 1e3:.1f} ms/{WORKLOADS[workload][0]}"
                 print(f"  rep {rep + 1}/{repeat} {workload:9} {driver.name:18} {status}",
                       file=sys.stderr, flush=True)  # fmt: skip
     for per_driver in results.values():
@@ -704,6 +1027,10 @@ def run_all(
                 entry["median"] = statistics.median(entry["wall"])
                 entry["min"] = min(entry["wall"])
                 entry["cpu_median"] = statistics.median(entry["cpu"])
+            if entry["ops"] and "error" not in entry:
+                entry["op_median"] = statistics.median(entry["ops"])
+                ops = entry["ops"] * (2 if len(entry["ops"]) == 1 else 1)  # quantiles needs 2
+                entry["op_p90"] = statistics.quantiles(ops, n=10, method="inclusive")[-1]
     return results
 
 
@@ -721,6 +1048,9 @@ def report(
     for workload, n in workloads.items():
         per_driver = results[workload]
         unit, units = WORKLOADS[workload]
+        if workload in LATENCY:
+            out.extend(latency_table(workload, n, per_driver, drivers))
+            continue
         out.append(f"\n### {workload}: {n:,} {units}\n")
         out.append(
             "Times are medians over repetitions. `÷ sync` = median / psycopg3-sync median; "
@@ -753,7 +1083,8 @@ def report(
             )
     # The issue's targets: psycopg's pure-Python mode vs ours, >= 1.5 fetching, >= 1 round trips.
     target = {"roundtrip": 1.0, "fetch": 1.5, "fetch_binary": 1.5}
-    out.append("\nTargets (psycopg (python) ÷ psycopg3-sync, wall / CPU):\n")
+    if any(w in target for w in workloads):
+        out.append("\nTargets (psycopg (python) ÷ psycopg3-sync, wall / CPU):\n")
     for workload in (w for w in workloads if w in target):
         ours, peer = results[workload].get(OURS["sync"]), results[workload].get("psycopg (python)")
         if ours is not None and peer is not None:
@@ -763,6 +1094,59 @@ def report(
     versions = {str(e.get("version", "")) for r in results.values() for e in r.values()} - {""}
     out.append("\nNotes:\n" + "\n".join(notes) + "\n- versions: " + "; ".join(sorted(versions)))
     return "\n".join(out)
+
+
+LATENCY_METHOD = {
+    "cancel": "Each run: one connection, an untimed cancel, then {n} timed ones. A running"
+    " `select pg_sleep(10)` is interrupted once pg_stat_activity (polled on a second"
+    " connection) shows it active: sync drivers, `cancel()` from another thread (psycopg:"
+    " `cancel_safe()`, which its documentation recommends);"
+    " asyncio, `task.cancel()`; trio, the deadline of the query's cancel scope set to now."
+    " Timed from the interrupt until the connection has answered `select 1`.",
+    "connect_timeout": "Each run times {n} × a connect to a loopback socket that listens but"
+    f" never accepts nor answers, with `connect_timeout={CONNECT_TIMEOUT_S}` (libpq's minimum;"
+    f" asyncpg: `timeout={CONNECT_TIMEOUT_S}`, `ssl=False`; all: no TLS nor GSS attempt),"
+    " timed until the error is raised. Overshoot = median - the timeout.",
+}
+
+
+def latency_table(
+    workload: str, n: int, per_driver: dict[str, Timing], drivers: list[Driver]
+) -> list[str]:
+    """Render a latency workload: milliseconds per operation."""
+    unit, units = WORKLOADS[workload]
+    overshoot = workload == "connect_timeout"
+    out = [f"\n### {workload}: {n:,} {unit if n == 1 else units} per run, ms per {unit}\n"]
+    out.append(
+        LATENCY_METHOD[workload].format(n=n) + " `median`, `p90`, `worst`: over the single"
+        " operations of all runs; CPU = client process CPU time, median over runs of a"
+        " run's mean; `÷ sync` / `÷ flavour` = median / the median of psycopg3-sync / of our"
+        " adapter of the same flavour.\n"
+    )
+    extra = " overshoot ms |" if overshoot else ""
+    out.append(
+        f"| driver | flavour | median ms |{extra} p90 ms | worst ms | CPU ms/{unit} "
+        f"| ÷ sync | ÷ flavour | {units} |"
+    )
+    out.append("|---|---|--:|" + ("--:|" if overshoot else "") + "--:|--:|--:|--:|--:|--:|")
+    empty = "|" * (7 if overshoot else 6)
+    for driver in drivers:
+        entry = per_driver[driver.name]
+        if "error" in entry or "op_median" not in entry:
+            error = str(entry.get("error", "no result")).replace("|", "/")
+            out.append(f"| {driver.name} | {driver.flavour} | failed: {error} {empty}")
+            continue
+        median_ms = entry["op_median"] * 1e3
+        extra = f" {median_ms - CONNECT_TIMEOUT_S * 1e3:+.1f} |" if overshoot else ""
+        out.append(
+            f"| {driver.name} | {driver.flavour} | {median_ms:.2f} |{extra}"
+            f" {entry['op_p90'] * 1e3:.2f} | {max(entry['ops']) * 1e3:.2f}"
+            f" | {entry['cpu_median'] / n * 1e3:.2f}"
+            f" | {ratio(entry, per_driver.get(OURS['sync']), 'op_median')}"
+            f" | {ratio(entry, per_driver.get(OURS[driver.flavour]), 'op_median')}"
+            f" | {len(entry['ops'])} |"
+        )
+    return out
 
 
 @contextmanager
@@ -804,6 +1188,8 @@ def main(argv: list[str] | None = None) -> int:
         "executemany": 20_000 // scale,
         "pipeline": roundtrips,
         "pool": 10_000 // scale,
+        "cancel": 5 if args.quick else 20,
+        "connect_timeout": 1 if args.quick else 2,  # each one waits CONNECT_TIMEOUT_S
     }
     workloads = {w: sizes[w] for w in args.workloads.split(",") if w}
     unknown = set(workloads) - set(WORKLOADS)
