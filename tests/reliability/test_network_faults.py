@@ -843,8 +843,8 @@ async def test_corrupt_byte(
         with pytest.raises(psycopg3.DatabaseError) as excinfo:
             await conn.execute("select 2")
         elapsed = time.monotonic() - start
-        # Expected: milliseconds (the bad byte is read at once); 5 s stays under
-        # DRAIN_TIMEOUT, so a recovery that waited on the bad stream would show.
+        # Expected: milliseconds (the bad byte is read at once); 5 s is the
+        # drain's own deadline, which a recovery waiting on the bad stream reaches.
         assert elapsed < 5.0
         broken = conn.broken
         if broken:

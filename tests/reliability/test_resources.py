@@ -770,5 +770,5 @@ async def test_large_fds_and_no_busy_wait(
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     observe(f"socket fd {fileno}; pg_sleep(2): {cpu * 1000:.0f} ms CPU in {wall:.2f} s wall")
-    assert wall >= 2
+    assert wall >= 2  # a lower bound, that load cannot break: the server's 2 s
     assert cpu < 0.25 * wall, f"{cpu:.2f} s of CPU in a {wall:.2f} s wait: a busy loop"
