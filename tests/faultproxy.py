@@ -49,10 +49,12 @@ listener; a later ``forward()`` binds the same port again.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import select
 import socket
 import struct
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -215,6 +217,18 @@ class FaultProxy:
         """Connections accepted and relayed."""
         with self._lock:
             return self._connections
+
+    @property
+    def unread_from_clients(self) -> int:
+        """Bytes the clients sent that the proxy has not read yet (frozen: a query in the void)."""
+        with self._lock:
+            unread = 0
+            for link in self._links:
+                if not link.done and link.client.fileno() >= 0:
+                    buf = bytearray(struct.calcsize("i"))
+                    fcntl.ioctl(link.client.fileno(), termios.FIONREAD, buf)
+                    unread += struct.unpack("i", buf)[0]
+            return unread
 
     # -- modes ---------------------------------------------------------
 

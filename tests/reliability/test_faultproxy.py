@@ -20,6 +20,7 @@ import pytest
 import psycopg3
 import psycopg3_sync
 from faultproxy import FaultProxy
+from fix_wait import wait_until
 from psycopg3.conninfo import conninfo_to_dict
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
@@ -34,15 +35,6 @@ def ssl_probe(proxy: FaultProxy, timeout: float = 5.0) -> socket.socket:
     sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
     sock.sendall(SSL_REQUEST)
     return sock
-
-
-def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.fixture
@@ -81,18 +73,31 @@ def test_forward_relays_and_counts(proxy: FaultProxy, proxy_dsn: str) -> None:
     assert proxy.connections == 2
 
 
-def test_freeze_stops_a_live_stream(proxy: FaultProxy, conn: psycopg3_sync.Connection) -> None:
+def test_freeze_stops_a_live_stream(
+    proxy: FaultProxy, conn: psycopg3_sync.Connection, admin: psycopg3_sync.Connection
+) -> None:
     # A result the server produces over about two seconds, flushed every 8 kB.
     result: list[Any] = []
     query = "select g, repeat('x', 1000), pg_sleep(0.005) from generate_series(1, 400) g"
+    pid = conn.pgconn.backend_pid
     start = proxy.bytes_to_client
     worker = threading.Thread(target=lambda: result.append(conn.execute(query).fetchall()))
     worker.start()
     try:
-        assert wait_for(lambda: proxy.bytes_to_client - start > 50_000)
+        wait_until(lambda: proxy.bytes_to_client - start > 50_000, "50 kB of the result")
         proxy.freeze()
         frozen_at = proxy.bytes_to_client
-        time.sleep(0.7)
+
+        def server_done() -> bool:
+            # Finished, or blocked writing to the frozen proxy: it sent all it could.
+            row = admin.execute(
+                "select state = 'idle' or wait_event = 'ClientWrite'"
+                " from pg_stat_activity where pid = %s",
+                (pid,),
+            ).fetchone()
+            return row == (True,)
+
+        wait_until(server_done, "the server to send all it could")
         assert proxy.bytes_to_client == frozen_at
         assert worker.is_alive()
         assert not result
@@ -106,9 +111,12 @@ def test_freeze_stops_a_live_stream(proxy: FaultProxy, conn: psycopg3_sync.Conne
 def test_freeze_relays_nothing_either_way(proxy: FaultProxy) -> None:
     sock = socket.create_connection((proxy.host, proxy.port), timeout=5)
     with sock:
-        assert wait_for(lambda: proxy.connections == 1)
+        wait_until(lambda: proxy.connections == 1, "the proxy to accept")
         proxy.freeze()
         sock.sendall(SSL_REQUEST)
+        # The request waits, unread, in the frozen proxy's socket.
+        wait_until(lambda: proxy.unread_from_clients == 8, "the request in the proxy's socket")
+        # Time is the subject: nothing comes back during half a second.
         sock.settimeout(0.5)
         with pytest.raises(TimeoutError):
             sock.recv(1)
@@ -117,6 +125,7 @@ def test_freeze_relays_nothing_either_way(proxy: FaultProxy) -> None:
         sock.settimeout(5)
         assert sock.recv(1) in (b"S", b"N")
         assert proxy.bytes_to_server == 8
+        assert proxy.unread_from_clients == 0
 
 
 def test_close_sends_fin_and_refuses(proxy: FaultProxy, conn: psycopg3_sync.Connection) -> None:
@@ -157,6 +166,7 @@ def test_deaf_connects_hang(proxy: FaultProxy) -> None:
             started = time.monotonic()
             with pytest.raises(TimeoutError):
                 socket.create_connection((proxy.host, proxy.port), timeout=0.5)
+            # A lower bound, that load cannot break: it hung until the timeout.
             assert time.monotonic() - started >= 0.4
         # A connection relayed before goes on being relayed.
         live.sendall(SSL_REQUEST)
@@ -172,7 +182,8 @@ def test_trickle_delays_each_byte(proxy: FaultProxy, proxy_dsn: str) -> None:
     started = time.monotonic()
     with ssl_probe(proxy) as probe:
         assert probe.recv(1) in (b"S", b"N")
-    # Eight bytes written one at a time, 20 ms apart.
+    # Eight bytes written one at a time, 20 ms apart: time is the subject, and
+    # a lower bound that load cannot break.
     assert time.monotonic() - started >= 7 * 0.02
     proxy.trickle(1, 0)
     with psycopg3_sync.connect(proxy_dsn, sslmode="disable") as conn:

@@ -36,17 +36,25 @@ import psycopg3
 import psycopg3_sync
 from faultproxy import FaultProxy
 from fix_flavours import ASYNC_FLAVOURS, Flavour
+from fix_wait import await_until, wait_until
 from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT
 from psycopg3.conninfo import conninfo_to_dict, make_conninfo
 
 # Frozen, trickling and deaf networks: run by `nox -s reliability`.
 pytestmark = pytest.mark.slow
 
-#: Scheduling and teardown margin on top of a bound the driver promises.
-SLACK = 3.0
-#: The longest an interrupted call may take once interrupted, with a silent server.
-RECOVERY_BOUND = CANCEL_TIMEOUT + DRAIN_TIMEOUT + SLACK
-#: When the interruption is sent in the interruption tests.
+#: The longest an interrupted call may take once interrupted, with a silent
+#: server. Expected: the driver's own deadlines, CANCEL_TIMEOUT + DRAIN_TIMEOUT
+#: (10 s) at most; twice that tells a recovery that keeps to its deadlines from
+#: one that hangs, on any load, within the per-test timeout.
+RECOVERY_BOUND = 2 * (CANCEL_TIMEOUT + DRAIN_TIMEOUT)
+#: The longest a cancel request to a frozen server may take. Expected:
+#: CANCEL_TIMEOUT (5 s), the driver's own deadline; twice that on any load.
+CANCEL_BOUND = 2 * CANCEL_TIMEOUT
+#: The longest a call that must end at once may take: it waits on nothing
+#: (expected: milliseconds); far more only tells "prompt" from "a hang".
+PROMPT = 10.0
+#: When the client's own deadline fires in the deadline and Ctrl-C tests.
 INTERRUPT_AFTER = 1.0
 
 
@@ -66,6 +74,7 @@ class Later:
         self._thread.start()
 
     def _run(self) -> None:
+        # The delay is the scenario's: how long a watch lasts (keepalives).
         time.sleep(self._delay)
         self.fired_at = time.monotonic()
         self._action()
@@ -105,6 +114,50 @@ async def interrupt_after(
     with anyio.move_on_after(delay) as anyio_scope:
         return False, await call()
     return anyio_scope.cancelled_caught, None
+
+
+async def interrupt_when(
+    flavour: Flavour, ready: threading.Event, call: Callable[[], Awaitable[Any]]
+) -> tuple[bool, Any, float]:
+    """Run ``call()``; cancel it the flavour's way once ``ready`` is set.
+
+    Return (interrupted, result, when the cancellation was sent).
+    """
+    sent: list[float] = []
+    if flavour.name == "asyncio":
+        task = asyncio.ensure_future(call())
+        await await_until(lambda: ready.is_set() or task.done(), "the moment to interrupt")
+        if not task.done():
+            sent.append(time.monotonic())
+            task.cancel()
+        try:
+            return False, await task, sent[0] if sent else 0.0
+        except asyncio.CancelledError:
+            return True, None, sent[0]
+    # trio's own scope on trio, anyio's elsewhere (anyio runs on trio too).
+    new_scope = trio.CancelScope if flavour.name == "trio" else anyio.CancelScope
+    with new_scope() as scope:
+        async with anyio.create_task_group() as group:
+
+            async def cancel_when_ready() -> None:
+                await await_until(ready.is_set, "the moment to interrupt")
+                sent.append(time.monotonic())
+                scope.cancel()
+
+            group.start_soon(cancel_when_ready)
+            result = await call()
+            group.cancel_scope.cancel()
+        return False, result, 0.0
+    return scope.cancelled_caught, None, sent[0]
+
+
+def interrupt_main() -> float:
+    """Send SIGINT to the main thread (a Ctrl-C); return when."""
+    main = threading.main_thread().ident
+    assert main is not None
+    sent = time.monotonic()
+    signal.pthread_kill(main, signal.SIGINT)
+    return sent
 
 
 def sigint_later(delay: float) -> threading.Timer:
@@ -159,6 +212,7 @@ def reset_once_sent(proxy: FaultProxy, nbytes: int, fired: list[int]) -> None:
             fired.append(sent)  # first: the client may see the reset before reset() returns
             proxy.reset()
             return
+        # Polling the proxy's counter: it announces nothing.
         time.sleep(0.001)
 
 
@@ -191,6 +245,7 @@ class When:
         while not self._condition():
             if self._stopped or time.monotonic() > deadline:
                 return
+            # Polling: neither the proxy nor the server announces the condition.
             time.sleep(0.005)
         self._action()
         self.ran = True
@@ -301,10 +356,7 @@ async def test_rst_mid_result_fetchall(
         elapsed = time.monotonic() - start
         assert rows is None  # never a truncated list
         assert conn.broken
-        check = time.monotonic()
-        with pytest.raises(psycopg3.OperationalError):
-            await conn.execute("select 1")
-        assert time.monotonic() - check < 1.0
+        await assert_refused_promptly(conn)
         observe(
             f"RST after 1 MB of fetchall: {type(excinfo.value).__name__} after"
             f" {elapsed * 1000:.0f} ms, no rows returned; broken; next call refused at once"
@@ -347,11 +399,9 @@ COPY_OUT = f"copy ({COPY_OUT_QUERY}) to stdout"
 
 
 async def assert_refused_promptly(conn: Any) -> None:
-    """The next call on a broken connection fails at once."""
-    start = time.monotonic()
-    with pytest.raises(psycopg3.OperationalError):
+    """The next call on a broken connection fails at once: refused before any I/O."""
+    with pytest.raises(psycopg3.OperationalError, match="it is broken"):
         await conn.execute("select 1")
-    assert time.monotonic() - start < 1.0
 
 
 @pytest.mark.anyio
@@ -464,7 +514,6 @@ async def test_rst_mid_copy_in(
 # -- L7: blackhole mid-query -----------------------------------------------
 
 
-@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.scenario("L7")
 async def test_keepalives_against_an_acking_freeze(
@@ -486,32 +535,39 @@ async def test_keepalives_against_an_acking_freeze(
     )
     pid = conn.pgconn.backend_pid
     watch = 6.0  # twice what keepalives (1 + 2 x 1 s) or tcp_user_timeout (2 s) need
+    frozen: list[float] = []
+
+    def freeze() -> None:
+        proxy.freeze()
+        frozen.append(time.monotonic())
+
+    freezer = When(lambda: backend_active(admin, pid), freeze)
     try:
-        later(0.3, proxy.freeze)
         closer = later(watch, proxy.close)
-        start = time.monotonic()
         with pytest.raises(psycopg3.OperationalError) as excinfo:
             await conn.execute("select pg_sleep(2)")
         end = time.monotonic()
+        freezer.join()
         closer.join()
         assert closer.fired_at is not None
-        assert end - closer.fired_at < 3.0  # prompt once the proxy really closes
+        assert end - closer.fired_at < PROMPT  # once the proxy really closes
         assert conn.broken
         if end < closer.fired_at:
-            seen = f"detected by keepalives after {end - start - 0.3:.1f} s of freeze"
+            seen = f"detected by keepalives after {end - frozen[0]:.1f} s of freeze"
         else:
             seen = (
-                f"not detected in {watch - 0.3:.1f} s of freeze (the proxy's kernel ACKs);"
+                f"not detected in {closer.fired_at - frozen[0]:.1f} s of freeze"
+                " (the proxy's kernel ACKs);"
                 f" {type(excinfo.value).__name__} {(end - closer.fired_at) * 1000:.0f} ms"
                 " after the proxy closed"
             )
         observe(f"keepalives 1/1/2, tcp_user_timeout 2 s: {seen}; broken")
     finally:
+        freezer.stop()
         await conn.close()
         terminate(admin, pid)
 
 
-@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.scenario("L7")
 @pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
@@ -542,7 +598,6 @@ async def test_client_deadline_on_a_blackhole(
         terminate(admin, pid)
 
 
-@pytest.mark.slow
 @pytest.mark.scenario("L7", flavour="sync")
 def test_sync_close_from_thread_on_a_blackhole(
     proxy: FaultProxy,
@@ -555,12 +610,16 @@ def test_sync_close_from_thread_on_a_blackhole(
     pid = conn.pgconn.backend_pid
     try:
         proxy.freeze()
-        closer = later(INTERRUPT_AFTER, conn.close)
+        # Closed once the query sits, unread, in the frozen proxy's socket.
+        closed_at: list[float] = []
+        closer = When(
+            lambda: proxy.unread_from_clients > 0,
+            lambda: (closed_at.append(time.monotonic()), conn.close()),
+        )
         with pytest.raises(psycopg3.OperationalError) as excinfo:
             conn.execute("select 1")
         closer.join()
-        assert closer.fired_at is not None
-        back = time.monotonic() - closer.fired_at
+        back = time.monotonic() - closed_at[0]
         assert back < RECOVERY_BOUND
         assert conn.closed
         observe(
@@ -583,10 +642,13 @@ async def test_deaf_listener_connect_timeout(
     proxy.deaf()
     baseline = open_fds()
     ticks: list[float] = []
+    pending = False
 
     async def ticker() -> None:
         while True:
-            ticks.append(time.monotonic())
+            if pending:
+                ticks.append(time.monotonic())
+            # Any short pause: the ticks count the loop's turns during the connect.
             await anyio.sleep(0.01)
 
     async def attempt() -> BaseException:
@@ -600,16 +662,21 @@ async def test_deaf_listener_connect_timeout(
     else:
         async with anyio.create_task_group() as group:
             group.start_soon(ticker)
+            pending = True
             error = await attempt()
+            pending = False
             group.cancel_scope.cancel()
     elapsed = time.monotonic() - start
     assert re.search(r"time[ds]? ?out", str(error), re.IGNORECASE), str(error)
-    assert 1.5 <= elapsed <= 6.0
+    # Expected: the 2 s of connect_timeout; not before it, and 10x that at most.
+    assert 1.5 <= elapsed <= 20.0
     assert open_fds() == baseline
     stall = ""
-    if ticks:
+    if not flavour.is_sync:
+        # The loop ran during the connect: a blocking connect gives it no turn
+        # (some 200 at 10 ms a turn over the 2 s).
+        assert len(ticks) >= 10, f"the loop ran {len(ticks)} times during the connect"
         worst = max(b - a for a, b in zip(ticks, ticks[1:]))
-        assert worst < 1.0  # a blocking connect would stall the loop for 2 s
         stall = f"; max loop stall {worst * 1000:.0f} ms over {len(ticks)} ticks"
     observe(f"connect_timeout=2: {type(error).__name__} after {elapsed:.2f} s{stall}; fds back")
 
@@ -650,10 +717,13 @@ async def test_commit_ack_lost(
                 await conn.execute(insert, (key,))
         assert conn.broken
         # Once the backend is gone, the outcome is final.
-        deadline = time.monotonic() + 5
-        while admin.execute("select 1 from pg_stat_activity where pid = %s", (pid,)).fetchone():
-            assert time.monotonic() < deadline, "the backend outlived its client"
-            time.sleep(0.05)
+        wait_until(
+            lambda: (
+                admin.execute("select 1 from pg_stat_activity where pid = %s", (pid,)).fetchone()
+                is None
+            ),
+            "the backend to end with its client",
+        )
         row = admin.execute(f"select count(*) from {table} where id = %s", (key,)).fetchone()
         present = row == (1,)
         observe(
@@ -668,7 +738,6 @@ async def test_commit_ack_lost(
 # -- L10: trickle and corruption -------------------------------------------
 
 
-@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.scenario("L10")
 async def test_trickle_gives_identical_results(
@@ -714,7 +783,6 @@ async def trickled_copies(cur: Any, table: str, rows: list[tuple[int, str]]) -> 
     return bytes(received)
 
 
-@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.scenario("L10")
 async def test_trickle_copy_both_ways(
@@ -773,6 +841,8 @@ async def test_corrupt_byte(
         with pytest.raises(psycopg3.DatabaseError) as excinfo:
             await conn.execute("select 2")
         elapsed = time.monotonic() - start
+        # Expected: milliseconds (the bad byte is read at once); 5 s is the
+        # drain's own deadline, which a recovery waiting on the bad stream reaches.
         assert elapsed < 5.0
         broken = conn.broken
         if broken:
@@ -798,19 +868,24 @@ async def test_corrupt_byte(
 # -- C8: interrupting a query whose server went silent -------------------
 
 
-def freeze_once_active(admin: psycopg3_sync.Connection, pid: int, proxy: FaultProxy) -> None:
+def backend_active(admin: psycopg3_sync.Connection, pid: int) -> bool:
+    row = admin.execute("select state from pg_stat_activity where pid = %s", (pid,)).fetchone()
+    return row == ("active",)
+
+
+def freeze_once_active(
+    admin: psycopg3_sync.Connection,
+    pid: int,
+    proxy: FaultProxy,
+    frozen: threading.Event | None = None,
+) -> None:
     """Freeze the proxy once the backend runs the query (called from a thread)."""
-    deadline = time.monotonic() + 5
-    while True:
-        row = admin.execute("select state from pg_stat_activity where pid = %s", (pid,)).fetchone()
-        if row == ("active",):
-            proxy.freeze()
-            return
-        assert time.monotonic() < deadline, f"backend {pid} never became active"
-        time.sleep(0.02)
+    wait_until(lambda: backend_active(admin, pid), f"backend {pid} to run the query")
+    proxy.freeze()
+    if frozen is not None:
+        frozen.set()
 
 
-@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.scenario("C8")
 @pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
@@ -825,17 +900,18 @@ async def test_interrupt_against_frozen_server(
     conn = await flavour.connect(proxy_dsn, autocommit=True)
     pid = conn.pgconn.backend_pid
     try:
-        later(0.0, lambda: freeze_once_active(admin, pid, proxy))
-        start = time.monotonic()
-        interrupted, _ = await interrupt_after(
-            flavour, INTERRUPT_AFTER, lambda: conn.execute("select pg_sleep(30)")
+        # Interrupted once the proxy froze mid-query, not after a delay.
+        frozen = threading.Event()
+        later(0.0, lambda: freeze_once_active(admin, pid, proxy, frozen))
+        interrupted, _, sent = await interrupt_when(
+            flavour, frozen, lambda: conn.execute("select pg_sleep(30)")
         )
-        back = time.monotonic() - start - INTERRUPT_AFTER
+        back = time.monotonic() - sent
         assert interrupted
         assert back < RECOVERY_BOUND
         assert conn.broken
         observe(
-            f"pg_sleep(30) frozen, interrupted at {INTERRUPT_AFTER:g} s: control back"
+            f"pg_sleep(30) frozen, then interrupted: control back"
             f" {back:.1f} s later (bound {CANCEL_TIMEOUT:g}+{DRAIN_TIMEOUT:g} s); broken"
         )
     finally:
@@ -843,7 +919,6 @@ async def test_interrupt_against_frozen_server(
         terminate(admin, pid)
 
 
-@pytest.mark.slow
 @pytest.mark.scenario("C8", flavour="sync")
 def test_sync_ctrl_c_against_frozen_server(
     proxy: FaultProxy,
@@ -856,13 +931,16 @@ def test_sync_ctrl_c_against_frozen_server(
     conn = psycopg3_sync.connect(proxy_dsn, autocommit=True)
     pid = conn.pgconn.backend_pid
     try:
-        later(0.0, lambda: freeze_once_active(admin, pid, proxy))
-        timer = sigint_later(INTERRUPT_AFTER)
-        start = time.monotonic()
+        # Ctrl-C once the proxy froze mid-query, not after a delay.
+        sent: list[float] = []
+        interrupter = later(
+            0.0,
+            lambda: (freeze_once_active(admin, pid, proxy), sent.append(interrupt_main())),
+        )
         with pytest.raises(KeyboardInterrupt):
             conn.execute("select pg_sleep(30)")
-        timer.join()
-        back = time.monotonic() - start - INTERRUPT_AFTER
+        interrupter.join()
+        back = time.monotonic() - sent[0]
         assert back < RECOVERY_BOUND
         assert conn.broken
         observe(f"Ctrl-C on a frozen server: KeyboardInterrupt {back:.1f} s after it; broken")
@@ -871,7 +949,6 @@ def test_sync_ctrl_c_against_frozen_server(
         terminate(admin, pid)
 
 
-@pytest.mark.slow
 @pytest.mark.scenario("C8", flavour="sync")
 def test_sync_cancel_from_thread_against_frozen_server(
     proxy: FaultProxy,
@@ -890,18 +967,18 @@ def test_sync_cancel_from_thread_against_frozen_server(
         worker = threading.Thread(target=conn.cancel, daemon=True)
         start = time.monotonic()
         worker.start()
-        worker.join(CANCEL_TIMEOUT + SLACK)
+        worker.join(CANCEL_BOUND)
         took.append(time.monotonic() - start)
         proxy.close()
         worker.join(10)
 
     try:
-        later(0.0, lambda: freeze_once_active(admin, pid, proxy))
-        later(INTERRUPT_AFTER, cancel_then_close_proxy)
+        # The cancel goes once the proxy froze mid-query, not after a delay.
+        later(0.0, lambda: (freeze_once_active(admin, pid, proxy), cancel_then_close_proxy()))
         with pytest.raises(psycopg3.OperationalError):
             conn.execute("select pg_sleep(30)")
         assert conn.broken
-        assert took and took[0] < CANCEL_TIMEOUT + SLACK
+        assert took and took[0] < CANCEL_BOUND
         observe(
             f"cancel() from a thread on a frozen server returned in {took[0]:.1f} s"
             f" (bound {CANCEL_TIMEOUT:g} s); the query then ended by the proxy closing"
@@ -914,7 +991,6 @@ def test_sync_cancel_from_thread_against_frozen_server(
 # -- C9: several hosts, the first one deaf --------------------------------
 
 
-@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.scenario("C9")
 async def test_multi_host_passes_a_deaf_host(
@@ -930,7 +1006,8 @@ async def test_multi_host_passes_a_deaf_host(
             cur = await conn.execute("select 1")
             assert await cur.fetchone() == (1,)
             assert second.connections == 1
-            assert 2.5 <= elapsed < 8.0
+            # Expected: the first host's 3 s timeout; not before it, 10x that at most.
+            assert 2.5 <= elapsed < 30.0
             observe(
                 f"deaf first host, connect_timeout=3: second host reached after {elapsed:.1f} s"
             )
@@ -938,7 +1015,6 @@ async def test_multi_host_passes_a_deaf_host(
             await conn.close()
 
 
-@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.scenario("C9")
 @pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
@@ -950,6 +1026,8 @@ async def test_interrupted_connect_tries_no_further_host(
         conninfo = multi_host(dsn, proxy.port, second.port, connect_timeout=3)
         baseline = open_fds()
         start = time.monotonic()
+        # The deadline (1 s) is the scenario: it fires within the first
+        # host's connect_timeout (3 s), during the hanging connect.
         interrupted, conn = await interrupt_after(
             flavour, INTERRUPT_AFTER, lambda: flavour.connect(conninfo)
         )
@@ -957,9 +1035,10 @@ async def test_interrupted_connect_tries_no_further_host(
         if conn is not None:
             await conn.close()
         assert interrupted
-        assert back < SLACK
-        # Past the first attempt's timeout: a background attempt would show now.
-        await anyio.sleep(3.5)
+        assert back < PROMPT
+        # Time is the subject: a background attempt would go on to the second
+        # host once the first one's 3 s timeout ran out; 0.5 s past it, none did.
+        await anyio.sleep(max(0.0, start + 3.5 - time.monotonic()))
         assert second.connections == 0
         assert open_fds() == baseline
         observe(
@@ -968,7 +1047,6 @@ async def test_interrupted_connect_tries_no_further_host(
         )
 
 
-@pytest.mark.slow
 @pytest.mark.scenario("C9", flavour="sync")
 def test_sync_ctrl_c_connect_tries_no_further_host(
     proxy: FaultProxy, dsn: str, observe: Any
@@ -978,14 +1056,17 @@ def test_sync_ctrl_c_connect_tries_no_further_host(
     with FaultProxy("127.0.0.1", server_port(dsn)) as second:
         conninfo = multi_host(dsn, proxy.port, second.port, connect_timeout=3)
         baseline = open_fds()
+        # The Ctrl-C time (1 s) is the scenario: within the first host's 3 s.
         timer = sigint_later(INTERRUPT_AFTER)
         start = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
             psycopg3_sync.connect(conninfo)
         timer.join()
         back = time.monotonic() - start - INTERRUPT_AFTER
-        assert back < SLACK
-        time.sleep(3.5)
+        assert back < PROMPT
+        # Time is the subject: a background attempt would go on to the second
+        # host once the first one's 3 s timeout ran out; 0.5 s past it, none did.
+        time.sleep(max(0.0, start + 3.5 - time.monotonic()))
         assert second.connections == 0
         assert open_fds() == baseline
         observe(

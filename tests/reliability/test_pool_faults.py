@@ -266,7 +266,6 @@ class FailureClock:
 # -- L12: total outage, back-off, recovery; cancelled waiters -----------------
 
 
-@pytest.mark.slow
 @pytest.mark.scenario("L12")
 @flavours
 async def test_outage_backoff_and_refill(
@@ -323,7 +322,6 @@ async def test_outage_backoff_and_refill(
     )
 
 
-@pytest.mark.slow
 @pytest.mark.scenario("L12")
 @flavours
 async def test_reconnect_failed_after_reconnect_timeout(
@@ -545,7 +543,6 @@ async def query_with_deadline(flavour: Flavour, conn: Any, query: str, deadline:
     return "deadline" if scope.cancelled_caught else "result"
 
 
-@pytest.mark.slow
 @pytest.mark.scenario("P1")
 @flavours
 async def test_freeze_under_load(
@@ -775,7 +772,6 @@ class Soak:
         return "interrupted" if scope.cancelled_caught else ""
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(SOAK_SECONDS + 60)
 @pytest.mark.scenario("P2")
 @flavours
