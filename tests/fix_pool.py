@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -118,27 +117,29 @@ class PoolHandle:
         result: dict[str, int] = self.pool.stats()
         return result
 
-    async def settled(self, size: int, timeout: float = 10.0) -> dict[str, int]:
+    async def settled(self, size: int) -> dict[str, int]:
         """Wait until ``size`` connections are open and idle and nobody waits; return the stats.
 
         Connections come back and are replaced in the background: the books
-        are read once they stop moving, and an ``AssertionError`` shows them
-        if they never balance.
+        are read once they balance, and an ``AssertionError`` follows if
+        they never do.
         """
-        deadline = time.monotonic() + timeout
-        while True:
+        # Imported here: plugins load in name order, fix_wait after this one.
+        from fix_wait import await_until
+
+        stats = self.stats()
+
+        def balanced() -> bool:
+            nonlocal stats
             stats = self.stats()
-            if (
+            return (
                 stats["pool_size"] == size
                 and stats["pool_available"] == size
                 and stats["requests_waiting"] == 0
-            ):
-                return stats
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"the pool did not settle to {size} idle connections in {timeout} s: {stats}"
-                )
-            await anyio.sleep(0.02)
+            )
+
+        await await_until(balanced, f"the pool to settle to {size} idle connections")
+        return stats
 
     async def pids(self, count: int) -> set[int]:
         """Borrow ``count`` connections at once, check that each works; return their pids."""

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import psycopg3_sync
+from fix_wait import wait_until
 from psycopg3.pq import TransactionStatus
 from psycopg3_sync import (
     Connection,
@@ -56,14 +57,6 @@ def pid_of(conn: Connection[Any]) -> int:
     return conn.pgconn.backend_pid
 
 
-def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    """Poll ``predicate`` until true; fail (not hang) after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
-
-
 @pytest.fixture
 def table(admin: Connection[Any]) -> Iterator[str]:
     name = f"pool_{uuid.uuid4().hex[:8]}"
@@ -93,7 +86,7 @@ def test_open_wait_close(dsn: str, admin: Connection[Any]) -> None:
     assert pool.closed
     assert pool_threads(pool) == []
     assert len(opened) == 2 and all(conn.closed for conn in opened)
-    wait_until(lambda: backends(admin, pool) == [])
+    wait_until(lambda: backends(admin, pool) == [], "the backends to go")
     with pytest.raises(PoolClosed, match="is closed"):
         pool.getconn()
     with pytest.raises(PoolClosed, match="cannot be reopened"):
@@ -140,7 +133,7 @@ def test_close_wakes_waiters_and_closes_returned(dsn: str) -> None:
 
     thread = threading.Thread(target=request)
     thread.start()
-    wait_until(lambda: pool.stats()["requests_waiting"] == 1)
+    wait_until(lambda: pool.stats()["requests_waiting"] == 1, "a request waiting")
     pool.close()
     thread.join(10)
     assert not thread.is_alive()
@@ -163,7 +156,7 @@ def test_no_thread_left_while_connects_fail(dsn: str) -> None:
     with pool:
         with pytest.raises(PoolTimeout, match="ready after 0.5 s; the last connection"):
             pool.wait(timeout=0.5)
-        wait_until(lambda: calls == [pool])
+        wait_until(lambda: calls == [pool], "reconnect_failed to be called")
         with pytest.raises(PoolTimeout, match="last connection attempt failed"):
             pool.getconn(timeout=0.2)
         assert pool.stats()["connections_errors"] >= 2
@@ -253,10 +246,21 @@ def test_returned_while_locked_is_discarded(dsn: str) -> None:
         # Another thread still inside the connection: the pool does not wait
         # for it (a COPY block left open would hold the lock for good).
         conn.lock.acquire()
-        releaser = threading.Timer(0.2, conn.lock.release)
+        released_late: list[bool] = []
+
+        def release_late() -> None:
+            released_late.append(True)
+            conn.lock.release()
+
+        # Frees the lock only if putconn() waited for it (a bug): a discard takes a
+        # few ms, 10 s is a hang guard.
+        releaser = threading.Timer(10, release_late)
         releaser.start()
         pool.putconn(conn)
+        releaser.cancel()
         releaser.join()
+        assert not released_late, "putconn() waited for the lock"
+        conn.lock.release()
         assert conn.closed
         assert pool.stats()["returns_bad"] == 1
         with pool.connection(timeout=10) as conn:
@@ -269,7 +273,8 @@ def test_pool_timeout(dsn: str) -> None:
         started = time.monotonic()
         with pytest.raises(PoolTimeout, match="no connection available after 0.2 s"):
             pool.getconn(timeout=0.2)
-        assert time.monotonic() - started < 5  # not a hang
+        # Expected: 0.2 s, the timeout; 5 s (25x) only tells a hang.
+        assert time.monotonic() - started < 5
         stats = pool.stats()
         assert (stats["requests_errors"], stats["requests_waiting"]) == (1, 0)
         pool.putconn(conn)
@@ -290,7 +295,7 @@ def test_too_many_requests(dsn: str) -> None:
         got: list[Connection[Any]] = []
         thread = threading.Thread(target=lambda: got.append(pool.getconn(timeout=20)))
         thread.start()
-        wait_until(lambda: pool.stats()["requests_waiting"] == 1)
+        wait_until(lambda: pool.stats()["requests_waiting"] == 1, "a request waiting")
         with pytest.raises(TooManyRequests, match="max_waiting=1"):
             pool.getconn(timeout=20)
         pool.putconn(conn)
@@ -345,7 +350,7 @@ def test_resize(dsn: str, admin: Connection[Any]) -> None:
         assert (stats["pool_min"], stats["pool_max"], stats["pool_size"]) == (1, 2, 2)
         pool.putconn(held)
         assert pool.stats()["pool_size"] == 2
-        wait_until(lambda: len(backends(admin, pool)) == 2)
+        wait_until(lambda: len(backends(admin, pool)) == 2, "two backends")
         with pytest.raises(ProgrammingError):
             pool.resize(2, 1)
 
@@ -357,7 +362,7 @@ def test_grows_on_demand_and_shrinks_when_idle(dsn: str) -> None:
         for conn in held:
             pool.putconn(conn)
         # Closed by the maintenance thread, after the policy let them go.
-        wait_until(lambda: sum(conn.closed for conn in held) == 2)
+        wait_until(lambda: sum(conn.closed for conn in held) == 2, "two connections closed")
         assert pool.stats()["pool_size"] == 1
 
 
@@ -365,7 +370,7 @@ def test_max_lifetime_replaces(dsn: str) -> None:
     with make_pool(dsn, min_size=1, max_lifetime=0.3) as pool:
         with pool.connection() as conn:
             first = pid_of(conn)
-        wait_until(lambda: conn.closed)
+        wait_until(lambda: conn.closed, "the connection replaced")
         with pool.connection(timeout=10) as conn:
             assert pid_of(conn) != first
         assert pool.stats()["connections_num"] >= 2
@@ -391,9 +396,10 @@ def test_configure_failing_counts_as_failed_connect(dsn: str) -> None:
         conn.execute("select 1")  # leaves a transaction open
 
     with make_pool(dsn, min_size=1, configure=configure) as pool:
+        # A connect has failed (however long it took): the timeout names why.
+        wait_until(lambda: pool.stats()["connections_errors"] >= 1, "a failed connect")
         with pytest.raises(PoolTimeout, match="configure callback left the connection"):
             pool.getconn(timeout=0.5)
-        assert pool.stats()["connections_errors"] >= 1
     assert pool_threads(pool) == []
 
 
@@ -467,7 +473,7 @@ def test_pool_check(dsn: str, admin: Connection[Any]) -> None:
         pool.wait(timeout=10)
         pids = backends(admin, pool)
         admin.execute("select pg_terminate_backend(%s)", (pids[0],))
-        wait_until(lambda: pids[0] not in backends(admin, pool))
+        wait_until(lambda: pids[0] not in backends(admin, pool), "the first backend to go")
         pool.check()
         assert pool.stats()["connections_lost"] == 1
         pool.wait(timeout=10)
@@ -512,4 +518,4 @@ def test_threads_hammering(dsn: str, admin: Connection[Any]) -> None:
         assert (after["returns_bad"], after["connections_num"]) == (0, 4)
         assert len(pids) == 4 and set(backends(admin, pool)) == pids
     assert pool_threads(pool) == []
-    wait_until(lambda: backends(admin, pool) == [])
+    wait_until(lambda: backends(admin, pool) == [], "the backends to go")

@@ -37,6 +37,7 @@ import psycopg3_sync
 import psycopg3_trio
 from faultproxy import FaultProxy
 from fix_flavours import Flavour, SyncFacade
+from fix_wait import await_until, wait_until
 from psycopg3.abc import CANCEL_TIMEOUT
 from psycopg3.errors import PoolTimeout
 
@@ -46,7 +47,8 @@ T = TypeVar("T")
 POOL_FLAVOURS = ["sync", "asyncio", "trio"]
 #: Scheduling and teardown margin on top of a bound the pool promises.
 SLACK = 3.0
-#: How long a pool may take to get back to its size once the server is back.
+#: How long a pool may take to get back to its size once the server is back:
+#: expected within the next retry (at most ~1.6 s in these tests), 15 s tells a hang.
 REFILL_BOUND = 15.0
 
 # Outages, freezes and a soak: run by `nox -s reliability`.
@@ -157,10 +159,7 @@ async def run_jobs(flavour: Flavour, jobs: Sequence[Callable[[], Awaitable[T]]])
 async def until(predicate: Callable[[], bool], bound: float, what: str) -> float:
     """Wait for ``predicate()``, at most ``bound`` seconds; return the time it took."""
     start = time.monotonic()
-    while not predicate():
-        elapsed = time.monotonic() - start
-        assert elapsed < bound, f"{what}: not after {bound:g} s"
-        await anyio.sleep(0.01)
+    await await_until(predicate, what, deadline=bound)
     return time.monotonic() - start
 
 
@@ -183,15 +182,11 @@ def backends(admin: psycopg3_sync.Connection, app: str) -> list[int]:
 
 async def no_leaked_backends(admin: psycopg3_sync.Connection, app: str, expected: int) -> None:
     """Wait until the pool's backends are ``expected`` (the terminated ones end in a moment)."""
-    deadline = time.monotonic() + 10
-    while True:
-        rows = admin.execute(
-            "select pid, state, query from pg_stat_activity where application_name = %s", (app,)
-        ).fetchall()
-        if len(rows) == expected:
-            return
-        assert time.monotonic() < deadline, f"{len(rows)} backends, expected {expected}: {rows}"
-        await anyio.sleep(0.05)
+    query = "select count(*) from pg_stat_activity where application_name = %s"
+    await await_until(
+        lambda: admin.execute(query, (app,)).fetchone() == (expected,),
+        f"{expected} backends of {app}",
+    )
 
 
 def terminate_all(admin: psycopg3_sync.Connection, app: str) -> list[int]:
@@ -199,10 +194,7 @@ def terminate_all(admin: psycopg3_sync.Connection, app: str) -> list[int]:
     pids = backends(admin, app)
     for pid in pids:
         admin.execute("select pg_terminate_backend(%s)", (pid,))
-    deadline = time.monotonic() + 10
-    while set(backends(admin, app)) & set(pids):
-        assert time.monotonic() < deadline, "terminated backends still there"
-        time.sleep(0.01)
+    wait_until(lambda: not set(backends(admin, app)) & set(pids), "the terminated backends to go")
     return pids
 
 
@@ -288,6 +280,7 @@ async def test_outage_backoff_and_refill(
             down = time.monotonic()
             outcomes: Counter[str] = Counter()
             worst = 0.0
+            # 2.5 s of outage: long enough for the back-off's first four steps.
             while time.monotonic() - down < 2.5:
                 start = time.monotonic()
                 # The idle connections are dead: their users see OperationalError
@@ -304,15 +297,18 @@ async def test_outage_backoff_and_refill(
         assert pool.stats()["requests_num"] == requests  # refilled without being asked
         async with pool.connection(timeout=5) as conn:
             assert await (await conn.execute("select 1")).fetchone() == (1,)
-    assert worst < request_timeout + 1.0
+    # Expected: each request ends by its 0.3 s timeout; 10x that tells a hang.
+    assert worst < 10 * request_timeout
     assert not fired  # reconnect_timeout (60 s) not reached
     gaps = clock.gaps()
     # 2.5 s of outage: attempts at about 0, 0.1, 0.3, 0.7, 1.5 s.
     assert len(gaps) >= 3, gaps
-    assert gaps[0] < 0.25, gaps
+    # Expected 0.1 s; 1 s tells a retry that waited for something else.
+    assert gaps[0] < 1.0, gaps
     for before, after in zip(gaps, gaps[1:]):
-        # Doubling, each delay within +/-10 % of jitter (and a few ms of latency).
-        assert 1.4 <= after / before <= 2.9, gaps
+        # Each wait longer than the one before; the exact doubling with its
+        # jitter is core's, checked on a fake clock in test_pool_policy.py.
+        assert after > before, gaps
     observe(
         "retry gaps ms: "
         + ", ".join(f"{gap * 1000:.0f}" for gap in gaps)
@@ -340,12 +336,13 @@ async def test_reconnect_failed_after_reconnect_timeout(
         down = time.monotonic()
         await pool.check()  # finds both dead: the reconnects begin now
         assert pool.stats()["connections_lost"] == 2
-        await until(lambda: bool(fired), 6.0, "reconnect_failed")
+        await await_until(lambda: bool(fired), "reconnect_failed")
         when, arg = fired[0]
         assert arg is raw(pool)
         # The first failed attempt at or after reconnect_timeout fires it:
-        # attempts at about 0, 0.1, 0.3, 0.7, 1.5 s.
-        assert 1.0 <= when - down <= 1.0 + SLACK
+        # attempts at about 0, 0.1, 0.3, 0.7, 1.5 s. Never before 1 s;
+        # expected at about 1.5 s, 15 s (10x) tells a hang.
+        assert 1.0 <= when - down < 15
         with pytest.raises(PoolTimeout) as excinfo:
             async with pool.connection(timeout=0.2):
                 pass
@@ -381,7 +378,8 @@ async def test_cancelled_waiters_leave_nothing_reserved(
                 return time.monotonic() - start
 
             took = await run_jobs(flavour, [wait_in_vain] * 9)
-            assert max(took) < 0.5 + SLACK
+            # Expected: each at its 0.5 s timeout; 10x that tells a hang.
+            assert max(took) < 10 * 0.5
             how = f"9 waits timed out (0.5 s), the last after {max(took):.2f} s"
         else:
 
@@ -394,7 +392,7 @@ async def test_cancelled_waiters_leave_nothing_reserved(
                 async with anyio.create_task_group() as group:
                     for _ in range(9):
                         group.start_soon(wait_then_use)
-                    await until(lambda: pool.stats()["requests_waiting"] == 9, 5, "9 waiting")
+                    await await_until(lambda: pool.stats()["requests_waiting"] == 9, "9 waiting")
                     # The oldest waiter is handed this one, then everyone is
                     # cancelled, whether it got to use it or not.
                     await pool.putconn(held.pop())
@@ -403,7 +401,7 @@ async def test_cancelled_waiters_leave_nothing_reserved(
             how = f"9 waiters cancelled, {len(served)} of them just handed a connection"
         for conn in held:
             await pool.putconn(conn)
-        await until(lambda: settled(pool, 3), 5, "all 3 idle again")
+        await await_until(lambda: settled(pool, 3), "all 3 idle again")
         async with pool.connection(timeout=2) as conn:
             assert await (await conn.execute("select 1")).fetchone() == (1,)
         assert settled(pool, 3)
@@ -478,19 +476,40 @@ async def test_spike_grows_one_at_a_time(flavour: Flavour, dsn: str, observe: An
     # The proxy has no connect-delay mode: a configure callback that sleeps
     # stands in for a slow connect (the pool waits for it like for one).
     connect_delay = 0.15
+    # Connects under way now, and the most at once since ``peak`` was reset.
+    connecting = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    def enter() -> None:
+        with lock:
+            connecting["now"] += 1
+            connecting["peak"] = max(connecting["peak"], connecting["now"])
+
+    def leave() -> None:
+        with lock:
+            connecting["now"] -= 1
+
     configure: Any
     if flavour.is_sync:
 
         def configure(conn: Any) -> None:
+            enter()
+            # A slow connect: its length is the subject.
             time.sleep(connect_delay)
+            leave()
 
     else:
 
         async def configure(conn: Any) -> None:
+            enter()
+            # A slow connect: its length is the subject.
             await anyio.sleep(connect_delay)
+            leave()
 
     async with open_pool(flavour, dsn, min_size=5, max_size=10, configure=configure) as pool:
         await pool.wait(10)
+        with lock:
+            connecting["peak"] = 0
 
         async def job() -> tuple[float, float, float]:
             start = time.monotonic()
@@ -501,11 +520,13 @@ async def test_spike_grows_one_at_a_time(flavour: Flavour, dsn: str, observe: An
 
         times = await run_jobs(flavour, [job] * 50)
         # A connect started during the spike may still be under way: let it land.
-        await anyio.sleep(2 * connect_delay)
+        await await_until(lambda: connecting["now"] == 0, "the connects to end")
         size = pool.stats()["pool_size"]
         assert pool.stats()["requests_num"] == 50
     assert len(times) == 50
-    assert size < 7  # connects on demand are one at a time
+    # Connects on demand are one at a time (how many there were depends on speed).
+    assert connecting["peak"] <= 1, connecting
+    assert 5 <= size <= 10
     elapsed = max(end for _, _, end in times) - min(start for start, _, _ in times)
     waits = sorted(waited for _, waited, _ in times)
     p95 = waits[int(len(waits) * 0.95) - 1]
@@ -548,12 +569,15 @@ async def query_with_deadline(flavour: Flavour, conn: Any, query: str, deadline:
 async def test_freeze_under_load(
     flavour: Flavour, proxy: FaultProxy, proxy_dsn: str, observe: Any
 ) -> None:
-    pool_timeout, command_timeout, rounds = 2.0, 1.0, 3
-    bound = (pool_timeout + command_timeout) * rounds * 1.2
+    pool_timeout, command_timeout, frozen = 2.0, 1.0, 2.0
+    # Expected: about 3 s at worst (the freeze, then a command timeout); 10x tells a hang.
+    bound = 10 * (frozen + command_timeout)
     async with open_pool(
         flavour, proxy_dsn, kwargs={"autocommit": True}, min_size=3, timeout=pool_timeout
     ) as pool:
         await pool.wait(10)
+
+        results: list[str] = []
 
         async def worker() -> tuple[str, float]:
             start = time.monotonic()
@@ -564,13 +588,20 @@ async def test_freeze_under_load(
                     )
             except psycopg3.OperationalError as ex:
                 outcome = type(ex).__name__
+            results.append(outcome)
             return outcome, time.monotonic() - start
 
-        freeze = Later(1.0, proxy.freeze)
-        thaw = Later(3.0, proxy.forward)
+        def freeze_for_two_seconds() -> None:
+            wait_until(lambda: len(results) >= 3, "the first round to end")
+            proxy.freeze()
+            # The network stays frozen for 2 s: the freeze's length is the subject.
+            time.sleep(frozen)
+            proxy.forward()
+
+        freezer = threading.Thread(target=freeze_for_two_seconds)
+        freezer.start()
         ends = await run_jobs(flavour, [worker] * 9)
-        await anyio.to_thread.run_sync(freeze.join)
-        await anyio.to_thread.run_sync(thaw.join)
+        await anyio.to_thread.run_sync(freezer.join)
         restored = time.monotonic()
         async with pool.connection(timeout=10) as conn:
             assert await (await conn.execute("select 1")).fetchone() == (1,)
@@ -581,16 +612,16 @@ async def test_freeze_under_load(
     outcomes = Counter(outcome for outcome, _ in ends)
     assert outcomes["result"] >= 3  # the first round ran before the freeze
     observe(
-        f"9 workers x pg_sleep(0.5) on 3, frozen 1-3 s: {dict(outcomes)}, all ended within"
-        f" {worst:.1f} s (bound {bound:.1f} s); served again {serving * 1000:.0f} ms after"
-        " the restore, back to 3 idle"
+        f"9 workers x pg_sleep(0.5) on 3, frozen 2 s after the first round: {dict(outcomes)},"
+        f" all ended within {worst:.1f} s (bound {bound:.1f} s); served again"
+        f" {serving * 1000:.0f} ms after the restore, back to 3 idle"
     )
 
 
 # -- P2: a soak with faults ----------------------------------------------------
 
 SOAK_SECONDS = float(os.environ.get("PSYCOPG3_SOAK_SECONDS", "20"))
-#: An operation taking longer than this is a hang.
+#: An operation taking longer than this is a hang (expected: a few ms, 5 s at most).
 WATCHDOG = 30.0
 #: The exceptions an operation may raise under the soak's faults.
 SOAK_ALLOWED = (psycopg3.OperationalError,)
