@@ -11,7 +11,8 @@ import pytest
 
 import psycopg3
 import psycopg3_sync
-from fix_flavours import ASYNC_FLAVOURS
+from fix_flavours import ASYNC_FLAVOURS, backend_state
+from fix_wait import await_until, wait_until
 
 
 @pytest.mark.scenario("R5")
@@ -64,46 +65,57 @@ def test_shared_connection_threads(dsn: str) -> None:
 @pytest.mark.scenario("C5")
 @pytest.mark.anyio
 @pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
-async def test_close_from_another_task(flavour: Any, dsn: str) -> None:
+async def test_close_from_another_task(flavour: Any, dsn: str, admin: Any) -> None:
     conn = await flavour.connect(dsn)
+    pid = conn.pgconn.backend_pid
     errors: list[BaseException] = []
 
     async def query() -> None:
         try:
-            await conn.execute("select pg_sleep(5)")
+            await conn.execute("select pg_sleep(30)")
         except psycopg3.OperationalError as ex:
             errors.append(ex)
 
-    start = time.monotonic()
     async with anyio.create_task_group() as group:
         group.start_soon(query)
-        await anyio.sleep(0.2)
+        await await_until(lambda: sleeping(admin, pid), "the query to run")
         await conn.close()
-    assert time.monotonic() - start < 3  # the waiting task was woken, not left hanging
+    # The waiting task was woken by close(), not by the end of the query.
+    assert sleeping(admin, pid)
+    admin.execute("select pg_terminate_backend(%s)", (pid,))
     assert len(errors) == 1 and "closed" in str(errors[0])
     assert conn.closed
 
 
 @pytest.mark.scenario("C5", flavour="sync")
-def test_close_from_another_thread(dsn: str) -> None:
+def test_close_from_another_thread(dsn: str, admin: Any) -> None:
     conn = psycopg3_sync.connect(dsn)
+    pid = conn.pgconn.backend_pid
     errors: list[BaseException] = []
 
     def query() -> None:
         try:
-            conn.execute("select pg_sleep(5)")
+            conn.execute("select pg_sleep(30)")
         except psycopg3.Error as ex:
             errors.append(ex)
 
     thread = threading.Thread(target=query)
-    start = time.monotonic()
     thread.start()
-    time.sleep(0.2)
+    wait_until(lambda: sleeping(admin, pid), "the query to run")
     conn.close()
-    thread.join(10)
+    thread.join(30)
     assert not thread.is_alive()
-    assert time.monotonic() - start < 3
+    # The waiting thread was woken by close(), not by the end of the query.
+    assert sleeping(admin, pid)
+    admin.execute("select pg_terminate_backend(%s)", (pid,))
     assert len(errors) == 1 and isinstance(errors[0], psycopg3.OperationalError)
+
+
+def sleeping(admin: Any, pid: int) -> bool:
+    """Backend ``pid`` is in its ``pg_sleep``."""
+    return backend_state(admin, pid) == "active" and admin.execute(
+        "select wait_event from pg_stat_activity where pid = %s", (pid,)
+    ).fetchone() == ("PgSleep",)
 
 
 @pytest.mark.scenario("C5", flavour="sync")
@@ -128,6 +140,7 @@ def test_close_racing_queries_never_crashes(dsn: str) -> None:
 
         thread = threading.Thread(target=query)
         thread.start()
+        # Time is the subject: close() lands at a random moment of the queries.
         time.sleep(rng.uniform(0, 0.1))
         conn.close()
         thread.join(10)

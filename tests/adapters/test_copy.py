@@ -405,7 +405,8 @@ async def test_connection_busy_for_other_tasks(flavour: Any, dsn: str) -> None:
         async with anyio.create_task_group() as tg:
             async with conn.cursor().copy("copy busy from stdin") as copy:
                 tg.start_soon(other)
-                await anyio.sleep(0.1)
+                await anyio.wait_all_tasks_blocked()  # `other` waits for the connection
+                assert order == []
                 await copy.write_row((1,))
                 order.append("copied")
         assert order == ["copied", "other saw 1"]

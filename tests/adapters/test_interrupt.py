@@ -20,6 +20,7 @@ import trio
 import psycopg3
 import psycopg3_sync
 from fix_flavours import ASYNC_FLAVOURS
+from fix_wait import await_until, wait_until
 from psycopg3.pq import TransactionStatus
 
 
@@ -29,21 +30,40 @@ def backend_state(admin: Any, pid: int) -> str:
     return str(row[0])
 
 
-def wait_backend_state(admin: Any, pid: int, state: str, timeout: float = 3.0) -> str:
+def wait_backend_state(admin: Any, pid: int, state: str) -> str:
     # The cancel is acknowledged before the backend reports itself idle:
-    # give pg_stat_activity a moment to catch up.
-    deadline = time.monotonic() + timeout
-    while (current := backend_state(admin, pid)) != state and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return current
+    # wait for pg_stat_activity to catch up.
+    wait_until(lambda: backend_state(admin, pid) == state, f"backend {pid} to be {state!r}")
+    return state
 
 
-def send_sigint_later(delay: float) -> threading.Timer:
+def is_waiting(admin: Any, pid: int) -> bool:
+    """Backend ``pid`` runs its query: a cancel now is not ignored as too early."""
+    query = "select wait_event_type from pg_stat_activity where pid = %s and state = 'active'"
+    return admin.execute(query, (pid,)).fetchone() in (("Timeout",), ("Lock",))
+
+
+def when_waiting(admin: Any, pid: int, action: Callable[[], object]) -> threading.Thread:
+    """Start a thread doing ``action`` once backend ``pid`` waits in its query."""
+
+    def run() -> None:
+        wait_until(lambda: is_waiting(admin, pid), f"backend {pid} to run its query")
+        action()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def send_sigint_when_waiting(admin: Any, pid: int, sent: list[float]) -> threading.Thread:
     main = threading.main_thread().ident
     assert main is not None
-    timer = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGINT))
-    timer.start()
-    return timer
+
+    def sigint() -> None:
+        sent.append(time.monotonic())
+        signal.pthread_kill(main, signal.SIGINT)
+
+    return when_waiting(admin, pid, sigint)
 
 
 # -- blocking code: Ctrl-C --------------------------------------------------
@@ -57,12 +77,13 @@ def test_ctrl_c_sync(
     assert threading.current_thread() is threading.main_thread()
     with psycopg3_sync.connect(dsn, autocommit=autocommit) as conn:
         pid = conn.pgconn.backend_pid
-        start = time.monotonic()
-        timer = send_sigint_later(0.3)
+        sent: list[float] = []
+        timer = send_sigint_when_waiting(admin, pid, sent)
         with pytest.raises(KeyboardInterrupt):
             conn.execute("select pg_sleep(10)")
+        latency = time.monotonic() - sent[0]
         timer.join()
-        latency = time.monotonic() - start - 0.3
+        # Expected: a cancel round trip (ms); the bound is far below the 10 s sleep.
         assert latency < 5
         assert wait_backend_state(
             admin, pid, "idle" if autocommit else "idle in transaction (aborted)"
@@ -82,36 +103,40 @@ def test_ctrl_c_sync(
 
 
 @pytest.mark.scenario("C1", flavour="sync")
-def test_signal_without_exception_does_not_disturb(dsn: str) -> None:
+def test_signal_without_exception_does_not_disturb(dsn: str, admin: Any) -> None:
     # A handler that returns (like a SIGALRM ticker) must not break the wait.
+    # The query waits for a lock that admin releases after five signals were
+    # handled: they certainly came during the wait.
     ticks = []
     previous = signal.signal(signal.SIGUSR1, lambda *args: ticks.append(1))
     main = threading.main_thread().ident
     assert main is not None
-    stop = threading.Event()
+    key = 1516
+    admin.execute("select pg_advisory_lock(%s)", (key,))
 
     def ticker() -> None:
-        while not stop.wait(0.05):
+        for tick in range(5):
             signal.pthread_kill(main, signal.SIGUSR1)
+            wait_until(lambda n=tick: len(ticks) > n, "the signal to be handled")
+        admin.execute("select pg_advisory_unlock(%s)", (key,))
 
-    thread = threading.Thread(target=ticker)
-    thread.start()
     try:
         with psycopg3_sync.connect(dsn) as conn:
-            row = conn.execute("select 8 from pg_sleep(0.5)").fetchone()
+            thread = when_waiting(admin, conn.pgconn.backend_pid, ticker)
+            try:
+                row = conn.execute("select 8 from pg_advisory_xact_lock(%s)", (key,)).fetchone()
+            finally:
+                thread.join()
             assert row == (8,)
     finally:
-        stop.set()
-        thread.join()
         signal.signal(signal.SIGUSR1, previous)
-    assert len(ticks) >= 5
+    assert len(ticks) == 5
 
 
 @pytest.mark.scenario("C5", flavour="sync")
-def test_cancel_from_another_thread(dsn: str) -> None:
+def test_cancel_from_another_thread(dsn: str, admin: Any) -> None:
     with psycopg3_sync.connect(dsn) as conn:
-        timer = threading.Timer(0.3, conn.cancel)
-        timer.start()
+        timer = when_waiting(admin, conn.pgconn.backend_pid, conn.cancel)
         with pytest.raises(psycopg3.OperationalError) as excinfo:
             conn.execute("select pg_sleep(10)")
         timer.join()
@@ -139,11 +164,20 @@ async def test_cancel_scope(
     conn = await flavour.connect(dsn, autocommit=autocommit)
     try:
         pid = conn.pgconn.backend_pid
-        start = time.monotonic()
-        with anyio.move_on_after(0.3) as scope:
-            await conn.execute("select pg_sleep(10)")
+        cancelled: list[float] = []
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+
+                async def cancel_when_waiting() -> None:
+                    await await_until(lambda: is_waiting(admin, pid), "the query to run")
+                    cancelled.append(time.monotonic())
+                    scope.cancel()
+
+                group.start_soon(cancel_when_waiting)
+                await conn.execute("select pg_sleep(10)")
         assert scope.cancelled_caught
-        latency = time.monotonic() - start - 0.3
+        latency = time.monotonic() - cancelled[0]
+        # Expected: a cancel round trip (ms); the bound is far below the 10 s sleep.
         assert latency < 5
         observe(f"scope deadline to control back: {latency * 1000:.0f} ms; usable")
         expected_state = "idle" if autocommit else "idle in transaction (aborted)"
@@ -167,7 +201,7 @@ async def test_asyncio_task_cancel(flavour: Any, dsn: str, admin: Any) -> None:
     try:
         pid = conn.pgconn.backend_pid
         task = asyncio.create_task(conn.execute("select pg_sleep(10)"))
-        await asyncio.sleep(0.3)
+        await await_until(lambda: is_waiting(admin, pid), "the query to run")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -216,7 +250,7 @@ async def test_trio_fail_after_and_nursery(dsn: str, admin: Any) -> None:
             await conn.execute("select pg_sleep(10)")
 
         async def fail() -> None:
-            await trio.sleep(0.2)
+            await await_until(lambda: is_waiting(admin, pid), "the query to run")
             raise ValueError("sibling failed")
 
         with pytest.RaisesGroup(ValueError):
@@ -231,7 +265,7 @@ async def test_trio_fail_after_and_nursery(dsn: str, admin: Any) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
 @pytest.mark.scenario("C5")
-async def test_cancel_method(flavour: Any, dsn: str) -> None:
+async def test_cancel_method(flavour: Any, dsn: str, admin: Any) -> None:
     conn = await flavour.connect(dsn, autocommit=True)
     try:
         errors: list[BaseException] = []
@@ -244,7 +278,9 @@ async def test_cancel_method(flavour: Any, dsn: str) -> None:
 
         async with anyio.create_task_group() as group:
             group.start_soon(query)
-            await anyio.sleep(0.3)
+            await await_until(
+                lambda: is_waiting(admin, conn.pgconn.backend_pid), "the query to run"
+            )
             await conn.cancel()
         assert len(errors) == 1 and getattr(errors[0], "sqlstate", None) == "57014"
         cur = await conn.execute("select 1")

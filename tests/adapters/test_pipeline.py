@@ -12,6 +12,7 @@ import pytest
 
 import psycopg3
 import psycopg3_sync
+from fix_wait import await_until, wait_until
 from psycopg3 import errors, pq
 from psycopg3.pq import PipelineStatus, TransactionStatus
 
@@ -341,12 +342,22 @@ async def test_libpq_version_gate(aconn: Any, monkeypatch: pytest.MonkeyPatch) -
     assert await cur.fetchone() == (1,)
 
 
-async def test_cancelled_inside_the_block(flavour: Any, dsn: str) -> None:
+async def test_cancelled_inside_the_block(flavour: Any, dsn: str, admin: Any) -> None:
     conn = await flavour.connect(dsn, autocommit=True)
+    pid = pgconn(conn).backend_pid
+    query = "select wait_event from pg_stat_activity where pid = %s"
+
+    def sleeping() -> bool:
+        return admin.execute(query, (pid,)).fetchone() == ("PgSleep",)
+
     try:
         if flavour.is_sync:
-            # Ctrl-C during the wait: a SIGINT delivered from a timer thread.
-            timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+            # Ctrl-C during the wait: a SIGINT sent from a thread once the server sleeps.
+            def interrupt() -> None:
+                wait_until(sleeping, "the query to run")
+                os.kill(os.getpid(), signal.SIGINT)
+
+            timer = threading.Thread(target=interrupt)
             timer.start()
             with pytest.raises(KeyboardInterrupt):
                 async with conn.pipeline():
@@ -355,11 +366,18 @@ async def test_cancelled_inside_the_block(flavour: Any, dsn: str) -> None:
                     await slow.fetchone()
             timer.join()
         else:
-            with anyio.move_on_after(0.3) as scope:
-                async with conn.pipeline():
-                    before = await conn.execute("select 1")
-                    slow = await conn.execute("select pg_sleep(5)")
-                    await slow.fetchone()
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as group:
+
+                    async def cancel_when_sleeping() -> None:
+                        await await_until(sleeping, "the query to run")
+                        scope.cancel()
+
+                    group.start_soon(cancel_when_sleeping)
+                    async with conn.pipeline():
+                        before = await conn.execute("select 1")
+                        slow = await conn.execute("select pg_sleep(5)")
+                        await slow.fetchone()
             assert scope.cancelled_caught
         assert pgconn(conn).pipeline_status == PipelineStatus.OFF
         assert pgconn(conn).transaction_status == TransactionStatus.IDLE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -10,6 +11,7 @@ import pytest
 
 import psycopg3
 from fix_flavours import ASYNC_FLAVOURS, rows
+from fix_wait import await_until
 from psycopg3 import IsolationLevel, ProgrammingError, Rollback
 from psycopg3.pq import TransactionStatus
 
@@ -206,13 +208,29 @@ async def test_cancelled_block_rolls_back(flavour: Any, aconn: Any, admin: Any, 
             await aconn.execute("select pg_sleep(5)")
         pytest.fail(f"the block was not cancelled: {tx}")
 
+    async def when_sleeping(cancel: Callable[[], object]) -> None:
+        # The deadline falls once the block's query runs, however slow the machine.
+        query = "select wait_event from pg_stat_activity where pid = %s"
+        pid = aconn.pgconn.backend_pid
+        await await_until(
+            lambda: admin.execute(query, (pid,)).fetchone() == ("PgSleep",), "the query to run"
+        )
+        cancel()
+
     if flavour.name == "asyncio":
+        loop = asyncio.get_running_loop()
         with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.3):
+            async with asyncio.timeout(None) as timeout:
+                watcher = asyncio.create_task(
+                    when_sleeping(lambda: timeout.reschedule(loop.time()))
+                )
                 await body()
+        await watcher
     else:
-        with anyio.move_on_after(0.3) as scope:
-            await body()
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(when_sleeping, scope.cancel)
+                await body()
         assert scope.cancelled_caught
     assert started
     assert aconn.info.transaction_status == TransactionStatus.IDLE

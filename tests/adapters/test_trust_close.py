@@ -32,6 +32,7 @@ import pytest
 import psycopg3
 import psycopg3_sync
 from fix_flavours import ASYNC_FLAVOURS
+from fix_wait import await_until
 from psycopg3.waiting import Wait
 from psycopg3_asyncio.waiting import notify_closing, wait_asyncio
 
@@ -48,8 +49,7 @@ def _key() -> int:
 
 async def _wait_server(admin: psycopg3_sync.Connection, query: str, params: Any) -> None:
     """Wait until ``query`` (on ``pg_stat_activity``) returns a row."""
-    while admin.execute(query, params).fetchone() is None:
-        await anyio.sleep(0.005)
+    await await_until(lambda: admin.execute(query, params).fetchone() is not None, query)
 
 
 async def _wait_lock_wait(admin: psycopg3_sync.Connection, pid: int) -> None:
@@ -248,8 +248,7 @@ async def test_close_during_notifies(
 
     async def waiting() -> None:
         admin.execute(f"notify {channel}, 'one'")
-        while not received:
-            await anyio.sleep(0.005)
+        await await_until(lambda: received, "the notification")
 
     outcome = await _run_and_close(flavour, dsn, conn, operation, waiting)
     _check_closed_error(outcome)

@@ -16,14 +16,13 @@ parameter is a ``ProgrammingError`` that is also a ``TypeError`` or
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
 import pytest
 
 import psycopg3
+from fix_wait import await_until
 from psycopg3 import errors, sql
 from psycopg3.pq import TransactionStatus
 from psycopg3.types.json import Json
@@ -413,10 +412,7 @@ async def test_connect_with_a_bad_option(
         await flavour.connect(dsn, application_name=name, **{option: value})
     # The connection made for nothing is closed, not left to the collector:
     # its backend goes (it leaves pg_stat_activity a moment after Terminate).
-    deadline = time.monotonic() + 30
-    while sessions(admin, name) and time.monotonic() < deadline:
-        await anyio.sleep(0.01)  # waiting for the condition, bounded: not a timing assertion
-    assert sessions(admin, name) == 0
+    await await_until(lambda: sessions(admin, name) == 0, f"the {name} session to go")
 
 
 def sessions(admin: Any, name: str) -> int:

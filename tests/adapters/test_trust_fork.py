@@ -40,6 +40,7 @@ import pytest
 
 from fix_flavours import SyncFacade
 from fix_pool import POOL_FLAVOURS
+from fix_wait import await_until
 
 pytestmark = [
     pytest.mark.anyio,
@@ -377,9 +378,10 @@ async def test_child_of_a_busy_connection(flavour: Any, parent: Parent) -> None:
 async def wait_for_lock_wait(admin: Any, backend_pid: int) -> None:
     # The condition the test waits for: the backend blocked on the advisory lock.
     query = "select wait_event_type from pg_stat_activity where pid = %s"
-    with anyio.fail_after(10):
-        while admin.execute(query, (backend_pid,)).fetchone() != ("Lock",):
-            await anyio.sleep(0.01)
+    await await_until(
+        lambda: admin.execute(query, (backend_pid,)).fetchone() == ("Lock",),
+        f"backend {backend_pid} to wait for the lock",
+    )
 
 
 # -- the libpq layer: PGconn and PGcancel ---------------------------------------------------

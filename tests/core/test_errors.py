@@ -7,7 +7,6 @@ import pickle
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 import gen_errors
 import psycopg3
 import psycopg3_sync
+from fix_wait import wait_until
 from psycopg3 import _sqlstate, errors
 
 DBAPI_CLASSES = [
@@ -383,6 +383,8 @@ def test_deadlock_detected(dsn: str, admin: psycopg3_sync.Connection) -> None:
     second = psycopg3_sync.connect(dsn)
     outcome: list[BaseException | None] = []
     try:
+        # Only `second` looks for the deadlock, whenever it comes: it is the victim.
+        first.execute("set deadlock_timeout = '1min'")
         first.execute("update errors_deadlock set v = 1 where id = 1")
         second.execute("set deadlock_timeout = '50ms'")
         second.execute("update errors_deadlock set v = 2 where id = 2")
@@ -396,7 +398,12 @@ def test_deadlock_detected(dsn: str, admin: psycopg3_sync.Connection) -> None:
 
         thread = threading.Thread(target=first_waits)
         thread.start()
-        time.sleep(0.3)  # let `first` queue behind the lock on row 2
+        # `first` queued behind the lock on row 2:
+        query = "select wait_event_type from pg_stat_activity where pid = %s"
+        wait_until(
+            lambda: admin.execute(query, (first.pgconn.backend_pid,)).fetchone() == ("Lock",),
+            "the first update to wait for the lock",
+        )
         with pytest.raises(errors.DeadlockDetected) as excinfo:
             second.execute("update errors_deadlock set v = 2 where id = 1")
         second.rollback()

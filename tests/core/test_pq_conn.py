@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fix_wait import wait_until
 from psycopg3 import errors, pq
 from psycopg3.pq import ConnStatus, ExecStatus, Format, PollingStatus, TransactionStatus
 
@@ -34,6 +35,21 @@ def wait_connected(pgconn: pq.PGconn, timeout: float = 10.0) -> None:
             select.select([fd], [], [], left)
         else:
             select.select([], [fd], [], left)
+
+
+def wait_sleeping(dsn: str, pid: int) -> None:
+    """Wait until backend ``pid`` sleeps in its query: a cancel sent before is ignored."""
+    watcher = pq.PGconn.connect(dsn.encode())
+    query = (
+        b"select exists (select 1 from pg_stat_activity where pid = $1 and wait_event = 'PgSleep')"
+    )
+    try:
+        wait_until(
+            lambda: watcher.exec_params(query, [str(pid).encode()]).get_value(0, 0) == b"t",
+            f"backend {pid} to run pg_sleep",
+        )
+    finally:
+        watcher.finish()
 
 
 def flush(pgconn: pq.PGconn) -> None:
@@ -372,6 +388,7 @@ def test_notifies(pgconn: pq.PGconn, dsn: str) -> None:
     other_pid = other.backend_pid
     other.finish()
     received: list[pq.PGnotify] = []
+    # A guard against a hang only: both arrive within milliseconds.
     deadline = time.monotonic() + 5
     while len(received) < 2 and time.monotonic() < deadline:
         select.select([pgconn.socket], [], [], 0.5)
@@ -472,15 +489,16 @@ def test_encrypt_password_bad_algorithm(pgconn: pq.PGconn) -> None:
         pgconn.encrypt_password(b"secret", b"someone", b"rot13")
 
 
-def test_cancel_same_thread(pgconn: pq.PGconn) -> None:
+def test_cancel_same_thread(pgconn: pq.PGconn, dsn: str) -> None:
     pgconn.nonblocking = True
     pgconn.send_query(b"select pg_sleep(10)")
     flush(pgconn)
-    time.sleep(0.1)
+    wait_sleeping(dsn, pgconn.backend_pid)
     cancel = pgconn.get_cancel()
     t0 = time.monotonic()
     cancel.cancel()
     results = execute(pgconn)
+    # Expected: a cancel round trip (ms); the bound is far below the 10 s sleep.
     assert time.monotonic() - t0 < 5
     assert [r.status for r in results] == [ExecStatus.FATAL_ERROR]
     assert results[0].error_field(pq.DiagnosticField.SQLSTATE) == b"57014"
@@ -490,9 +508,11 @@ def test_cancel_same_thread(pgconn: pq.PGconn) -> None:
         cancel.cancel()
 
 
-def test_cancel_from_thread(pgconn: pq.PGconn) -> None:
+def test_cancel_from_thread(pgconn: pq.PGconn, dsn: str) -> None:
+    pid = pgconn.backend_pid
+
     def worker(handle: pq.PGcancel) -> None:
-        time.sleep(0.2)
+        wait_sleeping(dsn, pid)
         handle.cancel()
         handle.free()
 
@@ -673,12 +693,10 @@ def test_del_closes_the_session(dsn: str, pgconn: pq.PGconn) -> None:
     del conn
     gc.collect()
     query = b"select count(*) from pg_stat_activity where pid = $1"
-    for _ in range(50):
-        if pgconn.exec_params(query, [str(pid).encode()]).get_value(0, 0) == b"0":
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the backend of a collected PGconn is still there")
+    wait_until(
+        lambda: pgconn.exec_params(query, [str(pid).encode()]).get_value(0, 0) == b"0",
+        "the backend of a collected PGconn to go",
+    )
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from ctypes import c_char_p, c_int, c_uint
 
 import pytest
@@ -256,18 +255,21 @@ def test_a_waiting_call_lets_other_threads_run() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        conninfo = f"host=127.0.0.1 port={port} connect_timeout=3 sslmode=disable"
-        started = threading.Event()
+        conninfo = (
+            f"host=127.0.0.1 port={port} connect_timeout=30 sslmode=disable gssencmode=disable"
+        )
 
         def connect() -> None:
-            started.set()
             _libpq.PQfinish(_libpq.PQconnectdb(conninfo.encode()))
 
         thread = threading.Thread(target=connect)
         thread.start()
-        started.wait()
-        time.sleep(0.5)
-        # Back here while the connect still waits: the GIL was released.
-        assert thread.is_alive()
+        peer, _ = listener.accept()
+        with peer:
+            # The startup packet: PQconnectdb now waits for an answer, and this
+            # thread runs meanwhile (accept and recv need the GIL to return).
+            assert peer.recv(8)
+            assert thread.is_alive()
+        # Our end closed: the connect fails at once.
         thread.join(10)
         assert not thread.is_alive()

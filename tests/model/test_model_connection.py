@@ -209,6 +209,7 @@ def settled_state(admin: psycopg3_sync.Connection, pid: int) -> str | None:
     # cancelled command: wait for the condition, with a guard against a hang.
     deadline = time.monotonic() + HANG_GUARD
     while (state := server_state(admin, pid)) == "active" and time.monotonic() < deadline:
+        # Polling: pg_stat_activity announces no change.
         time.sleep(0.005)
     return state
 
@@ -981,6 +982,7 @@ def wait_active(admin: psycopg3_sync.Connection, pid: int, finished: threading.E
         ).fetchone()
         if row is not None and row[0] == "PgSleep":
             return True
+        # Polling: pg_stat_activity announces no change.
         time.sleep(0.005)
     return False
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 
 import psycopg3_sync
+from fix_wait import wait_until
 from psycopg3 import errors
 
 
@@ -34,10 +34,10 @@ def test_notifies_beside_another_threads_command_does_not_warn(
         thread.start()
         try:
             query = "select state from pg_stat_activity where pid = %s and query like %s"
-            deadline = time.monotonic() + 30
-            while admin.execute(query, (pid, "%pg_sleep(60)%")).fetchone() != ("active",):
-                assert time.monotonic() < deadline, "the sleep never started"
-                time.sleep(0.005)
+            wait_until(
+                lambda: admin.execute(query, (pid, "%pg_sleep(60)%")).fetchone() == ("active",),
+                "the sleep to start",
+            )
             with caplog.at_level(logging.WARNING, logger="psycopg3"):
                 # notifies() looks at the transaction status when called.
                 iteration = conn.notifies(timeout=0)
