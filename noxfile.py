@@ -166,7 +166,7 @@ def tests_libpq_new(session: nox.Session) -> None:
         "from psycopg3 import pq; assert pq.version() >= 170000, pq.version()",
         env=env,
     )
-    session.run("pytest", *LIBPQ_NEW_TESTS, *session.posargs, env=env)
+    session.run("pytest", *PARALLEL, *LIBPQ_NEW_TESTS, *session.posargs, env=env)
 
 
 @nox.session

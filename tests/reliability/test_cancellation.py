@@ -336,6 +336,10 @@ async def test_interrupt_inside_transaction_block(
         await conn.close()
 
 
+#: The advisory lock that holds test_interrupt_executemany's 1000th insert.
+MANY_LOCK = 42_001
+
+
 @pytest.mark.anyio
 @pytest.mark.scenario("C2")
 @pytest.mark.parametrize("autocommit", [True, False])
@@ -346,15 +350,32 @@ async def test_interrupt_executemany(
     admin.execute("create table if not exists c_many (id int)")
     admin.execute("truncate c_many")
     conn = await flavour.connect(dsn, autocommit=autocommit)
+    # The 1000th insert waits for a lock the admin session holds until the
+    # interruption is sent: the interruption always lands in the middle, with
+    # a thousand rows inserted and a thousand still queued, however slow the
+    # machine (a pipeline free to run could end before a late interruption).
+    admin.execute("select pg_advisory_lock(%s)", (MANY_LOCK,))
     try:
         cur = conn.cursor()
-        rows = [(i,) for i in range(2000)]
+        rows = [(i, i) for i in range(2000)]
 
         async def many() -> None:
-            await cur.executemany("insert into c_many select %s from pg_sleep(0.002)", rows)
+            await cur.executemany(
+                "insert into c_many select %s"
+                " from (select case when %s = 1000 then pg_advisory_xact_lock_shared(%s) end)"
+                " as held",
+                [(*row, MANY_LOCK) for row in rows],
+            )
 
-        # Interrupted while the server runs the inserts.
-        latency = await interrupt_when(flavour, conn, backend_active(admin, conn), many)
+        def waiting_at_row_1000() -> bool:
+            row = admin.execute(
+                "select wait_event from pg_stat_activity where pid = %s",
+                (conn.pgconn.backend_pid,),
+            ).fetchone()
+            return row == ("advisory",)
+
+        latency = await interrupt_when(flavour, conn, waiting_at_row_1000, many)
+        admin.execute("select pg_advisory_unlock(%s)", (MANY_LOCK,))
         assert latency < BOUND
         assert not conn.broken
         assert conn.pgconn.pipeline_status == pq.PipelineStatus.OFF
@@ -365,6 +386,7 @@ async def test_interrupt_executemany(
         await check_usable(conn, 12)
         observe(f"pipeline synced and left, nothing written; {latency * 1000:.0f} ms late")
     finally:
+        admin.execute("select pg_advisory_unlock_all()")
         await conn.close()
 
 
