@@ -32,7 +32,9 @@ DEFAULT_PYTEST_ARGS = ["-n", "auto", "-m", "not slow"]
 @contextmanager
 def cpu_hog(processes: int) -> Iterator[None]:
     """Keep ``processes`` cores busy while the block runs."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    # Each hog spins until its parent is gone: none outlives a killed run.
+    spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(processes)]
     try:
         yield
     finally:
