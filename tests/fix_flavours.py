@@ -273,6 +273,12 @@ def backend_state(admin: Any, pid: int) -> str:
     return str(row[0])
 
 
+def in_pg_sleep(admin: Any, pid: int) -> bool:
+    """Whether backend ``pid`` is inside a ``pg_sleep()`` now (its wait event says so)."""
+    query = "select wait_event from pg_stat_activity where pid = %s"
+    return bool(admin.execute(query, (pid,)).fetchone() == ("PgSleep",))
+
+
 def recording_thread(action: Callable[[], object], raised: list[BaseException]) -> threading.Thread:
     """A thread (not started) running ``action``; what it raises is appended to ``raised``."""
 

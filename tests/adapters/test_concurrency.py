@@ -11,7 +11,7 @@ import pytest
 
 import psycopg3
 import psycopg3_sync
-from fix_flavours import ASYNC_FLAVOURS, backend_state
+from fix_flavours import ASYNC_FLAVOURS, backend_state, in_pg_sleep
 from fix_wait import await_until, wait_until
 
 
@@ -113,9 +113,7 @@ def test_close_from_another_thread(dsn: str, admin: Any) -> None:
 
 def sleeping(admin: Any, pid: int) -> bool:
     """Backend ``pid`` is in its ``pg_sleep``."""
-    return backend_state(admin, pid) == "active" and admin.execute(
-        "select wait_event from pg_stat_activity where pid = %s", (pid,)
-    ).fetchone() == ("PgSleep",)
+    return backend_state(admin, pid) == "active" and in_pg_sleep(admin, pid)
 
 
 @pytest.mark.scenario("C5", flavour="sync")

@@ -19,15 +19,9 @@ import trio
 
 import psycopg3
 import psycopg3_sync
-from fix_flavours import ASYNC_FLAVOURS
+from fix_flavours import ASYNC_FLAVOURS, backend_state
 from fix_wait import await_until, wait_until
 from psycopg3.pq import TransactionStatus
-
-
-def backend_state(admin: Any, pid: int) -> str:
-    row = admin.execute("select state from pg_stat_activity where pid = %s", (pid,)).fetchone()
-    assert row is not None, f"backend {pid} is gone"
-    return str(row[0])
 
 
 def wait_backend_state(admin: Any, pid: int, state: str) -> str:

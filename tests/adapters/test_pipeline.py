@@ -12,6 +12,7 @@ import pytest
 
 import psycopg3
 import psycopg3_sync
+from fix_flavours import in_pg_sleep
 from fix_wait import await_until, wait_until
 from psycopg3 import errors, pq
 from psycopg3.pq import PipelineStatus, TransactionStatus
@@ -345,10 +346,9 @@ async def test_libpq_version_gate(aconn: Any, monkeypatch: pytest.MonkeyPatch) -
 async def test_cancelled_inside_the_block(flavour: Any, dsn: str, admin: Any) -> None:
     conn = await flavour.connect(dsn, autocommit=True)
     pid = pgconn(conn).backend_pid
-    query = "select wait_event from pg_stat_activity where pid = %s"
 
     def sleeping() -> bool:
-        return admin.execute(query, (pid,)).fetchone() == ("PgSleep",)
+        return in_pg_sleep(admin, pid)
 
     try:
         if flavour.is_sync:

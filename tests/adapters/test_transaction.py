@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 import psycopg3
-from fix_flavours import ASYNC_FLAVOURS, rows
+from fix_flavours import ASYNC_FLAVOURS, in_pg_sleep, rows
 from fix_wait import await_until
 from psycopg3 import IsolationLevel, ProgrammingError, Rollback
 from psycopg3.pq import TransactionStatus
@@ -210,11 +210,8 @@ async def test_cancelled_block_rolls_back(flavour: Any, aconn: Any, admin: Any, 
 
     async def when_sleeping(cancel: Callable[[], object]) -> None:
         # The deadline falls once the block's query runs, however slow the machine.
-        query = "select wait_event from pg_stat_activity where pid = %s"
         pid = aconn.pgconn.backend_pid
-        await await_until(
-            lambda: admin.execute(query, (pid,)).fetchone() == ("PgSleep",), "the query to run"
-        )
+        await await_until(lambda: in_pg_sleep(admin, pid), "the query to run")
         cancel()
 
     if flavour.name == "asyncio":
