@@ -281,3 +281,66 @@ async def test_cancel_method(flavour: Any, dsn: str, admin: Any) -> None:
         assert await cur.fetchone() == (1,)
     finally:
         await conn.close()
+
+
+# -- the cancel request's worker thread (libpq < 17) -----------------------
+
+
+def counting_starter(started: list[str]) -> Callable[[Callable[[], None]], None]:
+    """A ``WorkerStarter`` that runs each worker in a real thread and counts them."""
+
+    def start(work: Callable[[], None]) -> None:
+        started.append(threading.current_thread().name)
+        threading.Thread(target=work, name="test-cancel-worker", daemon=True).start()
+
+    return start
+
+
+def expected_workers(requests: int) -> int:
+    # libpq 17+ sends the request without blocking: no worker at all.
+    from psycopg3._cancel import NONBLOCKING_CANCEL
+
+    return 0 if NONBLOCKING_CANCEL else requests
+
+
+@pytest.mark.scenario("C5", flavour="sync")
+def test_cancel_worker_from_the_connection(dsn: str, admin: Any) -> None:
+    # An adapter whose framework patches threading (gevent) gives the
+    # connection its own way to start the blocking PQcancel's thread.
+    started: list[str] = []
+    with psycopg3_sync.connect(dsn, autocommit=True) as conn:
+        conn.start_cancel_worker = counting_starter(started)
+        timer = when_waiting(admin, conn.pgconn.backend_pid, conn.cancel)
+        with pytest.raises(psycopg3.OperationalError) as excinfo:
+            conn.execute("select pg_sleep(10)")
+        timer.join()
+        assert excinfo.value.sqlstate == "57014"
+        assert len(started) == expected_workers(1)
+        assert conn.execute("select 1").fetchone() == (1,)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+@pytest.mark.scenario("C4")
+async def test_cancel_worker_on_interruption(flavour: Any, dsn: str, admin: Any) -> None:
+    # The recovery after a cancelled task sends its request the same way.
+    started: list[str] = []
+    conn = await flavour.connect(dsn, autocommit=True)
+    try:
+        conn.start_cancel_worker = counting_starter(started)
+        pid = conn.pgconn.backend_pid
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+
+                async def cancel_when_waiting() -> None:
+                    await await_until(lambda: is_waiting(admin, pid), "the query to run")
+                    scope.cancel()
+
+                group.start_soon(cancel_when_waiting)
+                await conn.execute("select pg_sleep(10)")
+        assert scope.cancelled_caught
+        assert len(started) == expected_workers(1)
+        cur = await conn.execute("select 7")
+        assert await cur.fetchone() == (7,)
+    finally:
+        await conn.close()

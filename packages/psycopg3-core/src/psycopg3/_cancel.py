@@ -22,6 +22,11 @@ Rules:
    end of the pipe (end of file after the outcome byte): ``cancel()`` leaves
    no file descriptor of its own open behind it, so a caller counting fds
    sees them back at once.
+5. The worker must be a real OS thread: ``PQcancel`` blocks in C, and a
+   green thread would freeze its whole hub meanwhile. ``start_os_thread``
+   is the default; a framework that patches ``threading`` (gevent,
+   eventlet) passes its own ``start_worker`` (a ``WorkerStarter``) that
+   reaches the unpatched threads.
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from . import errors
 from .pq import PGcancel, PGcancelConn, PGconn, PollingStatus
 from .pq import version as libpq_version
 from .waiting import PQGen, Wait
 
-__all__ = ["cancel", "CancelOutcome", "NONBLOCKING_CANCEL"]
+__all__ = ["cancel", "CancelOutcome", "NONBLOCKING_CANCEL", "WorkerStarter", "start_os_thread"]
 
 logger = logging.getLogger("psycopg3")
 
@@ -45,6 +51,14 @@ logger = logging.getLogger("psycopg3")
 NONBLOCKING_CANCEL = libpq_version() >= 170000
 
 _DONE, _FAILED = b"1", b"0"
+
+#: Runs a function, which blocks, in a new OS thread and returns at once.
+WorkerStarter = Callable[[Callable[[], None]], None]
+
+
+def start_os_thread(work: Callable[[], None]) -> None:
+    """Run ``work`` in a new daemon thread of ``threading``: the default ``WorkerStarter``."""
+    threading.Thread(target=work, name="psycopg3-cancel", daemon=True).start()
 
 
 class CancelOutcome(enum.Enum):
@@ -59,20 +73,24 @@ class CancelOutcome(enum.Enum):
     TIMED_OUT = "timed out"
 
 
-def cancel(pgconn: PGconn, *, deadline: float) -> PQGen[CancelOutcome]:
+def cancel(
+    pgconn: PGconn, *, deadline: float, start_worker: WorkerStarter = start_os_thread
+) -> PQGen[CancelOutcome]:
     """Ask the server to cancel the command in progress on ``pgconn``.
 
     Drive it with a waiter timeout, so that ``deadline`` is checked while
     the server is silent.
 
     :param deadline: a ``time.monotonic()`` value after which to stop waiting.
+    :param start_worker: how the blocking request of a libpq < 17 gets its
+        OS thread (rule 5); unused with libpq 17 and later.
     :return: what became of the request; failures are logged.
     """
     try:
         if NONBLOCKING_CANCEL:
             request = _cancel_nonblocking(pgconn.cancel_conn(), deadline)
         else:
-            request = _cancel_in_thread(pgconn.get_cancel(), deadline)
+            request = _cancel_in_thread(pgconn.get_cancel(), deadline, start_worker)
     except errors.OperationalError as ex:
         # Closed by another thread or task since the caller checked: there
         # is nothing left to cancel, and nothing to raise (rule 3).
@@ -103,13 +121,12 @@ def _cancel_nonblocking(request: PGcancelConn, deadline: float) -> PQGen[CancelO
         request.finish()
 
 
-def _cancel_in_thread(handle: PGcancel, deadline: float) -> PQGen[CancelOutcome]:
+def _cancel_in_thread(
+    handle: PGcancel, deadline: float, start_worker: WorkerStarter
+) -> PQGen[CancelOutcome]:
     read_end, write_end = os.pipe()
     try:
-        worker = threading.Thread(
-            target=_send_and_signal, args=(handle, write_end), name="psycopg3-cancel", daemon=True
-        )
-        worker.start()
+        start_worker(lambda: _send_and_signal(handle, write_end))
     except BaseException:
         os.close(write_end)
         os.close(read_end)

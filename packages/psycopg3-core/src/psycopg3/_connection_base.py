@@ -37,7 +37,7 @@ from . import errors, generators
 from ._arguments import check_bool, check_callable, check_int
 from ._attempts import split_attempts
 from ._block_lock import AsyncConnectionLock, ConnectionLock
-from ._cancel import CancelOutcome, cancel
+from ._cancel import CancelOutcome, WorkerStarter, cancel, start_os_thread
 from ._conn_info import ConnectionInfo
 from ._encodings import pgconn_encoding
 from ._notify import NotifyHandler, NotifyIteration, NotifyState
@@ -134,6 +134,12 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
     InternalError = errors.InternalError
     ProgrammingError = errors.ProgrammingError
     NotSupportedError = errors.NotSupportedError
+
+    #: How a cancel request gets an OS thread with a libpq older than 17,
+    #: whose ``PQcancel`` blocks (see ``psycopg3._cancel``, rule 5). An
+    #: adapter for a framework that patches ``threading`` (gevent, eventlet)
+    #: sets it to a ``WorkerStarter`` reaching real threads.
+    start_cancel_worker: WorkerStarter = staticmethod(start_os_thread)
 
     def __init__(
         self,
@@ -635,7 +641,11 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
             raise self.pgconn.inherited_error()  # the command is the parent's
         if self.closed:
             return CancelOutcome.FAILED
-        return (yield from cancel(self.pgconn, deadline=time.monotonic() + CANCEL_TIMEOUT))
+        return (yield from self._cancel_request(self.pgconn))
+
+    def _cancel_request(self, pgconn: PGconn) -> PQGen[CancelOutcome]:
+        deadline = time.monotonic() + CANCEL_TIMEOUT
+        return cancel(pgconn, deadline=deadline, start_worker=self.start_cancel_worker)
 
     def _recover_gen(self) -> PQGen[None]:
         """Cancel and drain the interrupted command; never raises Exception.
@@ -659,12 +669,12 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         pgconn = self.pgconn
 
         def cancel_again() -> PQGen[None]:
-            outcome = yield from cancel(pgconn, deadline=time.monotonic() + CANCEL_TIMEOUT)
+            outcome = yield from self._cancel_request(pgconn)
             if outcome == CancelOutcome.TIMED_OUT:
                 raise errors.OperationalError("a repeated cancel request got no answer in time")
 
         try:
-            outcome = yield from cancel(pgconn, deadline=time.monotonic() + CANCEL_TIMEOUT)
+            outcome = yield from self._cancel_request(pgconn)
             if outcome == CancelOutcome.TIMED_OUT:
                 raise errors.OperationalError("the cancel request got no answer in time")
             yield from generators.drain(

@@ -11,6 +11,7 @@ from ._async_connection import AsyncConnectionBase, AsyncLock, ConnectContext
 from ._async_cursor import AsyncCursorBase
 from ._async_pool import AsyncPoolBase, PoolEvent
 from ._block_lock import AsyncConnectionLock, ConnectionLock
+from ._cancel import WorkerStarter, start_os_thread
 from ._connection_base import (
     CANCEL_RETRY_INTERVAL,
     CANCEL_TIMEOUT,
@@ -68,4 +69,6 @@ __all__ = [
     "Query",
     "Row",
     "shutdown_socket",
+    "WorkerStarter",
+    "start_os_thread",
 ]
