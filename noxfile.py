@@ -238,7 +238,8 @@ def typecheck(session: nox.Session) -> None:
     """Type-check the packages with mypy --strict (configured in pyproject.toml)."""
     install_packages(session)
     # trustme: tools/pgcluster.py makes the secure cluster's certificates with it.
-    session.install("mypy", "trio", "trustme")
+    # typing_extensions: assert_type for tests/typing on Python 3.10.
+    session.install("mypy", "trio", "trustme", "typing_extensions")
     session.run("mypy")
     session.run("mypy", "--strict", "tools/pgcluster.py", "tools/flakes.py")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Coroutine
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from psycopg3.abc import (
     DEFAULT_PREPARE_THRESHOLD,
@@ -14,7 +14,9 @@ from psycopg3.abc import (
     AsyncConnectionBase,
     AsyncConnectionLock,
     ConnectContext,
+    Params,
     PQGen,
+    Query,
 )
 from psycopg3.errors import OperationalError
 from psycopg3.rows import ConnectionRow, RowFactory
@@ -125,6 +127,17 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
                 withhold=withhold,
             )
         return Cursor(self, binary=binary, row_factory=row_factory)
+
+    if TYPE_CHECKING:
+        # The core's method, typed to return this flavour's cursor.
+        async def execute(
+            self,
+            query: Query,
+            params: Params | None = None,
+            *,
+            binary: bool = False,
+            prepare: bool | None = None,
+        ) -> Cursor[ConnectionRow]: ...
 
     async def close(self) -> None:
         """Close the connection; closing twice does nothing.

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from psycopg3.abc import AsyncCursorBase, AsyncServerCursorBase, Row
+from psycopg3.abc import AsyncCursorBase, AsyncServerCursorBase, Params, Query, Row
 
 if TYPE_CHECKING:
+    from psycopg3.rows import RowFactory
+
     from .connection import Connection
+
+R = TypeVar("R")
 
 __all__ = ["Cursor", "ServerCursor"]
 
@@ -21,6 +25,31 @@ class Cursor(AsyncCursorBase[Row]):
     def connection(self) -> Connection[Any]:
         """The connection this cursor belongs to."""
         return self._conn
+
+    if TYPE_CHECKING:
+        # The core's method, typed to return this flavour's cursor.
+        @overload
+        async def execute(
+            self,
+            query: Query,
+            params: Params | None = None,
+            *,
+            binary: bool | None = None,
+            prepare: bool | None = None,
+        ) -> Cursor[Row]: ...
+
+        @overload
+        async def execute(
+            self,
+            query: Query,
+            params: Params | None = None,
+            *,
+            binary: bool | None = None,
+            row_factory: RowFactory[R],
+            prepare: bool | None = None,
+        ) -> Cursor[R]: ...
+
+        async def execute(self, *args: Any, **kwargs: Any) -> Cursor[Any]: ...
 
 
 class ServerCursor(AsyncServerCursorBase[Row]):

@@ -1,0 +1,60 @@
+"""What mypy must infer for users of each flavour (checked by ``nox -s typecheck``).
+
+Never run: these functions exist to be type-checked. Each ``assert_type``
+states the type a user's editor should see, so that a change which makes
+an adapter's method return a core base class (or ``Any``) fails the check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typing_extensions import assert_type
+
+import psycopg3_asyncio
+import psycopg3_sync
+import psycopg3_trio
+from psycopg3.rows import DictRow, dict_row
+
+Tuple = tuple[Any, ...]
+
+
+def sync_flavour(dsn: str) -> None:
+    conn = psycopg3_sync.connect(dsn)
+    assert_type(conn, psycopg3_sync.Connection[Tuple])
+    assert_type(conn.execute("select %s", (1,)), psycopg3_sync.Cursor[Tuple])
+    cur = conn.cursor()
+    assert_type(cur.execute("select 1"), psycopg3_sync.Cursor[Tuple])
+    assert_type(cur.execute("select 1", row_factory=dict_row), psycopg3_sync.Cursor[DictRow])
+    assert_type(cur.fetchone(), Tuple | None)
+    assert_type(conn.cursor("named"), psycopg3_sync.ServerCursor[Tuple])
+    dconn = psycopg3_sync.connect(dsn, row_factory=dict_row)
+    assert_type(dconn.execute("select 1").fetchall(), list[DictRow])
+
+
+async def asyncio_flavour(dsn: str) -> None:
+    conn = await psycopg3_asyncio.connect(dsn)
+    assert_type(conn, psycopg3_asyncio.Connection[Tuple])
+    assert_type(await conn.execute("select %s", (1,)), psycopg3_asyncio.Cursor[Tuple])
+    cur = conn.cursor()
+    assert_type(await cur.execute("select 1"), psycopg3_asyncio.Cursor[Tuple])
+    assert_type(
+        await cur.execute("select 1", row_factory=dict_row), psycopg3_asyncio.Cursor[DictRow]
+    )
+    assert_type(await cur.fetchone(), Tuple | None)
+    assert_type(conn.cursor("named"), psycopg3_asyncio.ServerCursor[Tuple])
+    dconn = await psycopg3_asyncio.connect(dsn, row_factory=dict_row)
+    assert_type(await (await dconn.execute("select 1")).fetchall(), list[DictRow])
+
+
+async def trio_flavour(dsn: str) -> None:
+    conn = await psycopg3_trio.connect(dsn)
+    assert_type(conn, psycopg3_trio.Connection[Tuple])
+    assert_type(await conn.execute("select %s", (1,)), psycopg3_trio.Cursor[Tuple])
+    cur = conn.cursor()
+    assert_type(await cur.execute("select 1"), psycopg3_trio.Cursor[Tuple])
+    assert_type(await cur.execute("select 1", row_factory=dict_row), psycopg3_trio.Cursor[DictRow])
+    assert_type(await cur.fetchone(), Tuple | None)
+    assert_type(conn.cursor("named"), psycopg3_trio.ServerCursor[Tuple])
+    dconn = await psycopg3_trio.connect(dsn, row_factory=dict_row)
+    assert_type(await (await dconn.execute("select 1")).fetchall(), list[DictRow])
