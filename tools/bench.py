@@ -1,8 +1,9 @@
 """Benchmark psycopg3's adapters against peer PostgreSQL drivers on a local server.
 
 Usage: ``python tools/bench.py [--repeat 5] [--workloads roundtrip,copy_in] [--drivers ...]
-[--quick] [--json PATH]``. The server comes from ``PSYCOPG3_TEST_DSN`` (or ``--dsn``);
-without one, a throwaway cluster is started through ``tools/pgcluster.py``.
+[--quick] [--json PATH] [--baseline CHECKOUT]``. The server comes from
+``PSYCOPG3_TEST_DSN`` (or ``--dsn``); without one, a throwaway cluster is started through
+``tools/pgcluster.py``.
 
 Method: every measurement runs in a fresh subprocess (``bench.py --worker DRIVER WORKLOAD
 N``, which prints one JSON line), so each driver is imported with its own environment
@@ -11,6 +12,10 @@ warm-up, then times the workload with ``time.perf_counter`` (wall) and
 ``time.process_time`` (client CPU: on loopback, what separates drivers). Drivers are
 interleaved: each repetition runs every driver once, in an order rotated by one place per
 repetition, so slow drifts of the machine spread over all drivers.
+
+``--baseline CHECKOUT`` measures our three flavours a second time, imported from another
+checkout (a worktree of the commit before a change), interleaved with the rest: a change's
+cost or gain shows as a ratio from one run, on the same noisy machine.
 
 Two workloads measure latency rather than throughput, in milliseconds per operation, the
 bounds the test suite only asserts generously: ``cancel`` (a running query interrupted
@@ -137,6 +142,28 @@ class Driver:
     flavour: str  # "sync", "asyncio" or "trio": which of ours it is compared with
     impl: str | None = None  # value for PSYCOPG_IMPL, or None to leave it unset
     note: str = ""
+    source: str | None = None  # another checkout whose packages the worker imports
+
+
+#: The suffix of the names of our drivers imported from ``--baseline``'s checkout.
+BASELINE = " @base"
+
+
+def baseline_drivers(checkout: str) -> list[Driver]:
+    """Our three flavours again, imported from the checkout ``checkout`` (before a change)."""
+    return [
+        Driver(name + BASELINE, flavour, note=f"psycopg3 from {checkout}", source=checkout)
+        for flavour, name in OURS.items()
+    ]
+
+
+def source_path(checkout: str) -> str:
+    """The PYTHONPATH that makes a worker import our packages from ``checkout``."""
+    packages = ["core", "sync", "asyncio", "trio"]
+    return os.pathsep.join(
+        str(Path(checkout, "packages", f"psycopg3-{package}", "src").resolve())
+        for package in packages
+    )
 
 
 DRIVERS = [
@@ -895,6 +922,7 @@ def run_pool_driver(name: str, n: int, dsn: str, result: Timing) -> None:
 def run_driver(name: str, workload: str, n: int, dsn: str) -> Timing:
     """Measure one driver on one workload in this process and return its timings."""
     result: Timing = {"n": n}
+    name = name.removesuffix(BASELINE)  # (imported from elsewhere: see measure())
     if workload == "pool":
         run_pool_driver(name, n, dsn, result)
         return result
@@ -975,6 +1003,10 @@ def measure(driver: Driver, workload: str, n: int, dsn: str) -> Timing:
     env.pop("PSYCOPG_IMPL", None)
     if driver.impl:
         env["PSYCOPG_IMPL"] = driver.impl
+    if driver.source:
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [source_path(driver.source), os.environ.get("PYTHONPATH")])
+        )
     argv = [sys.executable, __file__, "--worker", driver.name, workload, str(n)]
     try:
         proc = subprocess.run(
@@ -1173,6 +1205,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=None, help="default 200000")
     parser.add_argument("--dsn", default=os.environ.get("PSYCOPG3_TEST_DSN"))
     parser.add_argument("--json", metavar="PATH", help="also write results as JSON")
+    parser.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also measure our flavours as imported from this checkout (e.g. a worktree of"
+        " the commit before a change), interleaved with the rest",
+    )
     args = parser.parse_args(argv)
 
     scale = 10 if args.quick else 1
@@ -1193,11 +1231,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     workloads = {w: sizes[w] for w in args.workloads.split(",") if w}
     unknown = set(workloads) - set(WORKLOADS)
-    drivers = DRIVERS
+    known = DRIVERS + (baseline_drivers(args.baseline) if args.baseline else [])
+    drivers = known
     if args.drivers:
         wanted = [name.strip() for name in args.drivers.split(",")]
-        unknown |= set(wanted) - {d.name for d in DRIVERS}
-        drivers = [d for d in DRIVERS if d.name in wanted]
+        if args.baseline:
+            wanted += [name + BASELINE for name in wanted if name in OURS.values()]
+        unknown |= set(wanted) - {d.name for d in known}
+        drivers = [d for d in known if d.name in wanted]
     if unknown:
         parser.error(f"unknown workloads or drivers: {', '.join(sorted(unknown))}")
     repeat = args.repeat or (2 if args.quick else 5)
