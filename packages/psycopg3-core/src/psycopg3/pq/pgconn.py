@@ -31,7 +31,6 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from ctypes import byref, c_int, c_size_t, create_string_buffer, string_at
 from typing import Any
 
 from ..errors import InterfaceError, OperationalError
@@ -46,8 +45,9 @@ from ._enums import (
     polling_status,
     transaction_status,
 )
+from ._escaping import EscapingMixin
 from ._execute import ExecuteMixin, missing_feature
-from .misc import ConninfoOption, options_from_array
+from ._info import InfoMixin
 from .pgcancel import PGcancel, PGcancelConn
 from .pgresult import PGresult
 
@@ -56,7 +56,6 @@ __all__ = ["PGconn", "NoticeHandler"]
 logger = logging.getLogger("psycopg3")
 
 NoticeHandler = Callable[[PGresult], None]
-_Buffer = bytes | bytearray | memoryview
 
 
 def _deliver_notice(conn_ref: weakref.ref[PGconn], res_ptr: int | None) -> None:
@@ -76,8 +75,14 @@ def _deliver_notice(conn_ref: weakref.ref[PGconn], res_ptr: int | None) -> None:
         result.clear()
 
 
-class PGconn(ExecuteMixin):
-    """A libpq connection. Build it with `connect()` or `connect_start()`."""
+class PGconn(ExecuteMixin, InfoMixin, EscapingMixin):
+    """A libpq connection. Build it with `connect()` or `connect_start()`.
+
+    Its methods are grouped by concern in mixins (each with ``__slots__ = ()``):
+    queries, COPY and pipelines in ``_execute``; the server's and session's
+    description in ``_info``; escaping and password hashing in ``_escaping``.
+    This class keeps the lifetime, the status, the socket and cancelling.
+    """
 
     __slots__ = (
         "_pgconn_ptr",
@@ -275,26 +280,6 @@ class PGconn(ExecuteMixin):
         raw: bytes | None = impl.PQerrorMessage(self._ptr())
         return raw or b""
 
-    def parameter_status(self, name: bytes) -> bytes | None:
-        """Return a parameter the server reported (e.g. b"client_encoding")."""
-        value: bytes | None = impl.PQparameterStatus(self._ptr(), check_nul(name, "parameter name"))
-        return value
-
-    @property
-    def server_version(self) -> int:
-        """The server version as a number (150004 for 15.4), 0 if unknown."""
-        return int(impl.PQserverVersion(self._ptr()))
-
-    @property
-    def protocol_version(self) -> int:
-        """The frontend/backend protocol version (3)."""
-        return int(impl.PQprotocolVersion(self._ptr()))
-
-    @property
-    def backend_pid(self) -> int:
-        """The process id of the server backend."""
-        return int(impl.PQbackendPID(self._ptr()))
-
     @property
     def socket(self) -> int:
         """The file descriptor of the connection's socket.
@@ -325,70 +310,6 @@ class PGconn(ExecuteMixin):
             return True
 
     @property
-    def db(self) -> bytes:
-        """The database name."""
-        return impl.PQdb(self._ptr()) or b""
-
-    @property
-    def user(self) -> bytes:
-        """The user name."""
-        return impl.PQuser(self._ptr()) or b""
-
-    @property
-    def password(self) -> bytes:
-        """The password used (b"" if none). Never shown by repr."""
-        return impl.PQpass(self._ptr()) or b""
-
-    @property
-    def host(self) -> bytes:
-        """The host name or socket directory of the server."""
-        return impl.PQhost(self._ptr()) or b""
-
-    @property
-    def hostaddr(self) -> bytes:
-        """The IP address of the server (libpq >= 12)."""
-        ptr = self._ptr()
-        if impl.PQhostaddr is None:  # pragma: no cover - libpq < 12
-            raise missing_feature("PGconn.hostaddr", 120000)
-        return impl.PQhostaddr(ptr) or b""
-
-    @property
-    def port(self) -> bytes:
-        """The port of the server."""
-        return impl.PQport(self._ptr()) or b""
-
-    @property
-    def options(self) -> bytes:
-        """The command-line options passed in the connection request."""
-        return impl.PQoptions(self._ptr()) or b""
-
-    @property
-    def ssl_in_use(self) -> bool:
-        """True if the connection uses SSL."""
-        return bool(impl.PQsslInUse(self._ptr()))
-
-    @property
-    def needs_password(self) -> bool:
-        """True if authentication needed a password and none was given."""
-        return bool(impl.PQconnectionNeedsPassword(self._ptr()))
-
-    @property
-    def used_password(self) -> bool:
-        """True if authentication used a password."""
-        return bool(impl.PQconnectionUsedPassword(self._ptr()))
-
-    @property
-    def info(self) -> list[ConninfoOption]:
-        """The connection options in use (``PQconninfo``)."""
-        array = impl.PQconninfo(self._ptr())
-        if not array:
-            raise MemoryError("libpq could not allocate the conninfo options")
-        try:
-            return options_from_array(array)
-        finally:
-            impl.PQconninfoFree(array)
-
-    @property
     def nonblocking(self) -> bool:
         """Whether sending blocks; set it True before using the ``send_*`` calls."""
         return bool(impl.PQisnonblocking(self._ptr()))
@@ -398,7 +319,7 @@ class PGconn(ExecuteMixin):
         if impl.PQsetnonblocking(self._ptr(), 1 if value else 0) != 0:
             raise self._error("setting the nonblocking mode")
 
-    # --- cancel, escaping, passwords ---
+    # --- cancel ---
 
     def get_cancel(self) -> PGcancel:
         """Return a handle to cancel the running query; callable from any thread.
@@ -428,62 +349,6 @@ class PGconn(ExecuteMixin):
         if not cancel_ptr:
             raise MemoryError("libpq could not allocate a cancel request")
         return PGcancelConn(cancel_ptr)
-
-    def _take_string(self, c_ptr: int | None, what: str, size: int = -1) -> bytes:
-        if not c_ptr:
-            raise self._error(what)
-        try:
-            return string_at(c_ptr, size)
-        finally:
-            impl.PQfreemem(c_ptr)
-
-    def escape_literal(self, data: _Buffer) -> bytes:
-        """Quote a value as an SQL string literal, quotes included."""
-        ptr = self._ptr()
-        value = check_nul(bytes(data), "literal")
-        return self._take_string(impl.PQescapeLiteral(ptr, value, len(value)), "escaping")
-
-    def escape_identifier(self, data: _Buffer) -> bytes:
-        """Quote a name as an SQL identifier, double quotes included."""
-        ptr = self._ptr()
-        value = check_nul(bytes(data), "identifier")
-        return self._take_string(impl.PQescapeIdentifier(ptr, value, len(value)), "escaping")
-
-    def escape_string(self, data: _Buffer) -> bytes:
-        """Escape a value for use inside single quotes (no quotes added)."""
-        ptr = self._ptr()
-        value = check_nul(bytes(data), "string")
-        out = create_string_buffer(2 * len(value) + 1)
-        error = c_int()
-        size = impl.PQescapeStringConn(ptr, out, value, len(value), byref(error))
-        if error.value:
-            raise self._error("escaping the string")
-        return out.raw[:size]
-
-    def escape_bytea(self, data: _Buffer) -> bytes:
-        """Encode binary data as the text form of a bytea (``PQescapeByteaConn``)."""
-        ptr = self._ptr()
-        value = bytes(data)
-        size = c_size_t()
-        out = impl.PQescapeByteaConn(ptr, value, len(value), byref(size))
-        # size counts the terminating NUL.
-        return self._take_string(out, "escaping bytea", max(size.value - 1, 0))
-
-    def encrypt_password(
-        self, password: bytes, user: bytes, algorithm: bytes | None = None
-    ) -> bytes:
-        """Hash a password client-side for ALTER ROLE (``PQencryptPasswordConn``).
-
-        :param algorithm: b"scram-sha-256" or b"md5"; None: the server's
-            ``password_encryption``.
-        """
-        ptr = self._ptr()
-        check_nul(password, "password")
-        check_nul(user, "user name")
-        if algorithm is not None:
-            check_nul(algorithm, "algorithm")
-        out = impl.PQencryptPasswordConn(ptr, password, user, algorithm)
-        return self._take_string(out, "encrypting the password")
 
 
 # -- fork -----------------------------------------------------------------
