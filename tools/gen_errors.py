@@ -192,7 +192,7 @@ def render(specs: list[ClassSpec], source: str) -> str:
         "",
         "from __future__ import annotations",
         "",
-        "from .errors import (",
+        "from ._dbapi_errors import (",
         *(f"    {name}," for name in dbapi_used),
         ")",
         "",

@@ -3,6 +3,10 @@
 This package connects to nothing by itself: install an adapter
 (``psycopg3_sync``, ``psycopg3_asyncio``, ``psycopg3_trio``) to drive it. It
 holds what every flavour shares: errors, adaptation, the libpq binding.
+Layer: the top of the core (the facade): importing it registers the built-in
+adapters on ``psycopg3.adapters`` (``_adapt.defaults``); its modules import
+downward only (``tests/core/test_layers.py``, "The layers" in
+``docs/adapters.md``).
 
 Must not: import a concurrency framework, ``select`` or ``selectors`` (a test
 checks ``sys.modules`` after importing it).
@@ -11,6 +15,7 @@ checks ``sys.modules`` after importing it).
 from __future__ import annotations
 
 from . import errors, pq
+from ._adapt import defaults as _defaults  # noqa: F401 - fills psycopg3.adapters, once
 from ._column import Column
 from ._conn_info import ConnectionInfo
 from ._copy import AsyncCopy, Copy

@@ -8,7 +8,7 @@ Must not: hold anything but the generated classes and their table.
 
 from __future__ import annotations
 
-from .errors import (
+from ._dbapi_errors import (
     DatabaseError,
     DataError,
     IntegrityError,

@@ -30,7 +30,7 @@ from __future__ import annotations
 from .. import errors
 from ..pq import Format
 from .base import Dumper, Loader, PyFormat
-from .typeinfo import TypesRegistry
+from .registry import TypesRegistry
 
 __all__ = ["AdaptersMap"]
 

@@ -1,4 +1,11 @@
-"""The global adapters map, ``psycopg3.adapters``, with every built-in adapter.
+"""The global adapters map, ``psycopg3.adapters``: the object, empty at first.
+
+Layer: adaptation. The map is made here and filled by one module,
+``_adapt.defaults`` (the built-in types and their dumpers and loaders), which
+the package ``psycopg3`` imports: whatever imports a module of the package
+finds the map filled, since a package runs before its modules are used. This
+module imports neither ``types`` nor ``typeinfo``, so that both can use the
+map without an import cycle.
 
 Must not: talk to libpq or import any concurrency framework.
 
@@ -8,11 +15,8 @@ registration here reaches the connections created after it, not before.
 
 from __future__ import annotations
 
-from ..types import register_default_adapters
 from .adapters_map import AdaptersMap
-from .typeinfo import builtin_types
 
 __all__ = ["adapters"]
 
-adapters = AdaptersMap(types=builtin_types())
-register_default_adapters(adapters)
+adapters = AdaptersMap()

@@ -1,10 +1,14 @@
-"""PostgreSQL type names and OIDs: ``TypeInfo``, its catalog lookup, the ``TypesRegistry``.
+"""PostgreSQL type names and OIDs: ``TypeInfo``, its catalog lookup, the built-in types.
 
-Must not: talk to libpq or import any concurrency framework. Looking a type up
-in the server's catalog (`TypeInfo.fetch()`) goes through the public methods
-of the connection it is given; the query and the parsing of its rows are
-written once here, and only the call shape differs between a blocking
-connection and an async one (which gets a coroutine to await).
+Layer: adaptation. Looking a type up in the server's catalog
+(`TypeInfo.fetch()`) goes through the public methods of the connection it is
+given, duck-typed: this module imports no connection class (they are two
+layers up). The query and the parsing of its rows are written once here, and
+only the call shape differs between a blocking connection and an async one
+(whose ``execute`` is a coroutine function: it gets a coroutine to await).
+
+Must not: talk to libpq, import a connection or cursor module, or import any
+concurrency framework.
 
 Rules:
 
@@ -18,10 +22,13 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator, Sequence
+import inspect
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .. import errors
+from .global_map import adapters as global_adapters
+from .registry import TypesRegistry
 
 if TYPE_CHECKING:
     from .._async_connection import AsyncConnectionBase
@@ -89,10 +96,8 @@ where t.oid = to_regtype(%s)"""
         :raises ProgrammingError: if the type exists but is not of the kind
             this class describes (an `EnumInfo` of a composite type).
         """
-        from .._async_connection import AsyncConnectionBase  # late: it imports this module
-
-        if isinstance(conn, AsyncConnectionBase):
-            return cls._fetch_async(conn, name)
+        if inspect.iscoroutinefunction(getattr(conn, "execute", None)):
+            return cls._fetch_async(conn, name)  # type: ignore[arg-type]
         cur: Any = conn.cursor()  # type: ignore[attr-defined]
         try:
             cur.execute(cls._query, (name,))
@@ -141,80 +146,7 @@ where t.oid = to_regtype(%s)"""
         :param context: a connection or a cursor (only it and what it later
             creates see the type), or None for the global adapters.
         """
-        if context is None:
-            from .global_map import adapters  # late: it imports this module
-
-            adapters.types.add(self)
-        else:
-            context.adapters.types.add(self)
-
-
-class TypesRegistry:
-    """A set of `TypeInfo`, found by OID or by name.
-
-    A registry made from a *template* starts as a snapshot of it and copies
-    its tables only when first changed, so that children are cheap to make
-    and a change never reaches the template (or the template's change a child).
-
-    :param template: the registry to start from, or None to start empty.
-    """
-
-    __slots__ = ("_by_oid", "_by_name", "_is_own", "generation")
-
-    def __init__(self, template: TypesRegistry | None = None):
-        self._by_oid: dict[int, TypeInfo]
-        self._by_name: dict[str, TypeInfo]
-        # Bumped by every add(): what was chosen with this registry may be stale.
-        self.generation = 0
-        if template is None:
-            self._by_oid, self._by_name = {}, {}
-            self._is_own = True
-        else:
-            self._by_oid, self._by_name = template._by_oid, template._by_name
-            # From now on, both share the tables: whoever writes first copies.
-            self._is_own = template._is_own = False
-
-    def add(self, info: TypeInfo) -> None:
-        """Register a type, replacing any of the same OID or name."""
-        if not self._is_own:
-            self._by_oid, self._by_name = dict(self._by_oid), dict(self._by_name)
-            self._is_own = True
-        self.generation += 1
-        self._by_oid[info.oid] = info
-        self._by_name[info.name] = info
-        self._by_name[info.regtype] = info
-        if info.array_oid:
-            self._by_name[f"{info.name}[]"] = info
-            self._by_name[f"{info.regtype}[]"] = info
-
-    def get(self, key: int | str) -> TypeInfo | None:
-        """Return the type of an OID or name (``int4``, ``integer``), or None.
-
-        A name ending in ``[]`` returns the element's type.
-        """
-        if isinstance(key, int):
-            return self._by_oid.get(key)
-        return self._by_name.get(key)
-
-    def __getitem__(self, key: int | str) -> TypeInfo:
-        info = self.get(key)
-        if info is None:
-            raise KeyError(f"unknown PostgreSQL type: {key!r}")
-        return info
-
-    def __contains__(self, key: int | str) -> bool:
-        return self.get(key) is not None
-
-    def __iter__(self) -> Iterator[TypeInfo]:
-        return iter(list(self._by_oid.values()))
-
-    def get_oid(self, name: str) -> int:
-        """Return the OID of a type name; ``name[]`` gives the array's OID.
-
-        :raises KeyError: if the name is unknown.
-        """
-        info = self[name]
-        return info.array_oid if name.endswith("[]") else info.oid
+        (global_adapters if context is None else context.adapters).types.add(self)
 
 
 # name, oid, array oid, regtype name when different (from pg_type, PostgreSQL 15).

@@ -25,14 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._adapt.base import Dumper, DumperKey, Loader, PyFormat, row_load_function
+from .._adapt.global_map import adapters as global_adapters
 from .._adapt.typeinfo import TypeInfo
+from .._transformer import Transformer
 from ..pq import Format
 from ._range_object import Range
 
 if TYPE_CHECKING:
     from .._adapt.adapters_map import AdaptersMap
     from .._adapt.base import AdaptContext
-    from .._transformer import Transformer
 
 __all__ = ["RangeInfo", "MultirangeInfo"]
 
@@ -140,18 +141,12 @@ where t.oid = to_regtype(%s)"""
 
 def transformer_of(context: AdaptContext | None) -> Transformer:
     """Return *context* if it is a transformer, else a new one made from it."""
-    from .._transformer import Transformer  # late: it imports the types package
-
     return context if isinstance(context, Transformer) else Transformer(context)
 
 
 def adapters_of(context: AdaptContext | None) -> AdaptersMap:
     """Return the adapters map of a context; the global one for None."""
-    if context is not None:
-        return context.adapters
-    from .._adapt.global_map import adapters  # late: it imports the types package
-
-    return adapters
+    return global_adapters if context is None else context.adapters
 
 
 def range_info_of_subtype(adapters: AdaptersMap, subtype_oid: int) -> RangeInfo | None:

@@ -45,13 +45,13 @@ from .._adapt.base import (
     row_load_function,
 )
 from .._adapt.typeinfo import TypeInfo
+from .._transformer import Transformer
 from ..pq import Format
 from ._array_binary import pack_array, unpack_array
 from ._array_text import parse_array, quote_element
 
 if TYPE_CHECKING:
     from .._adapt.adapters_map import AdaptersMap
-    from .._transformer import Transformer
 
 __all__ = ["ListDumper", "ListBinaryDumper", "ArrayLoader", "ArrayBinaryLoader", "register_array"]
 
@@ -60,10 +60,6 @@ _WIDER_THAN_INT = (float, Decimal)
 
 
 def _transformer(context: AdaptContext | None) -> Transformer:
-    # Imported here: the transformer module imports the global map, which
-    # imports this package.
-    from .._transformer import Transformer
-
     return context if isinstance(context, Transformer) else Transformer(context)
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._adapt.base import AdaptContext, Buffer, Dumper, Loader, LoadFunction, context_encoding
+from .._adapt.global_map import adapters as global_adapters
 from ..pq import Format
 
 if TYPE_CHECKING:
@@ -176,11 +177,7 @@ class JsonbBinaryLoader(_JsonLoader):
 
 
 def _adapters_of(context: AdaptContext | None) -> AdaptersMap:
-    if context is None:
-        from .._adapt.global_map import adapters
-
-        return adapters
-    return context.adapters
+    return global_adapters if context is None else context.adapters
 
 
 def set_json_dumps(dumps: JsonDumpsFunction, context: AdaptContext | None = None) -> None:
