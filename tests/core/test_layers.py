@@ -25,13 +25,14 @@ The layers, bottom to top (names relative to ``psycopg3``):
 0. base: ``pq``, ``errors`` (with ``_dbapi_errors`` and the generated
    ``_sqlstate`` under it), ``waiting`` (the generator types), ``_encodings``,
    ``_arguments``, ``_version``.
-1. protocol: ``generators``, ``conninfo``, ``_cancel``, ``_dns``, ``_attempts``.
+1. protocol: ``generators`` (with ``_exec_gen``, ``_copy_gen``, ``_pipeline_gen``,
+   ``_drain_gen`` under it), ``conninfo``, ``_cancel``, ``_dns``, ``_attempts``.
 2. adaptation: ``_adapt``, ``adapt``, ``types``, ``sql``, ``rows``,
    ``_transformer``, ``_queries``, ``_column``, ``dbapi20``.
 3. bases: the connection and cursor bases and what they are made of
-   (``_connection_base``, ``_cursor_base``, ``_server_cursor``, ``_copy*``,
-   ``_pipeline``, ``_transaction``, ``_tpc``, ``_prepare``, ``_notify``,
-   ``_block_lock``, ``_conn_info``).
+   (``_connection_base``, ``_cursor_base``, ``_server_cursor``, ``_copy``,
+   ``_copy_format``, ``_pipeline``, ``_transaction``, ``_tpc``, ``_prepare``,
+   ``_notify``, ``_block_lock``, ``_conn_info``).
 4. drivers: the blocking and async drivers and the pool (``_async_*``,
    ``_blocking_*``, ``_pool*``), and ``abc``, their public face.
 5. package: ``psycopg3`` itself, the public facade, which also registers the
@@ -66,6 +67,10 @@ LAYERS: dict[str, list[str]] = {
     ],
     "protocol": [
         "psycopg3.generators",
+        "psycopg3._exec_gen",
+        "psycopg3._copy_gen",
+        "psycopg3._pipeline_gen",
+        "psycopg3._drain_gen",
         "psycopg3.conninfo",
         "psycopg3._cancel",
         "psycopg3._dns",
@@ -89,7 +94,7 @@ LAYERS: dict[str, list[str]] = {
         "psycopg3._cursor_base",
         "psycopg3._server_cursor",
         "psycopg3._copy",
-        "psycopg3._copy_*",
+        "psycopg3._copy_format",
         "psycopg3._pipeline",
         "psycopg3._transaction",
         "psycopg3._tpc",
