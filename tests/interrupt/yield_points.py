@@ -43,10 +43,12 @@ import trio
 
 import psycopg3_asyncio.connection
 import psycopg3_asyncio.pool
+import psycopg3_asyncio.waiting
 import psycopg3_sync.connection
 import psycopg3_sync.pool
 import psycopg3_trio.connection
 import psycopg3_trio.pool
+import psycopg3_trio.waiting
 from fix_flavours import load_doc_adapter
 
 #: The flavours swept, and the module attributes holding each one's waiter
@@ -57,11 +59,11 @@ WAITERS = {
         (psycopg3_sync.pool, "wait_select"),
     ],
     "asyncio": [
-        (psycopg3_asyncio.connection, "wait_asyncio"),
+        (psycopg3_asyncio.waiting, "wait_asyncio"),  # (what ASYNCIO.wait calls)
         (psycopg3_asyncio.pool, "wait_asyncio"),
     ],
     "trio": [
-        (psycopg3_trio.connection, "wait_trio"),
+        (psycopg3_trio.waiting, "wait_trio"),  # (what TRIO.wait calls)
         (psycopg3_trio.pool, "wait_trio"),
     ],
 }

@@ -1,4 +1,6 @@
-"""``wait_asyncio``: the waiter for asyncio, on the loop's reader/writer callbacks.
+"""asyncio's primitives for the core: the waiter ``wait_asyncio`` and ``ASYNCIO``.
+
+``wait_asyncio`` waits on the loop's reader/writer callbacks.
 
 Whatever happens (result, error, task cancellation) the file descriptor is
 left with no reader or writer registered, and cancellation propagates.
@@ -7,12 +9,15 @@ left with no reader or writer registered, and cancellation propagates.
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TypeVar
 
+from psycopg3.abc import AsyncEvent, AsyncFramework, AsyncLock
 from psycopg3.errors import OperationalError
 from psycopg3.waiting import PQGen, Ready, Wait
 
-__all__ = ["wait_asyncio", "notify_closing"]
+__all__ = ["wait_asyncio", "notify_closing", "AsyncioFramework", "ASYNCIO"]
 
 T = TypeVar("T")
 
@@ -105,3 +110,75 @@ async def wait_asyncio(gen: PQGen[T], *, timeout: float | None = None) -> T:
     except BaseException:
         gen.close()
         raise
+
+
+class AsyncioFramework(AsyncFramework):
+    """What the core needs of asyncio (see ``psycopg3.abc.AsyncFramework``)."""
+
+    name = "asyncio"
+
+    async def wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
+        return await wait_asyncio(gen, timeout=timeout)
+
+    def wake_waiters(self, fileno: int) -> None:
+        notify_closing(fileno)
+
+    async def resolve(self, host: str, port: str) -> list[str]:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+    async def shield(self, work: Callable[[], Awaitable[T]], *, timeout: float | None = None) -> T:
+        task = asyncio.ensure_future(_bounded(work, timeout))
+        cancelled: asyncio.CancelledError | None = None
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError as ex:
+                cancelled = ex
+        if cancelled is not None:
+            if not task.cancelled():
+                task.exception()  # (retrieved: it is superseded by the cancellation)
+            # The same exception: it carries the message of whoever cancelled
+            # (anyio's cancel scopes recognise theirs by it).
+            raise cancelled
+        return task.result()
+
+    def cancelled_error(self) -> type[BaseException]:
+        return asyncio.CancelledError
+
+    def new_lock(self) -> AsyncLock:
+        return asyncio.Lock()
+
+    def new_event(self) -> AsyncEvent:
+        return asyncio.Event()
+
+    def current_task(self) -> Hashable:
+        return asyncio.current_task()
+
+    def home(self) -> Hashable | None:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
+    def call_in_home(self, home: Hashable, action: Callable[[], None]) -> bool:
+        assert isinstance(home, asyncio.AbstractEventLoop)
+        if not home.is_running():
+            return False
+        # Its waits are registered in that loop's selector: only its thread may touch them.
+        home.call_soon_threadsafe(action)
+        return True
+
+
+async def _bounded(work: Callable[[], Awaitable[T]], timeout: float | None) -> T:
+    if timeout is None:
+        return await work()
+    try:
+        return await asyncio.wait_for(work(), timeout)
+    except asyncio.TimeoutError as ex:  # (not the built-in one before Python 3.11)
+        raise TimeoutError(f"not done within {timeout} s") from ex
+
+
+#: The asyncio framework, as ``Connection.framework``.
+ASYNCIO = AsyncioFramework()

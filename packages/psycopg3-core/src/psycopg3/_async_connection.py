@@ -1,78 +1,149 @@
-"""The async connection methods shared by every async adapter.
+"""The async connection, written once for every async framework.
 
 ``async with lock`` and ``await`` are plain Python: these classes work with
-any framework's lock and waiter. An adapter subclasses them, creates its
-lock, and provides ``_wait()`` (its waiter plus the interruption policy of
-``BaseConnection``), ``close()``, ``cancel()`` and ``connect()``.
+any framework through its ``AsyncFramework`` (see ``psycopg3._framework``):
+an adapter subclasses ``AsyncConnectionBase``, sets ``framework`` to its
+framework's object, and adds the typing of its own cursor classes.
 
 Must not: import asyncio, trio, anyio or any other framework.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from . import errors
 from ._block_lock import AsyncConnectionLock
-from ._connection_base import BaseConnection, shutdown_socket
+from ._connection_base import DRAIN_TIMEOUT, RECOVER_POLL_INTERVAL, BaseConnection, shutdown_socket
 from ._cursor_base import Params, Query
-from ._dns import Resolver, resolve_conninfo
+from ._dns import resolve_conninfo
+from ._framework import AsyncFramework, AsyncLock
 from ._notify import AsyncNotifies
 from ._pipeline import AsyncPipeline
+from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._tpc import Xid
 from ._transaction import AsyncTransaction
 from .conninfo import conninfo_to_dict, make_conninfo
-from .pq import PGconn
+from .rows import RowFactory
 from .waiting import PQGen
 
 if TYPE_CHECKING:
     from ._async_cursor import AsyncCursorBase
+    from ._server_cursor import AsyncServerCursorBase
+
+__all__ = ["AsyncConnectionBase", "AsyncLock", "ConnectContext"]
 
 T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound="AsyncConnectionBase")
 
 
-class AsyncLock(Protocol):
-    """What we need of a framework's lock (``asyncio.Lock``, ``trio.Lock``...)."""
-
-    async def acquire(self) -> Any: ...
-
-    def release(self) -> None: ...
-
-    def locked(self) -> bool: ...
-
-
 class AsyncConnectionBase(BaseConnection, ABC):
-    """The async connection API, minus what only a framework can do."""
+    """The async connection API, on the primitives of ``framework``."""
 
-    #: Built by the adapter from its lock class and current task (see ``_block_lock``).
+    #: The framework's primitives: the adapter's one ``AsyncFramework``.
+    framework: ClassVar[AsyncFramework]
+
+    #: The adapter's cursor classes, which ``cursor()`` makes.
+    cursor_class: ClassVar[type[AsyncCursorBase[Any]]]
+    server_cursor_class: ClassVar[type[AsyncServerCursorBase[Any]]]
+
+    #: Serialises the commands and owns the blocks (see ``_block_lock``).
     lock: AsyncConnectionLock
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        framework = self.framework
+        self.lock = AsyncConnectionLock(
+            framework.new_lock,
+            framework.current_task,
+            new_event=framework.new_event,
+            home=framework.home,
+        )
+
     @classmethod
-    async def _async_connect_gen(
-        cls, conninfo: str, kwargs: dict[str, Any], resolve: Resolver
-    ) -> tuple[PQGen[PGconn], float | None]:
-        """Like ``_connect_gen()``, with host names resolved by ``resolve`` first.
+    async def connect(
+        cls: type[ConnT],
+        conninfo: str = "",
+        *,
+        autocommit: bool = False,
+        row_factory: RowFactory[Any] | None = None,
+        prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
+        **kwargs: Any,
+    ) -> ConnT:
+        """Connect to a server: see the adapter's ``connect()``.
 
-        libpq's own lookup would block the event loop: the framework's
-        resolver does it instead (see ``psycopg3._dns``).
+        Host names are resolved by the framework first (libpq's own lookup
+        would block the event loop; see ``psycopg3._dns``).
         """
+        framework = cls.framework
         params = conninfo_to_dict(make_conninfo(conninfo, **kwargs))
-        return cls._connect_gen(await resolve_conninfo(params, resolve))
+        gen, timeout = cls._connect_gen(await resolve_conninfo(params, framework.resolve))
+        pgconn = await framework.wait(gen, timeout=timeout)
+        return cls(
+            pgconn,
+            autocommit=autocommit,
+            row_factory=row_factory,
+            prepare_threshold=prepare_threshold,
+        )
 
-    @abstractmethod
     async def _wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
-        """Drive ``gen`` with the framework's waiter, recovering from interruptions.
+        """Drive ``gen`` with the framework's waiter, with the interruption policy.
 
         :param timeout: the waiter's timeout (``notifies()`` passes one, so
             that its generator gets ``Ready.NONE`` and can hand over).
         """
+        framework = self.framework
+        try:
+            return await framework.wait(gen, timeout=timeout)
+        except BaseException as ex:
+            if self._interrupted():
+                # Shielded: a level-triggered cancellation (trio) would stop
+                # the recovery at its first wait. It is bounded by its own
+                # deadlines. A cancellation received meanwhile adds nothing
+                # to the exception raised below.
+                try:
+                    await framework.shield(self._recover)
+                except framework.cancelled_error():
+                    pass
+            elif (closed := self._closed_while_waiting(ex)) is not None:
+                raise closed from ex
+            raise
+
+    async def _recover(self) -> None:
+        await self.framework.wait(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
 
     async def close(self) -> None:
-        """Close the connection; closing twice does nothing."""
+        """Close the connection; closing twice does nothing.
+
+        A task waiting on the connection gets an ``OperationalError``; one
+        waiting for another task's block to end finds the connection closed.
+        From outside its event loop it does not wait: if that loop still
+        runs (in another thread), the connection is closed there, soon after.
+        """
+        home = self.lock.home
+        if self.lock.in_home() or home is None:
+            self._close_here()
+        elif not self.framework.call_in_home(home, self._close_here):
+            # That loop has stopped: no wait of ours is in progress there.
+            self._close()
+
+    def _close_here(self) -> None:
+        if not self.closed:
+            # Wake any task still waiting on the socket before the fd goes.
+            self.framework.wake_waiters(self.pgconn.socket)
         self._close()
+
+    async def cancel(self) -> None:
+        """Ask the server to cancel the command in progress, without blocking the loop.
+
+        Callable while another task waits on the connection. Returns once
+        the server took the request, or after ``CANCEL_TIMEOUT`` if it does
+        not answer; a failure is logged, not raised.
+        """
+        await self.framework.wait(self._cancel_gen(), timeout=RECOVER_POLL_INTERVAL)
 
     def _close(self) -> None:
         lock = self.lock
@@ -93,11 +164,11 @@ class AsyncConnectionBase(BaseConnection, ABC):
         # Blocks never left: the tasks waiting for them wake (and find it closed).
         lock.abandon()
 
-    @abstractmethod
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         """Return a new cursor on this connection; a server-side one if ``name`` is given.
 
-        The parameters, which an adapter's overloads type precisely:
+        An adapter's overloads type the result as its own cursor classes,
+        ``cursor_class`` and ``server_cursor_class``.
 
         :param name: the name of a server-side cursor (``DECLARE``), or "".
         :param binary: ask for results in binary format.
@@ -106,6 +177,28 @@ class AsyncConnectionBase(BaseConnection, ABC):
             (False), or the server's default (None).
         :param withhold: server-side cursors: declare ``WITH HOLD``.
         """
+        return self._new_cursor(*args, **kwargs)
+
+    def _new_cursor(
+        self,
+        name: str = "",
+        *,
+        binary: bool = False,
+        row_factory: RowFactory[Any] | None = None,
+        scrollable: bool | None = None,
+        withhold: bool = False,
+    ) -> Any:
+        self._check_usable()
+        if name:
+            return self.server_cursor_class(
+                self,
+                name,
+                binary=binary,
+                row_factory=row_factory,
+                scrollable=scrollable,
+                withhold=withhold,
+            )
+        return self.cursor_class(self, binary=binary, row_factory=row_factory)
 
     async def __aenter__(self: ConnT) -> ConnT:
         return self
@@ -191,15 +284,23 @@ class AsyncConnectionBase(BaseConnection, ABC):
         """Drive ``gen`` under the lock to its end, even if the caller is being cancelled.
 
         It ends ``transaction()`` and ``pipeline()`` blocks, for the task
-        that owns them: it takes the lock's operation lock only (the task
-        running it may be another, shielding one). An adapter overrides it
-        to shield the wait from cancellation, within ``DRAIN_TIMEOUT``.
+        that owns them: their COMMIT or ROLLBACK must run even when the
+        block is left by a cancellation and the task is cancelled again
+        meanwhile, within ``DRAIN_TIMEOUT``. It takes the lock's operation
+        lock only (the task running it may be another, shielding one).
         """
-        await self.lock.operation.acquire()
+
+        async def run() -> T:
+            await self.lock.operation.acquire()
+            try:
+                return await self._wait(gen)
+            finally:
+                self.lock.release_operation()
+
         try:
-            return await self._wait(gen)
-        finally:
-            self.lock.release_operation()
+            return await self.framework.shield(run, timeout=DRAIN_TIMEOUT)
+        except TimeoutError as ex:
+            raise errors.OperationalError("ending the block did not finish in time") from ex
 
     async def tpc_begin(self, xid: Xid | str) -> None:
         """Begin a two-phase transaction (see ``BaseConnection.xid()``).

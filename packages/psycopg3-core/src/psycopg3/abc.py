@@ -22,6 +22,7 @@ from ._connection_base import (
 )
 from ._copy import AsyncCopy, BaseCopy, Copy
 from ._cursor_base import BaseCursor, Params, Query, Row
+from ._framework import AsyncEvent, AsyncFramework
 from ._notify import NOTIFY_POLL_INTERVAL, AsyncNotifies, NotifyIteration
 from ._pipeline import AsyncPipeline, BasePipeline
 from ._pool import PoolPolicy, PoolWaiter, health_gen, is_clean, reset_gen
@@ -33,6 +34,8 @@ __all__ = [
     "BaseConnection",
     "BaseCursor",
     "AsyncConnectionBase",
+    "AsyncFramework",
+    "AsyncEvent",
     "AsyncCursorBase",
     "AsyncPoolBase",
     "PoolEvent",

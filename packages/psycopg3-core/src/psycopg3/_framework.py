@@ -1,0 +1,120 @@
+"""What an async adapter gives the core: its framework's primitives, in one object.
+
+An adapter for an async framework subclasses ``AsyncFramework`` once and
+hands an instance to its connection class (``framework = ...``). Everything
+else — connecting, waiting with the interruption policy, closing while
+another task waits, cancel requests, ending blocks under cancellation — is
+written once, in ``AsyncConnectionBase``, on top of these methods.
+
+Must not: import asyncio, trio, anyio or any other framework.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Protocol, TypeVar
+
+from .waiting import PQGen
+
+__all__ = ["AsyncFramework", "AsyncLock", "AsyncEvent"]
+
+T = TypeVar("T")
+
+
+class AsyncLock(Protocol):
+    """What we need of a framework's lock (``asyncio.Lock``, ``trio.Lock``...)."""
+
+    async def acquire(self) -> Any: ...
+
+    def release(self) -> None: ...
+
+    def locked(self) -> bool: ...
+
+
+class AsyncEvent(Protocol):
+    """What we need of a framework's event (``asyncio.Event``, ``trio.Event``...)."""
+
+    async def wait(self) -> Any: ...
+
+    def set(self) -> Any: ...
+
+
+class AsyncFramework(ABC):
+    """The primitives of one async framework, as the core uses them.
+
+    Subclass it once per framework; the methods are called from the
+    framework's own tasks, except ``call_in_home()``.
+    """
+
+    #: The framework's name, for messages.
+    name: str = "an async framework"
+
+    @abstractmethod
+    async def wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
+        """The waiter: drive ``gen`` to its end (see "The waiter contract").
+
+        :param timeout: after this many seconds without the fd being ready,
+            send the generator ``Ready.NONE``.
+        """
+
+    @abstractmethod
+    def wake_waiters(self, fileno: int) -> None:
+        """Make every wait on ``fileno`` raise at once: the fd is about to close.
+
+        trio and anyio call it ``notify_closing()``. Called from the
+        framework's own thread, before the fd closes.
+        """
+
+    @abstractmethod
+    async def resolve(self, host: str, port: str) -> list[str]:
+        """Resolve a host name to numeric addresses without blocking the loop.
+
+        libpq's own lookup would block it: the core resolves host names
+        with this first and gives libpq ``hostaddr``.
+        """
+
+    @abstractmethod
+    async def shield(self, work: Callable[[], Awaitable[T]], *, timeout: float | None = None) -> T:
+        """Run ``work()`` to its end though the calling task is cancelled meanwhile.
+
+        A cancellation received meanwhile must not be lost: raise it once
+        ``work()`` ended (asyncio), or let the framework deliver it at the
+        next checkpoint (trio's cancellation is level-triggered).
+
+        :param timeout: cancel ``work()`` after this many seconds and raise
+            the built-in ``TimeoutError``; None: no limit.
+        """
+
+    @abstractmethod
+    def cancelled_error(self) -> type[BaseException]:
+        """The exception class of the framework's cancellation."""
+
+    @abstractmethod
+    def new_lock(self) -> AsyncLock:
+        """A new lock of the framework (not reentrant)."""
+
+    @abstractmethod
+    def new_event(self) -> AsyncEvent:
+        """A new event of the framework."""
+
+    @abstractmethod
+    def current_task(self) -> Hashable:
+        """What tells the running task from the others (the task object)."""
+
+    def home(self) -> Hashable | None:
+        """The running event loop (or what names it), None outside any.
+
+        A connection belongs to the loop it was made in: from any other,
+        its commands raise ``InterfaceError``. The default, None, turns
+        that check off.
+        """
+        return None
+
+    def call_in_home(self, home: Hashable, action: Callable[[], None]) -> bool:
+        """Have the loop ``home`` run ``action`` soon; called from another thread.
+
+        :return: False if that loop no longer runs (``action`` is then run
+            by the caller: no wait of that loop can be in progress).
+        """
+        return False
