@@ -34,7 +34,7 @@ The layers, bottom to top (names relative to ``psycopg3``):
    ``_copy_format``, ``_pipeline``, ``_transaction``, ``_tpc``, ``_prepare``,
    ``_notify``, ``_block_lock``, ``_conn_info``).
 4. drivers: the blocking and async drivers and the pool (``_async_*``,
-   ``_blocking_*``, ``_pool*``), and ``abc``, their public face.
+   ``_framework``, ``_blocking_*``, ``_pool*``), and ``abc``, their public face.
 5. package: ``psycopg3`` itself, the public facade, which also registers the
    built-in adapters on the global map by importing ``_adapt.defaults``.
 6. adapters: ``psycopg3_sync``, ``psycopg3_asyncio``, ``psycopg3_trio``.
@@ -105,6 +105,7 @@ LAYERS: dict[str, list[str]] = {
     ],
     "drivers": [
         "psycopg3._async_*",
+        "psycopg3._framework",
         "psycopg3._blocking_*",
         "psycopg3._pool",
         "psycopg3._pool_*",
