@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._async_connection import AsyncConnectionBase, AsyncLock, ConnectContext
 from ._async_cursor import AsyncCursorBase
-from ._async_pool import AsyncPoolBase, PoolEvent
+from ._async_pool import AsyncPoolBase
 from ._block_lock import AsyncConnectionLock, ConnectionLock
 from ._connection_base import (
     CANCEL_RETRY_INTERVAL,
@@ -23,7 +23,8 @@ from ._copy import AsyncCopy, BaseCopy, Copy
 from ._cursor_base import BaseCursor, Params, Query, Row
 from ._notify import NOTIFY_POLL_INTERVAL, AsyncNotifies, NotifyIteration
 from ._pipeline import AsyncPipeline, BasePipeline
-from ._pool import PoolPolicy, PoolWaiter, health_gen, is_clean, reset_gen
+from ._pool import PoolPolicy, PoolWaiter
+from ._pool_io import health_gen, is_clean, reset_gen
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._server_cursor import AsyncServerCursorBase, BaseServerCursor
 from .waiting import AsyncWaiter, PQGen, Ready, Wait, Waiter
@@ -69,3 +70,10 @@ __all__ = [
     "Row",
     "shutdown_socket",
 ]
+
+# -- the pool, for blocking frameworks too -------------------------------------
+
+from ._blocking_pool import BlockingPoolBase  # noqa: E402
+from ._pool_procs import PoolEvent, PoolProcedures  # noqa: E402
+
+__all__ += ["BlockingPoolBase", "PoolProcedures"]
