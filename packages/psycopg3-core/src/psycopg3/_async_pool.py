@@ -19,23 +19,12 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
+from . import _pool_effects as fx
 from ._async_connection import AsyncConnectionBase
 from ._connection_base import RECOVER_POLL_INTERVAL
+from ._pool_effects import PoolEvent, Procedure
 from ._pool_io import health_gen
-from ._pool_procs import (
-    CallBack,
-    Close,
-    Connect,
-    Drive,
-    Effect,
-    PoolEvent,
-    PoolProcedures,
-    Procedure,
-    Shielded,
-    Spawn,
-    StopBackground,
-    WaitEvent,
-)
+from ._pool_procs import PoolProcedures
 from .pq import TransactionStatus
 from .waiting import PQGen
 
@@ -100,25 +89,25 @@ class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None]]):
             except BaseException as ex:
                 error = ex
 
-    async def _perform(self, effect: Effect) -> Any:
-        if isinstance(effect, WaitEvent):
+    async def _perform(self, effect: fx.Effect) -> Any:
+        if isinstance(effect, fx.WaitEvent):
             return await self._wait_event(effect.event, effect.timeout)  # type: ignore[arg-type]
-        if isinstance(effect, Close):
+        if isinstance(effect, fx.Close):
             await effect.conn.close()
-        elif isinstance(effect, CallBack):
+        elif isinstance(effect, fx.CallBack):
             result = effect.fn(effect.arg)
             if not effect.plain:
                 await result
-        elif isinstance(effect, Drive):
+        elif isinstance(effect, fx.Drive):
             async with effect.conn.lock:
                 return await self._drive(effect.gen)
-        elif isinstance(effect, Connect):
+        elif isinstance(effect, fx.Connect):
             return await self._connect()
-        elif isinstance(effect, Spawn):
+        elif isinstance(effect, fx.Spawn):
             self._start(effect.procedure, effect.name)
-        elif isinstance(effect, Shielded):
+        elif isinstance(effect, fx.Shielded):
             return await self._run_shielded(partial(self._run, effect.procedure))
-        elif isinstance(effect, StopBackground):
+        elif isinstance(effect, fx.StopBackground):
             await self._stop_background(effect.timeout)
         return None
 

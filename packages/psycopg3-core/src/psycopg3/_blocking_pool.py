@@ -25,25 +25,13 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import partial
-from types import TracebackType
 from typing import Any, Protocol, TypeVar, cast
 
+from . import _pool_effects as fx
 from . import errors
 from ._connection_base import BaseConnection
-from ._pool_procs import (
-    CallBack,
-    Close,
-    Connect,
-    Drive,
-    Effect,
-    PoolEvent,
-    PoolProcedures,
-    Procedure,
-    Shielded,
-    Spawn,
-    StopBackground,
-    WaitEvent,
-)
+from ._pool_effects import PoolEvent, Procedure
+from ._pool_procs import PoolProcedures
 from .pq import TransactionStatus
 from .waiting import PQGen
 
@@ -144,14 +132,14 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
             except BaseException as ex:
                 error = ex
 
-    def _perform(self, effect: Effect) -> Any:
-        if isinstance(effect, WaitEvent):
+    def _perform(self, effect: fx.Effect) -> Any:
+        if isinstance(effect, fx.WaitEvent):
             return self._wait_event(effect.event, effect.timeout)  # type: ignore[arg-type]
-        if isinstance(effect, Close):
+        if isinstance(effect, fx.Close):
             effect.conn.close()
-        elif isinstance(effect, CallBack):
+        elif isinstance(effect, fx.CallBack):
             effect.fn(effect.arg)
-        elif isinstance(effect, Drive):
+        elif isinstance(effect, fx.Drive):
             lock = cast(_BlockingConnection, effect.conn).lock
             # Locked now, it is in use again (another thread runs a command):
             # waiting could hang, and its state is not ours to fix.
@@ -161,13 +149,13 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
                 return self._drive(effect.gen)
             finally:
                 lock.release()
-        elif isinstance(effect, Connect):
+        elif isinstance(effect, fx.Connect):
             return self._connect()
-        elif isinstance(effect, Spawn):
+        elif isinstance(effect, fx.Spawn):
             self._start(effect.procedure, effect.name)
-        elif isinstance(effect, Shielded):
+        elif isinstance(effect, fx.Shielded):
             return self._run(effect.procedure)
-        elif isinstance(effect, StopBackground):
+        elif isinstance(effect, fx.StopBackground):
             self._stop_background(effect.timeout)
         return None
 
@@ -215,12 +203,7 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
         self.open()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
     @contextmanager

@@ -8,31 +8,8 @@ when it needs something only a framework can do, and is sent its result,
 like the libpq generators one level up. ``PoolPolicy`` (``psycopg3._pool``)
 decides; these procedures carry its decisions out, in order.
 
-The effects, and what an interpreter sends back:
-
-- ``WaitEvent(event, timeout)``: wait until the event is set (True) or
-  ``timeout`` seconds passed (False; None: no limit).
-- ``Drive(conn, gen)``: drive the ``PQGen`` with the flavour's waiter,
-  holding ``conn``'s lock; its result. The lock is free when this is
-  yielded: a blocking interpreter takes it without waiting, or raises
-  ``ProgrammingError``.
-- ``Connect()``: a new connection of the flavour.
-- ``Close(conn)``: the connection's ``close()``; None.
-- ``CallBack(fn, arg)``: ``fn(arg)``, awaited by an async interpreter
-  unless ``plain``; None.
-- ``Spawn(procedure, name)``: start the procedure in the background
-  (a task, a thread named ``<pool>-<name>``); None.
-- ``Shielded(procedure)``: run the procedure to its end even if the caller
-  is cancelled meanwhile, then let the cancellation go on; its result.
-- ``StopBackground(timeout)``: stop what ``Spawn`` started (cancel tasks,
-  join threads), ``timeout`` seconds at most; None.
-
-An interpreter raising while it performs an effect (a timeout, a
-cancellation, Ctrl-C) throws the exception into the procedure at its
-``yield``: the procedure cleans up (hands a connection on, closes a
-half-opened one) and re-raises. The code between two ``yield`` s touches the
-books: an async interpreter runs it between two ``await`` s, a blocking one
-under the pool's mutex (never across an effect), so each stretch is atomic.
+The effects, and how an interpreter runs a procedure, are stated in
+``psycopg3._pool_effects``.
 
 The order of operations:
 
@@ -69,102 +46,39 @@ from __future__ import annotations
 import itertools
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from . import errors
 from ._connection_base import BaseConnection
 from ._pool import PoolPolicy
+from ._pool_effects import (
+    CallBack,
+    Close,
+    Connect,
+    Drive,
+    PoolEvent,
+    Procedure,
+    Shielded,
+    Spawn,
+    StopBackground,
+    WaitEvent,
+)
 from ._pool_io import is_clean, reset_gen
 from .pq import TransactionStatus
-from .waiting import PQGen
 
-__all__ = [
-    "PoolEvent",
-    "PoolProcedures",
-    "Procedure",
-    "Effect",
-    "WaitEvent",
-    "Drive",
-    "Connect",
-    "Close",
-    "CallBack",
-    "Spawn",
-    "Shielded",
-    "StopBackground",
-]
+__all__ = ["PoolProcedures"]
 
 logger = logging.getLogger("psycopg3")
 
 T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound=BaseConnection)
-EventT = TypeVar("EventT", bound="PoolEvent")
+EventT = TypeVar("EventT", bound=PoolEvent)
 #: What the user's callbacks return: an awaitable in async flavours, None in blocking ones.
 ResultT = TypeVar("ResultT")
 
 _names = itertools.count(1)
-
-
-class PoolEvent(Protocol):
-    """What the pool needs of a framework's event: ``set()`` it (waiting is a hook)."""
-
-    def set(self) -> None: ...
-
-
-# -- the effects -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WaitEvent:
-    event: PoolEvent
-    timeout: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Drive:
-    conn: Any
-    gen: PQGen[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Connect:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    conn: Any
-
-
-@dataclass(frozen=True, slots=True)
-class CallBack:
-    fn: Callable[[Any], Any]
-    arg: Any
-    #: A plain function in every flavour (``reconnect_failed``): never awaited.
-    plain: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Spawn:
-    procedure: Procedure[None]
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Shielded:
-    procedure: Procedure[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class StopBackground:
-    timeout: float
-
-
-Effect = WaitEvent | Drive | Connect | Close | CallBack | Spawn | Shielded | StopBackground
-#: A pool procedure: yields effects, is sent their results, returns a ``T``.
-Procedure = Generator[Effect, Any, T]
 
 
 class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):

@@ -74,6 +74,7 @@ __all__ = [
 # -- the pool, for blocking frameworks too -------------------------------------
 
 from ._blocking_pool import BlockingPoolBase  # noqa: E402
-from ._pool_procs import PoolEvent, PoolProcedures  # noqa: E402
+from ._pool_effects import PoolEvent  # noqa: E402
+from ._pool_procs import PoolProcedures  # noqa: E402
 
 __all__ += ["BlockingPoolBase", "PoolProcedures"]
