@@ -19,8 +19,8 @@ from psycopg3._pool import (
     RECONNECT_JITTER,
     RECONNECT_MAX_DELAY,
     PoolPolicy,
-    bounded,
 )
+from psycopg3._pool_io import bounded
 from psycopg3.waiting import PQGen, Ready, Wait
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, TypeVar
 
 from psycopg3.abc import RECOVER_POLL_INTERVAL, AsyncPoolBase, PQGen
@@ -92,12 +91,7 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], _Event]):
         await self.open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
 
     def _now(self) -> float:

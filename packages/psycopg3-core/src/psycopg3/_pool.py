@@ -5,9 +5,8 @@ books (which connections exist, which are idle, who is waiting) and answers
 the pool's questions: which idle connection to hand out, whom to give a
 returned or new connection to, how many connections to open now, which ones
 to close because they are too old or idle too long, when to try again after
-a failed connect. The I/O a returned connection needs (cancel, drain,
-rollback) and the health check are generators, driven by the adapter's
-waiter like every other operation.
+a failed connect. The procedures of ``psycopg3._pool_procs`` act on its
+answers; the pool's I/O is generators (``psycopg3._pool_io``).
 
 Must not: import a concurrency framework, sleep, read a clock (callers pass
 ``now``, from the clock of their framework), call user callbacks, or do I/O
@@ -15,8 +14,8 @@ outside the generators.
 
 Rules the pools rely on:
 
-1. Every method is synchronous and never waits: a thread pool calls it under
-   its own mutex; an async pool between two ``await`` s, which makes it
+1. Every method is synchronous and never waits: a blocking pool calls it
+   under its mutex; an async pool between two ``await`` s, which makes it
    atomic.
 2. A connection is counted from the moment its connect is started
    (``start_connects()``) until ``discard()`` or a ``False`` from
@@ -28,9 +27,8 @@ Rules the pools rely on:
 4. Opening connections on demand is one at a time: a burst of short
    requests is served by the connections coming back, and the pool only
    grows if requests still wait when the new one arrives.
-5. After a failed connect, the next one waits ``RECONNECT_INITIAL_DELAY``,
-   then twice as long each time, with +/- ``RECONNECT_JITTER``, at most
-   ``RECONNECT_MAX_DELAY``. Failing for ``reconnect_timeout`` makes
+5. After a failed connect, the next one waits longer each time
+   (``psycopg3._pool_backoff``). Failing for ``reconnect_timeout`` makes
    ``connect_failed()`` return True once, so that the pool calls the user's
    ``reconnect_failed``; attempts go on at the longest delay.
 6. A pool belongs to the process that made it. In a forked child its
@@ -44,15 +42,18 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from . import errors
 from ._connection_base import BaseConnection
-from .pq import TransactionStatus
-from .waiting import PQGen, Ready
+from ._pool_backoff import (
+    RECONNECT_INITIAL_DELAY,
+    RECONNECT_JITTER,
+    RECONNECT_MAX_DELAY,
+    Backoff,
+)
 
 __all__ = [
     "PoolPolicy",
@@ -60,26 +61,10 @@ __all__ = [
     "RECONNECT_INITIAL_DELAY",
     "RECONNECT_MAX_DELAY",
     "RECONNECT_JITTER",
-    "RESET_TIMEOUT",
-    "CHECK_TIMEOUT",
-    "reset_gen",
-    "health_gen",
-    "is_clean",
 ]
 
 C = TypeVar("C", bound=BaseConnection)
-T = TypeVar("T")
 
-#: Seconds before the first retry after a failed connect (rule 5).
-RECONNECT_INITIAL_DELAY = 0.1
-#: The longest wait between two connect attempts, in seconds.
-RECONNECT_MAX_DELAY = 10.0
-#: Each delay is multiplied by a random factor within 1 +/- this.
-RECONNECT_JITTER = 0.1
-#: Seconds a returned connection may take to cancel, drain and roll back.
-RESET_TIMEOUT = 5.0
-#: Seconds a health check (``pool.check()``, ``check_connection``) may take.
-CHECK_TIMEOUT = 5.0
 #: Each connection's ``max_lifetime`` is shortened by up to this fraction, so
 #: that connections opened together are not all replaced at once.
 LIFETIME_SPREAD = 0.05
@@ -164,9 +149,7 @@ class PoolPolicy(Generic[C]):
         self._waiters: deque[PoolWaiter[C]] = deque()
         self._opening = 0
         self._growing = False
-        self._failing_since: float | None = None
-        self._retry_at: float | None = None
-        self._delay = 0.0
+        self._backoff = Backoff(reconnect_timeout)
         #: The error of the last failed connect, until one succeeds.
         self.last_error: BaseException | None = None
         self._counters = dict.fromkeys(_COUNTERS, 0)
@@ -360,16 +343,15 @@ class PoolPolicy(Generic[C]):
         Enough to reach ``min_size``; one more while requests wait and no
         on-demand connect is running (rule 4); none while backing off.
         """
-        if self.closed or (self._retry_at is not None and now < self._retry_at):
+        if self.closed or not self._backoff.may_start(now):
             return 0
-        self._retry_at = None
         count = max(self.min_size - self.size, 0)
         if self._waiters and not self._growing and self.size + count < self.max_size:
             waiting = len(self._waiters) - self._opening - count
             if waiting > 0:
                 self._growing = True
                 count += 1
-        if self._failing_since is not None:
+        if self._backoff.failing_since is not None:
             # While the server refuses, one attempt at a time probes it.
             count = min(count, 1 if self._opening == 0 else 0)
         self._opening += count
@@ -383,8 +365,7 @@ class PoolPolicy(Generic[C]):
         """
         self._connect_ended()
         self._counters["connections_ms"] += connect_ms
-        self._failing_since = self._retry_at = None
-        self._delay = 0.0
+        self._backoff.succeeded()
         self.last_error = None
         lifetime = self.max_lifetime * (1.0 - LIFETIME_SPREAD * self._random.random())
         self._entries[conn] = _Entry(now + lifetime, now)
@@ -399,25 +380,7 @@ class PoolPolicy(Generic[C]):
         self._connect_ended()
         self._counters["connections_errors"] += 1
         self.last_error = error
-        if self._failing_since is None:
-            self._failing_since = now
-            self._delay = RECONNECT_INITIAL_DELAY
-        elif self._retry_at is not None:
-            # Connects started together (filling to min_size) fail together:
-            # one failed round, one step of the back-off, or a pool of 20
-            # losing its server would wait the longest delay at once.
-            return False
-        else:
-            self._delay = min(self._delay * 2.0, RECONNECT_MAX_DELAY)
-        gave_up = now - self._failing_since >= self.reconnect_timeout
-        if gave_up:
-            # Decided before the next attempt is scheduled: rule 5's longest
-            # delay starts with that attempt, not with the one after it.
-            self._failing_since = now
-            self._delay = RECONNECT_MAX_DELAY
-        jitter = 1.0 + RECONNECT_JITTER * (2.0 * self._random.random() - 1.0)
-        self._retry_at = now + self._delay * jitter
-        return gave_up
+        return self._backoff.failed(now, self._random.random)
 
     def _connect_ended(self) -> None:
         self._opening -= 1
@@ -447,8 +410,8 @@ class PoolPolicy(Generic[C]):
         times = [self._entries[conn].expires_at for conn in self._idle]
         if self._idle and self.size > self.min_size:
             times.append(self._entries[self._idle[0]].idle_since + self.max_idle)
-        if self._retry_at is not None:
-            times.append(self._retry_at)
+        if self._backoff.retry_at is not None:
+            times.append(self._backoff.retry_at)
         return min(times, default=None)
 
     def take_idle(self) -> list[C]:
@@ -523,94 +486,3 @@ def check_sizes(min_size: int, max_size: int | None) -> tuple[int, int]:
             f" max_size={max_size}"
         )
     return min_size, max_size
-
-
-# -- the pool's I/O, as generators --------------------------------------
-
-
-def reset_gen(conn: BaseConnection) -> PQGen[bool]:
-    """Bring a returned connection back to idle; tell if it can be reused.
-
-    A command in progress (a COPY left open, results not read) is cancelled
-    and drained; an open or failed transaction is rolled back. A connection
-    that is closed, inside a ``transaction()`` or ``pipeline()`` block, or in
-    a state these cannot fix, or that does not settle within
-    ``RESET_TIMEOUT``, is not reusable (it is closed if the attempt left it
-    in an unknown state). Never raises ``Exception``.
-
-    Drive with a waiter timeout (``RECOVER_POLL_INTERVAL``): the deadline is
-    checked when the waiter answers ``Ready.NONE``.
-    """
-    if conn.closed or conn._transaction_blocks or conn._pipeline is not None:
-        return False
-    if is_clean(conn):
-        return True
-    try:
-        status = conn.pgconn.transaction_status
-        if status == TransactionStatus.ACTIVE:
-            yield from conn._recover_gen()
-            if conn.closed:
-                return False
-            status = conn.pgconn.transaction_status
-        if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-            yield from bounded(
-                conn._exec_command_gen(b"ROLLBACK"), time.monotonic() + RESET_TIMEOUT
-            )
-            status = conn.pgconn.transaction_status
-        if status != TransactionStatus.IDLE:
-            conn._mark_broken()
-            return False
-        return True
-    except Exception:
-        conn._mark_broken()
-        return False
-
-
-def is_clean(conn: BaseConnection) -> bool:
-    """Tell if a returned connection is idle, open and outside any block.
-
-    Then ``reset_gen()`` has nothing to do: a pool may skip driving it (and,
-    in async flavours, shielding it).
-    """
-    return (
-        conn._session_status() == TransactionStatus.IDLE
-        and not conn._transaction_blocks
-        and conn._pipeline is None
-    )
-
-
-def health_gen(conn: BaseConnection) -> PQGen[None]:
-    """Check that a connection answers: an empty query, within ``CHECK_TIMEOUT``.
-
-    :raises OperationalError: if the connection is closed, fails or does not
-        answer in time (then it is marked broken).
-    """
-    conn._check_usable()
-    if conn.pgconn.transaction_status != TransactionStatus.IDLE:
-        raise errors.ProgrammingError(
-            f"a connection can be checked only when idle, not {conn.pgconn.transaction_status.name}"
-        )
-    try:
-        yield from bounded(conn._exec_command_gen(b""), time.monotonic() + CHECK_TIMEOUT)
-    except errors.OperationalError:
-        conn._mark_broken()
-        raise
-
-
-def bounded(gen: PQGen[T], deadline: float) -> PQGen[T]:
-    """Drive ``gen``, giving up (and closing it) once ``time.monotonic()`` passes ``deadline``.
-
-    :raises OperationalError: at the deadline; what ``gen`` had begun is left
-        unfinished, so the caller closes the connection.
-    """
-    try:
-        request = next(gen)
-        while True:
-            ready = yield request
-            if ready == Ready.NONE and time.monotonic() >= deadline:
-                gen.close()
-                raise errors.OperationalError("the server did not answer in time")
-            request = gen.send(ready)
-    except StopIteration as ex:
-        result: T = ex.value
-        return result

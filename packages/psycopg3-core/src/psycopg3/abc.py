@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._async_connection import AsyncConnectionBase, AsyncLock, ConnectContext
 from ._async_cursor import AsyncCursorBase
-from ._async_pool import AsyncPoolBase, PoolEvent
+from ._async_pool import AsyncPoolBase
 from ._block_lock import AsyncConnectionLock, ConnectionLock
 from ._cancel import WorkerStarter, start_os_thread
 from ._connection_base import (
@@ -25,7 +25,8 @@ from ._cursor_base import BaseCursor, Params, Query, Row
 from ._framework import AsyncEvent, AsyncFramework
 from ._notify import NOTIFY_POLL_INTERVAL, AsyncNotifies, NotifyIteration
 from ._pipeline import AsyncPipeline, BasePipeline
-from ._pool import PoolPolicy, PoolWaiter, health_gen, is_clean, reset_gen
+from ._pool import PoolPolicy, PoolWaiter
+from ._pool_io import health_gen, is_clean, reset_gen
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._server_cursor import AsyncServerCursorBase, BaseServerCursor
 from .waiting import AsyncWaiter, PQGen, Ready, Wait, Waiter
@@ -75,3 +76,11 @@ __all__ = [
     "WorkerStarter",
     "start_os_thread",
 ]
+
+# -- the pool, for blocking frameworks too -------------------------------------
+
+from ._blocking_pool import BlockingPoolBase  # noqa: E402
+from ._pool_effects import PoolEvent  # noqa: E402
+from ._pool_procs import PoolProcedures  # noqa: E402
+
+__all__ += ["BlockingPoolBase", "PoolProcedures"]

@@ -1,0 +1,267 @@
+"""The blocking connection pool: the pool's procedures driven by blocking calls.
+
+Layer: pool drivers, beside ``psycopg3._async_pool``. ``BlockingPoolBase``
+interprets the procedures of ``psycopg3._pool_procs`` (where the order of
+operations is stated) for frameworks whose waits block the calling thread
+(threads, or greenlets under gevent or eventlet); an adapter subclasses it
+with the hooks of its framework: a clock, events, a mutex, starting and
+stopping its background threads, connecting, driving a generator.
+
+What blocking changes:
+
+1. One mutex guards the books: each stretch of a procedure between two
+   effects runs under it (the policy's rule 1); no effect does (no I/O, no
+   user callback, no join under it).
+2. Nothing cancels a thread: ``Shielded`` just runs the procedure. An
+   exception while waiting (``KeyboardInterrupt``) abandons the request;
+   one during a connection's hygiene discards the connection.
+
+Must not: import threading, gevent or any other framework.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from functools import partial
+from typing import Any, Protocol, TypeVar, cast
+
+from . import _pool_effects as fx
+from . import errors
+from ._connection_base import BaseConnection
+from ._pool_effects import PoolEvent, Procedure
+from ._pool_procs import PoolProcedures
+from .pq import TransactionStatus
+from .waiting import PQGen
+
+__all__ = ["BlockingPoolBase"]
+
+T = TypeVar("T")
+ConnT = TypeVar("ConnT", bound=BaseConnection)
+EventT = TypeVar("EventT", bound=PoolEvent)
+PoolT = TypeVar("PoolT", bound="BlockingPoolBase[Any, Any]")
+
+
+class _Lock(Protocol):
+    def acquire(self, blocking: bool = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class _BlockingConnection(Protocol):
+    # What the pool uses of a blocking connection beyond BaseConnection.
+    @property
+    def lock(self) -> _Lock: ...
+
+    def commit(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
+    """A pool of blocking connections, minus what only a framework can do.
+
+    ``with pool.connection() as conn:`` borrows one; ``with pool:`` (or
+    ``open()``/``close()``) bounds the pool's life and its threads'. The
+    parameters are ``PoolProcedures``': the callbacks are plain functions,
+    called from the thread that needs them (``configure`` and
+    ``reconnect_failed`` from a background one).
+    """
+
+    # -- the framework's hooks -------------------------------------------
+
+    @abstractmethod
+    def _new_mutex(self) -> AbstractContextManager[Any]:
+        """A new lock guarding the books (``threading.Lock()``); called in ``__init__``."""
+
+    @abstractmethod
+    def _wait_event(self, event: EventT, timeout: float | None) -> bool:
+        """Block until ``event`` is set (True) or ``timeout`` seconds passed (False)."""
+
+    @abstractmethod
+    def _spawn(self, task: Callable[[], None], name: str) -> None:
+        """Start ``task()`` in a background thread named ``name``.
+
+        ``_stop_background()`` waits for it.
+        """
+
+    @abstractmethod
+    def _stop_background(self, timeout: float) -> None:
+        """Wait for the threads ``_spawn()`` started, ``timeout`` at most.
+
+        Not for the current one: a ``reconnect_failed`` callback may close the pool.
+        """
+
+    @abstractmethod
+    def _connect(self) -> ConnT:
+        """Open a connection: the flavour's ``Connection.connect(conninfo, **kwargs)``."""
+
+    @abstractmethod
+    def _drive(self, gen: PQGen[T]) -> T:
+        """Drive ``gen`` with the flavour's waiter, ``timeout=RECOVER_POLL_INTERVAL``."""
+
+    @staticmethod
+    @abstractmethod
+    def check_connection(conn: Any) -> None:
+        """Check that ``conn`` answers; usable as the pool's ``check`` callback.
+
+        The adapter's: ``health_gen(conn)`` driven by its waiter, with
+        ``timeout=RECOVER_POLL_INTERVAL``, under ``conn.lock``.
+
+        :raises OperationalError: if it does not.
+        """
+
+    # -- the interpreter -------------------------------------------------
+
+    def _run(self, procedure: Procedure[T]) -> T:
+        # The procedure runs under the mutex; each effect, outside it.
+        mutex = self._books
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            with mutex:
+                try:
+                    effect = procedure.send(value) if error is None else procedure.throw(error)
+                except StopIteration as ex:
+                    result: T = ex.value
+                    return result
+            value = error = None
+            try:
+                value = self._perform(effect)
+            except BaseException as ex:
+                error = ex
+
+    def _perform(self, effect: fx.Effect) -> Any:
+        if isinstance(effect, fx.WaitEvent):
+            return self._wait_event(effect.event, effect.timeout)  # type: ignore[arg-type]
+        if isinstance(effect, fx.Close):
+            effect.conn.close()
+        elif isinstance(effect, fx.CallBack):
+            effect.fn(effect.arg)
+        elif isinstance(effect, fx.Drive):
+            lock = cast(_BlockingConnection, effect.conn).lock
+            # Locked now, it is in use again (another thread runs a command):
+            # waiting could hang, and its state is not ours to fix.
+            if not lock.acquire(blocking=False):
+                raise errors.ProgrammingError("the connection was returned while still in use")
+            try:
+                return self._drive(effect.gen)
+            finally:
+                lock.release()
+        elif isinstance(effect, fx.Connect):
+            return self._connect()
+        elif isinstance(effect, fx.Spawn):
+            self._start(effect.procedure, effect.name)
+        elif isinstance(effect, fx.Shielded):
+            return self._run(effect.procedure)
+        elif isinstance(effect, fx.StopBackground):
+            self._stop_background(effect.timeout)
+        return None
+
+    def _start(self, procedure: Procedure[None], name: str) -> None:
+        self._spawn(partial(self._run, procedure), f"{self.name}-{name}")
+
+    # -- the API ---------------------------------------------------------
+
+    def open(self, wait: bool = False, timeout: float = 30.0) -> None:
+        """Start the pool's threads, which open ``min_size`` connections.
+
+        Opening an open pool does nothing.
+
+        :param wait: return only once ``min_size`` connections are ready.
+        :param timeout: how long to wait for them.
+        :raises PoolClosed: if the pool was closed (it cannot be reopened).
+        :raises PoolTimeout: if ``wait`` and they were not ready in time.
+        """
+        self._policy.check_process()
+        with self._books:
+            self._open()
+        if wait:
+            self.wait(timeout)
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Block until ``min_size`` connections are open.
+
+        :raises PoolTimeout: if they are not within ``timeout`` seconds.
+        :raises PoolClosed: if the pool is not open.
+        """
+        self._policy.check_process()
+        self._run(self._wait_proc(timeout))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the pool: idle connections now, those in use when they come back.
+
+        Requests waiting get ``PoolClosed``. The pool's threads are joined,
+        for ``timeout`` seconds at most (a connect in progress ends with its
+        own ``connect_timeout``). Closing twice does nothing.
+        """
+        if not self._policy.inherited:  # a forked child lets its copy go (policy's rule 6)
+            self._run(self._close_proc(timeout))
+
+    def __enter__(self: PoolT) -> PoolT:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[ConnT]:
+        """Borrow a connection for the block: ``with pool.connection() as conn:``.
+
+        On a clean exit an open transaction is committed; on an exception
+        it is rolled back when the connection comes back.
+
+        :param timeout: as in ``getconn()``.
+        """
+        conn = self.getconn(timeout)
+        try:
+            yield conn
+            if conn._session_status() == TransactionStatus.INTRANS:
+                cast(_BlockingConnection, conn).commit()
+        finally:
+            self.putconn(conn)
+
+    def getconn(self, timeout: float | None = None) -> ConnT:
+        """Take a connection; give it back with ``putconn()``.
+
+        :param timeout: seconds to wait for one (None: the pool's ``timeout``).
+        :raises PoolTimeout: if none was available in time.
+        :raises TooManyRequests: if ``max_waiting`` requests already wait.
+        :raises PoolClosed: if the pool is not open.
+        """
+        self._policy.check_process()
+        return self._run(self._getconn_proc(timeout))
+
+    def putconn(self, conn: ConnT) -> None:
+        """Give back a connection taken with ``getconn()``.
+
+        A command in progress is cancelled, a transaction rolled back, then
+        the ``reset`` callback runs; a connection failing any of them, too
+        old, or returned to a closed pool is closed.
+
+        :raises ProgrammingError: if it is not this pool's, or was already
+            given back.
+        """
+        self._policy.check_process()
+        self._run(self._putconn_proc(conn))
+
+    def stats(self) -> dict[str, int]:
+        """The pool's figures: sizes now, and counters since it opened."""
+        self._policy.check_process()
+        with self._books:
+            return self._policy.stats()
+
+    def resize(self, min_size: int, max_size: int | None = None) -> None:
+        """Change the pool's sizes; connections are opened or closed to follow.
+
+        :param max_size: None: ``min_size``.
+        """
+        self._policy.check_process()
+        self._run(self._resize_proc(min_size, max_size))
+
+    def check(self) -> None:
+        """Check every idle connection now; broken ones are replaced."""
+        self._policy.check_process()
+        self._run(self._check_proc(self.check_connection))
