@@ -519,3 +519,13 @@ def test_threads_hammering(dsn: str, admin: Connection[Any]) -> None:
         assert len(pids) == 4 and set(backends(admin, pool)) == pids
     assert pool_threads(pool) == []
     wait_until(lambda: backends(admin, pool) == [], "the backends to go")
+
+
+def test_open_pool(dsn: str) -> None:
+    # As in the async flavours: a pool to use in a `with` block, which opens it.
+    pool = psycopg3_sync.open_pool(dsn, min_size=1, name="test-open-pool")
+    assert isinstance(pool, ConnectionPool)
+    with pool:
+        with pool.connection() as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+    assert pool.closed

@@ -35,7 +35,7 @@ from psycopg3.errors import (
 
 from .connection import Connection, connect
 from .cursor import Cursor, ServerCursor
-from .pool import ConnectionPool
+from .pool import ConnectionPool, open_pool
 from .waiting import wait_select
 
 #: DB-API 2.0 module globals.
@@ -54,6 +54,7 @@ __all__ = [
     "Cursor",
     "ServerCursor",
     "ConnectionPool",
+    "open_pool",
     "wait_select",
     "errors",
     "Warning",

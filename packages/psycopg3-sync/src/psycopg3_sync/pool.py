@@ -19,7 +19,7 @@ from psycopg3.abc import RECOVER_POLL_INTERVAL, BlockingPoolBase, PQGen, health_
 from .connection import Connection
 from .waiting import wait_select
 
-__all__ = ["ConnectionPool"]
+__all__ = ["ConnectionPool", "open_pool"]
 
 T = TypeVar("T")
 
@@ -84,3 +84,13 @@ class ConnectionPool(BlockingPoolBase[Connection[Any], threading.Event]):
         """
         with conn.lock:
             wait_select(health_gen(conn), timeout=RECOVER_POLL_INTERVAL)
+
+
+def open_pool(conninfo: str = "", **kwargs: Any) -> ConnectionPool:
+    """Return a pool to use as ``with open_pool(dsn, min_size=4) as pool:``.
+
+    As in the async flavours; the same as ``ConnectionPool(...)``.
+
+    :param kwargs: ``ConnectionPool``'s parameters.
+    """
+    return ConnectionPool(conninfo, **kwargs)
