@@ -69,3 +69,14 @@ __all__ = [
     "Row",
     "shutdown_socket",
 ]
+
+# -- blocking bases: the blocking twins of the async bases, for threads or gevent --
+from ._blocking_connection import BlockingConnectionBase, BlockingLock  # noqa: E402
+from ._blocking_cursor import BlockingCursorBase, BlockingServerCursorBase  # noqa: E402
+
+__all__ += [
+    "BlockingConnectionBase",
+    "BlockingCursorBase",
+    "BlockingServerCursorBase",
+    "BlockingLock",
+]
