@@ -110,11 +110,6 @@ class Connection(BlockingConnectionBase):
 
     waiter = staticmethod(wait_selectors)
 
-    @classmethod
-    def connect(cls, conninfo: str, **kwargs: Any) -> Connection:
-        gen, timeout = cls._connect_gen(conninfo, **kwargs)
-        return cls(wait_selectors(gen, timeout=timeout))
-
     def cursor(self, name: str = "", **kwargs: Any) -> Any:
         self._check_usable()
         return ServerCursor(self, name, **kwargs) if name else Cursor(self, **kwargs)
@@ -127,7 +122,7 @@ def conn(dsn: str) -> Any:
 
 
 def test_the_api_waits_through_the_adapters_waiter(
-    conn: Connection, monkeypatch: pytest.MonkeyPatch
+    dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Nothing may reach psycopg3_sync's waiter: the bases wait through ours.
     def refused(*args: Any, **kwargs: Any) -> Any:
@@ -136,19 +131,23 @@ def test_the_api_waits_through_the_adapters_waiter(
     monkeypatch.setattr(psycopg3_sync.connection, "wait_select", refused)
     monkeypatch.setattr(psycopg3_sync.waiting, "wait_select", refused)
     before = Waits.calls
-    with conn.transaction():
-        first = conn.execute("select %s + 1", (41,))
-        assert isinstance(first, Cursor)
-        assert first.fetchone() == (42,)
-        with conn.cursor("named") as named:
-            assert named.execute("select generate_series(1, 3)").fetchall() == [(1,), (2,), (3,)]
-    with conn.cursor() as cur:
-        cur.execute("create temp table t (x int)")
-        with cur.copy("copy t from stdin") as copy:
-            copy.write_row((7,))
-        cur.executemany("insert into t values (%s)", [(8,), (9,)])
-        assert cur.execute("select sum(x) from t").fetchone() == (24,)
-    conn.rollback()
+    with Connection.connect(dsn) as conn:
+        assert isinstance(conn, Connection)
+        with conn.transaction():
+            first = conn.execute("select %s + 1", (41,))
+            assert isinstance(first, Cursor)
+            assert first.fetchone() == (42,)
+            with conn.cursor("named") as named:
+                rows = named.execute("select generate_series(1, 3)").fetchall()
+                assert rows == [(1,), (2,), (3,)]
+        with conn.cursor() as cur:
+            cur.execute("create temp table t (x int)")
+            with cur.copy("copy t from stdin") as copy:
+                copy.write_row((7,))
+            cur.executemany("insert into t values (%s)", [(8,), (9,)])
+            assert cur.execute("select sum(x) from t").fetchone() == (24,)
+        conn.rollback()
+    assert conn.closed
     assert Waits.calls > before + 8
 
 

@@ -14,7 +14,9 @@ other than through the adapter's ``waiter``. The adapter provides:
 2. ``lock``: ``ConnectionLock(LockClass, current)``, built in ``__init__``
    from a lock class meeting ``BlockingLock`` and a function naming the
    running thread (or greenlet).
-3. ``connect()``, and ``cursor()`` returning its cursor classes.
+3. ``cursor()`` returning its cursor classes (and, for typing only, the
+   signatures naming its classes). ``connect()`` is here; a framework whose
+   threads must not block in libpq's name resolution overrides it.
 
 The interruption policy is the same for every blocking framework, and
 written once here (``_wait``): an exception out of the wait (Ctrl-C, a
@@ -35,9 +37,11 @@ from ._connection_base import RECOVER_POLL_INTERVAL, BaseConnection, shutdown_so
 from ._cursor_base import Params, Query
 from ._notify import Notify, NotifyIteration
 from ._pipeline import Pipeline
+from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._tpc import Xid
 from ._transaction import Transaction
 from .generators import wait_readable
+from .rows import RowFactory
 from .waiting import PQGen
 
 if TYPE_CHECKING:
@@ -69,7 +73,7 @@ class BlockingLock(Protocol):
 
 
 class BlockingConnectionBase(BaseConnection, ABC):
-    """The blocking connection API, minus the waiter, the lock class and ``connect()``."""
+    """The blocking connection API, minus the waiter, the lock class and ``cursor()``."""
 
     #: Built by the adapter from its lock class and current thread (see ``_block_lock``).
     lock: ConnectionLock[BlockingLock]
@@ -84,6 +88,30 @@ class BlockingConnectionBase(BaseConnection, ABC):
     @abstractmethod
     def waiter(gen: PQGen[T], *, timeout: float | None = None) -> T:
         """The framework's waiter: drive ``gen`` to its end (``psycopg3.waiting.Waiter``)."""
+
+    @classmethod
+    def connect(
+        cls: type[ConnT],
+        conninfo: str = "",
+        *,
+        autocommit: bool = False,
+        row_factory: RowFactory[Any] | None = None,
+        prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
+        **kwargs: Any,
+    ) -> ConnT:
+        """Connect to a server, with libpq's own name resolution.
+
+        An adapter's ``connect()`` calls it (and types its result);
+        ``kwargs`` are connection parameters overriding those in ``conninfo``.
+        """
+        gen, timeout = cls._connect_gen(conninfo, **kwargs)
+        pgconn = cls.waiter(gen, timeout=timeout)
+        return cls(
+            pgconn,
+            autocommit=autocommit,
+            row_factory=row_factory,
+            prepare_threshold=prepare_threshold,
+        )
 
     @abstractmethod
     def cursor(self, *args: Any, **kwargs: Any) -> Any:

@@ -1,9 +1,9 @@
 """The blocking ``Connection`` and ``connect()``: the core's blocking base on threads.
 
-Everything but the waiter, the lock class and connecting is
-``psycopg3.abc.BlockingConnectionBase``'s; this module gives it
-``wait_select``, a ``threading.Lock`` that can run a deferred close, and the
-thread identity.
+The API and its logic are ``psycopg3.abc.BlockingConnectionBase``'s; this
+module gives it ``wait_select``, a ``threading.Lock`` that can run a
+deferred close, the thread identity, and the types of this package's
+classes. Layer: adapter.
 """
 
 from __future__ import annotations
@@ -51,26 +51,6 @@ class Connection(BlockingConnectionBase, Generic[ConnectionRow]):
     def waiter(gen: PQGen[T], *, timeout: float | None = None) -> T:
         # (looked up at each call: a test may replace the module's wait_select)
         return wait_select(gen, timeout=timeout)
-
-    @classmethod
-    def connect(
-        cls,
-        conninfo: str = "",
-        *,
-        autocommit: bool = False,
-        row_factory: RowFactory[Any] | None = None,
-        prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
-        **kwargs: Any,
-    ) -> Connection[Any]:
-        """Connect to a server: see ``psycopg3_sync.connect()``."""
-        gen, timeout = cls._connect_gen(conninfo, **kwargs)
-        pgconn = wait_select(gen, timeout=timeout)
-        return cls(
-            pgconn,
-            autocommit=autocommit,
-            row_factory=row_factory,
-            prepare_threshold=prepare_threshold,
-        )
 
     @overload
     def cursor(
@@ -132,7 +112,18 @@ class Connection(BlockingConnectionBase, Generic[ConnectionRow]):
             )
         return Cursor(self, binary=binary, row_factory=row_factory)
 
-    if TYPE_CHECKING:  # typing only: the base's method runs
+    if TYPE_CHECKING:  # typing only: the base's methods run
+
+        @classmethod
+        def connect(
+            cls,
+            conninfo: str = "",
+            *,
+            autocommit: bool = False,
+            row_factory: RowFactory[Any] | None = None,
+            prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
+            **kwargs: Any,
+        ) -> Connection[Any]: ...
 
         def execute(
             self,
