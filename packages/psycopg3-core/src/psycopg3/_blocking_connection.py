@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._block_lock import ConnectionLock
@@ -99,11 +98,17 @@ class BlockingConnectionBase(BaseConnection, ABC):
         prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
         **kwargs: Any,
     ) -> ConnT:
-        """Connect to a server, with libpq's own name resolution.
+        """Connect to a server; return a connection of this class.
 
-        An adapter's ``connect()`` calls it (and types its result);
-        ``kwargs`` are connection parameters overriding those in ``conninfo``.
+        :param conninfo: a libpq connection string or URI.
+        :param autocommit: whether each command commits on its own.
+        :param row_factory: the shape of the rows of the connection's cursors.
+        :param prepare_threshold: when queries are prepared (None: never).
+        :param kwargs: connection parameters overriding those in ``conninfo``.
+        :raises OperationalError: if the connection cannot be made.
         """
+        # libpq resolves host names itself, blocking the thread: an adapter
+        # whose threads must not block there overrides this method.
         gen, timeout = cls._connect_gen(conninfo, **kwargs)
         pgconn = cls.waiter(gen, timeout=timeout)
         return cls(
@@ -141,12 +146,7 @@ class BlockingConnectionBase(BaseConnection, ABC):
     def __enter__(self: ConnT) -> ConnT:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
             with self.lock:
                 self._wait(self._exit_gen(exc))

@@ -12,7 +12,6 @@ connection's ``lock`` and ``_wait()`` (``BlockingConnectionBase``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._copy import Copy
@@ -38,12 +37,7 @@ class BlockingCursorBase(BaseCursor[Row]):
     def __enter__(self: T) -> T:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @property
@@ -180,12 +174,7 @@ class BlockingServerCursorBase(BaseServerCursor[Row]):
     def __enter__(self: T) -> T:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @property
