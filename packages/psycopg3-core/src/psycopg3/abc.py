@@ -11,6 +11,9 @@ from ._async_connection import AsyncConnectionBase, AsyncLock, ConnectContext
 from ._async_cursor import AsyncCursorBase
 from ._async_pool import AsyncPoolBase
 from ._block_lock import AsyncConnectionLock, ConnectionLock
+from ._blocking_connection import BlockingConnectionBase, BlockingLock
+from ._blocking_cursor import BlockingCursorBase, BlockingServerCursorBase
+from ._blocking_pool import BlockingPoolBase
 from ._cancel import WorkerStarter, start_os_thread
 from ._connection_base import (
     CANCEL_RETRY_INTERVAL,
@@ -26,7 +29,9 @@ from ._framework import AsyncEvent, AsyncFramework
 from ._notify import NOTIFY_POLL_INTERVAL, AsyncNotifies, NotifyIteration
 from ._pipeline import AsyncPipeline, BasePipeline
 from ._pool import PoolPolicy, PoolWaiter
+from ._pool_effects import PoolEvent
 from ._pool_io import health_gen, is_clean, reset_gen
+from ._pool_procs import PoolProcedures
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._server_cursor import AsyncServerCursorBase, BaseServerCursor
 from .waiting import AsyncWaiter, PQGen, Ready, Wait, Waiter
@@ -34,6 +39,12 @@ from .waiting import AsyncWaiter, PQGen, Ready, Wait, Waiter
 __all__ = [
     "BaseConnection",
     "BaseCursor",
+    "BlockingConnectionBase",
+    "BlockingCursorBase",
+    "BlockingServerCursorBase",
+    "BlockingLock",
+    "BlockingPoolBase",
+    "PoolProcedures",
     "AsyncConnectionBase",
     "AsyncFramework",
     "AsyncEvent",
@@ -76,11 +87,3 @@ __all__ = [
     "WorkerStarter",
     "start_os_thread",
 ]
-
-# -- the pool, for blocking frameworks too -------------------------------------
-
-from ._blocking_pool import BlockingPoolBase  # noqa: E402
-from ._pool_effects import PoolEvent  # noqa: E402
-from ._pool_procs import PoolProcedures  # noqa: E402
-
-__all__ += ["BlockingPoolBase", "PoolProcedures"]

@@ -1,13 +1,15 @@
-"""The blocking ``Cursor`` and ``ServerCursor``: thin drivers of the core's cursors."""
+"""The blocking ``Cursor`` and ``ServerCursor``: the core's blocking cursors, typed.
+
+Every method is ``psycopg3.abc.BlockingCursorBase``'s (or
+``BlockingServerCursorBase``'s); what is here only tells type checkers that
+they return this package's classes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from psycopg3 import Copy
-from psycopg3.abc import BaseCursor, BaseServerCursor, Params, Query, Row
+from psycopg3.abc import BlockingCursorBase, BlockingServerCursorBase, Params, Query, Row
 from psycopg3.rows import RowFactory
 
 if TYPE_CHECKING:
@@ -18,207 +20,48 @@ __all__ = ["Cursor", "ServerCursor"]
 R = TypeVar("R")
 
 
-class Cursor(BaseCursor[Row]):
+class Cursor(BlockingCursorBase[Row]):
     """A DB-API cursor for blocking code."""
 
-    _conn: Connection[Any]
+    if TYPE_CHECKING:  # typing only: the base's methods run
+        _conn: Connection[Any]
 
-    def __enter__(self) -> Cursor[Row]:
-        return self
+        @property
+        def connection(self) -> Connection[Any]: ...
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        @overload
+        def execute(
+            self,
+            query: Query,
+            params: Params | None = None,
+            *,
+            binary: bool | None = None,
+            prepare: bool | None = None,
+        ) -> Cursor[Row]: ...
 
-    @property
-    def connection(self) -> Connection[Any]:
-        """The connection this cursor belongs to."""
-        return self._conn
+        @overload
+        def execute(
+            self,
+            query: Query,
+            params: Params | None = None,
+            *,
+            binary: bool | None = None,
+            row_factory: RowFactory[R],
+            prepare: bool | None = None,
+        ) -> Cursor[R]: ...
 
-    @overload
-    def execute(
-        self,
-        query: Query,
-        params: Params | None = None,
-        *,
-        binary: bool | None = None,
-        prepare: bool | None = None,
-    ) -> Cursor[Row]: ...
-
-    @overload
-    def execute(
-        self,
-        query: Query,
-        params: Params | None = None,
-        *,
-        binary: bool | None = None,
-        row_factory: RowFactory[R],
-        prepare: bool | None = None,
-    ) -> Cursor[R]: ...
-
-    def execute(
-        self,
-        query: Query,
-        params: Params | None = None,
-        *,
-        binary: bool | None = None,
-        row_factory: RowFactory[Any] | None = None,
-        prepare: bool | None = None,
-    ) -> Cursor[Any]:
-        """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``.
-
-        :param row_factory: the shape of this execution's rows, instead of the
-            cursor's ``row_factory``.
-        :param prepare: prepare the statement on the server (True), never
-            (False), or after ``conn.prepare_threshold`` executions (None).
-        """
-        with self._conn.lock:
-            self._conn._wait(
-                self._execute_gen(
-                    query, params, binary=binary, row_factory=row_factory, prepare=prepare
-                )
-            )
-        return self
-
-    def executemany(
-        self, query: Query, params_seq: Iterable[Params], *, returning: bool = False
-    ) -> None:
-        """Execute ``query`` once per parameter set, sent without waiting for each reply.
-
-        :param returning: keep each statement's result (``INSERT … RETURNING``),
-            one per ``nextset()``.
-        """
-        with self._conn.lock:
-            self._conn._wait(self._executemany_gen(query, params_seq, returning=returning))
-
-    def callproc(self, name: str, params: Params | None = None) -> Params | None:
-        """Call a database function; its result is fetched like a query's.
-
-        :return: ``params``, unchanged (PostgreSQL has no output parameters).
-        """
-        with self._conn.lock:
-            self._conn._wait(self._callproc_gen(name, params))
-        return params
-
-    def copy(self, statement: Query, params: Params | None = None) -> Copy:
-        """Return a COPY block: ``with cur.copy("COPY t FROM STDIN") as copy:``.
-
-        :param statement: a ``COPY … FROM STDIN`` or ``COPY … TO STDOUT``
-            statement; ``%s`` placeholders are filled with ``params`` as SQL
-            literals (COPY takes no bind parameters).
-        """
-        return Copy(self, statement, params)
-
-    def _fetch_pending(self) -> None:
-        # A command sent in a pipeline block: wait for its result (one
-        # attribute check on the fetch path outside pipelines).
-        with self._conn.lock:
-            self._conn._wait(self._pending_gen())
-
-    def fetchone(self) -> Row | None:
-        """Return the next row of the current result, or None."""
-        if self._pending is not None:
-            self._fetch_pending()
-        return self._fetchone()
-
-    def fetchmany(self, size: int | None = None) -> list[Row]:
-        """Return up to ``size`` (default ``arraysize``) further rows."""
-        if self._pending is not None:
-            self._fetch_pending()
-        return self._fetchmany(size)
-
-    def fetchall(self) -> list[Row]:
-        """Return the remaining rows of the current result."""
-        if self._pending is not None:
-            self._fetch_pending()
-        return self._fetchall()
-
-    def scroll(self, value: int, mode: str = "relative") -> None:
-        """Move in the current result by ``value`` rows, or to row ``value`` if absolute.
-
-        :raises IndexError: if that leaves the result.
-        """
-        if self._pending is not None:
-            self._fetch_pending()
-        self._scroll(value, mode)
-
-    def __iter__(self) -> Iterator[Row]:
-        if self._pending is not None:
-            self._fetch_pending()
-        return iter(self._iter_rows())
-
-    def close(self) -> None:
-        """Close the cursor; its results are released."""
-        self._close()
+        def execute(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
-class ServerCursor(BaseServerCursor[Row]):
+class ServerCursor(BlockingServerCursorBase[Row]):
     """A server-side (named) cursor for blocking code: rows stay on the server.
 
     Rows come in ``FETCH`` batches: ``fetchmany(n)`` asks for ``n``,
     iteration for ``itersize`` at a time.
     """
 
-    _conn: Connection[Any]
+    if TYPE_CHECKING:  # typing only: the base's methods run
+        _conn: Connection[Any]
 
-    def __enter__(self) -> ServerCursor[Row]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @property
-    def connection(self) -> Connection[Any]:
-        """The connection this cursor belongs to."""
-        return self._conn
-
-    def execute(
-        self, query: Query, params: Params | None = None, *, binary: bool | None = None
-    ) -> ServerCursor[Row]:
-        """Declare the cursor on the server for ``query``; no row is fetched yet."""
-        with self._conn.lock:
-            self._conn._wait(self._declare_gen(query, params, binary=binary))
-        return self
-
-    def fetchone(self) -> Row | None:
-        """Fetch the next row from the server, or None."""
-        with self._conn.lock:
-            rows = self._conn._wait(self._fetch_gen(1))
-        return rows[0] if rows else None
-
-    def fetchmany(self, size: int | None = None) -> list[Row]:
-        """Fetch up to ``size`` (default ``arraysize``) rows from the server."""
-        with self._conn.lock:
-            return self._conn._wait(self._fetch_gen(self._fetchmany_size(size)))
-
-    def fetchall(self) -> list[Row]:
-        """Fetch every remaining row from the server."""
-        with self._conn.lock:
-            return self._conn._wait(self._fetch_gen(None))
-
-    def __iter__(self) -> Iterator[Row]:
-        while True:
-            with self._conn.lock:
-                rows = self._conn._wait(self._fetch_gen(self.itersize))
-            yield from rows
-            if len(rows) < self.itersize:
-                return
-
-    def scroll(self, value: int, mode: str = "relative") -> None:
-        """Move the server cursor (``MOVE``) by ``value`` rows, or to row ``value``."""
-        with self._conn.lock:
-            self._conn._wait(self._scroll_gen(value, mode))
-
-    def close(self) -> None:
-        """Close the cursor on the server too, if it still exists there."""
-        with self._conn.lock:
-            self._conn._wait(self._close_gen())
+        @property
+        def connection(self) -> Connection[Any]: ...

@@ -1,0 +1,319 @@
+"""The blocking connection methods shared by every blocking adapter.
+
+``BlockingConnectionBase`` is to blocking frameworks (threads, gevent,
+eventlet) what ``AsyncConnectionBase`` is to async ones: the whole
+connection API, written once on top of what only a framework can give.
+Layer: connection/cursor bases, above ``BaseConnection``; below the adapters.
+
+Must not: import threading, select, gevent or any other framework; wait
+other than through the adapter's ``waiter``. The adapter provides:
+
+1. ``waiter``: a static method driving a generator to its end, blocking
+   the running thread (or greenlet) until each wait is over
+   (``psycopg3.waiting.Waiter``; ``psycopg3_sync.wait_select``).
+2. ``lock``: ``ConnectionLock(LockClass, current)``, built in ``__init__``
+   from a lock class meeting ``BlockingLock`` and a function naming the
+   running thread (or greenlet).
+3. ``cursor()`` returning its cursor classes (and, for typing only, the
+   signatures naming its classes). ``connect()`` is here; a framework whose
+   threads must not block in libpq's name resolution overrides it.
+
+The interruption policy is the same for every blocking framework, and
+written once here (``_wait``): an exception out of the wait (Ctrl-C, a
+``gevent.Timeout``, a lost or closed socket) runs ``BaseConnection``'s
+recovery in the same thread before it propagates. A blocking framework has
+no shield: the recovery bounds itself (``CANCEL_TIMEOUT + DRAIN_TIMEOUT``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from ._block_lock import ConnectionLock
+from ._connection_base import RECOVER_POLL_INTERVAL, BaseConnection, shutdown_socket
+from ._cursor_base import Params, Query
+from ._notify import Notify, NotifyIteration
+from ._pipeline import Pipeline
+from ._prepare import DEFAULT_PREPARE_THRESHOLD
+from ._tpc import Xid
+from ._transaction import Transaction
+from .generators import wait_readable
+from .rows import RowFactory
+from .waiting import PQGen
+
+if TYPE_CHECKING:
+    from ._blocking_cursor import BlockingCursorBase
+
+__all__ = ["BlockingConnectionBase", "BlockingLock"]
+
+T = TypeVar("T")
+ConnT = TypeVar("ConnT", bound="BlockingConnectionBase")
+
+
+class BlockingLock(Protocol):
+    """What a blocking connection needs of its lock class: a lock that can defer a close.
+
+    ``acquire``, ``release`` and ``locked`` behave as ``threading.Lock``'s.
+    ``run_when_free(action)`` runs ``action`` holding the lock: at once if
+    it is free, else in the thread that releases it, before anyone else
+    gets it. ``close()`` from another thread relies on it: the PGconn is
+    freed only when no thread can be inside libpq with it.
+    """
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def locked(self) -> bool: ...
+
+    def run_when_free(self, action: Callable[[], None]) -> None: ...
+
+
+class BlockingConnectionBase(BaseConnection, ABC):
+    """The blocking connection API, minus the waiter, the lock class and ``cursor()``."""
+
+    #: Built by the adapter from its lock class and current thread (see ``_block_lock``).
+    lock: ConnectionLock[BlockingLock]
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # notifies() iterations polling the socket without the lock (their
+        # count changes under the lock): close() must wake them.
+        self._lockless_waits = 0
+
+    @staticmethod
+    @abstractmethod
+    def waiter(gen: PQGen[T], *, timeout: float | None = None) -> T:
+        """The framework's waiter: drive ``gen`` to its end (``psycopg3.waiting.Waiter``)."""
+
+    @classmethod
+    def connect(
+        cls: type[ConnT],
+        conninfo: str = "",
+        *,
+        autocommit: bool = False,
+        row_factory: RowFactory[Any] | None = None,
+        prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
+        **kwargs: Any,
+    ) -> ConnT:
+        """Connect to a server; return a connection of this class.
+
+        :param conninfo: a libpq connection string or URI.
+        :param autocommit: whether each command commits on its own.
+        :param row_factory: the shape of the rows of the connection's cursors.
+        :param prepare_threshold: when queries are prepared (None: never).
+        :param kwargs: connection parameters overriding those in ``conninfo``.
+        :raises OperationalError: if the connection cannot be made.
+        """
+        # libpq resolves host names itself, blocking the thread: an adapter
+        # whose threads must not block there overrides this method.
+        gen, timeout = cls._connect_gen(conninfo, **kwargs)
+        pgconn = cls.waiter(gen, timeout=timeout)
+        return cls(
+            pgconn,
+            autocommit=autocommit,
+            row_factory=row_factory,
+            prepare_threshold=prepare_threshold,
+        )
+
+    @abstractmethod
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        """Return a new cursor on this connection; a server-side one if ``name`` is given.
+
+        The parameters, which an adapter's overloads type precisely:
+
+        :param name: the name of a server-side cursor (``DECLARE``), or "".
+        :param binary: ask for results in binary format.
+        :param row_factory: the shape of the rows (default: ``self.row_factory``).
+        :param scrollable: server-side cursors: ``SCROLL`` (True), ``NO SCROLL``
+            (False), or the server's default (None).
+        :param withhold: server-side cursors: declare ``WITH HOLD``.
+        """
+
+    def _wait(self, gen: PQGen[T]) -> T:
+        """Drive ``gen`` with the waiter; on an exception, the interruption policy."""
+        try:
+            return self.waiter(gen)
+        except BaseException as ex:
+            if self._interrupted():
+                self.waiter(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
+            elif (closed := self._closed_while_waiting(ex)) is not None:
+                raise closed from ex
+            raise
+
+    def __enter__(self: ConnT) -> ConnT:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        try:
+            with self.lock:
+                self._wait(self._exit_gen(exc))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the connection; closing twice does nothing. Returns at once.
+
+        Callable from any thread: a thread waiting on the connection wakes
+        up with an ``OperationalError``; one inside a COPY block gets an
+        ``InterfaceError`` at its next write, read or at the block's end.
+        """
+        if self.lock.operation.acquire(blocking=False):
+            try:
+                if self._lockless_waits and not self.closed:
+                    shutdown_socket(self.pgconn.socket)  # wake the notifies() poller
+                self._close()
+            finally:
+                self.lock.operation.release()
+            self.lock.abandon()  # (wake the threads waiting for a block never left)
+            return
+        # Another thread (or this one, in a COPY block) holds the operation
+        # lock, and may be inside libpq: the PGconn is freed only when the lock
+        # is released. (The operation lock alone: a block open in another
+        # thread must not delay closing.)
+        # Until then the connection counts as closed, and shutting the socket
+        # down wakes a thread blocked in poll() (closing the fd would not).
+        # That thread may finish the PGconn meanwhile: the socket is shut
+        # down only if it is still the PGconn's (see PGconn.with_socket).
+        if not self.closed:
+            self._closed_by_user = True
+            self.pgconn.with_socket(shutdown_socket)
+        self.lock.operation.run_when_free(self._close)
+        self.lock.abandon()
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the command in progress; callable from any thread.
+
+        Returns once the server took the request, or after ``CANCEL_TIMEOUT``
+        if it does not answer; a failure is logged, not raised.
+        """
+        self.waiter(self._cancel_gen(), timeout=RECOVER_POLL_INTERVAL)
+
+    def execute(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool = False,
+        prepare: bool | None = None,
+    ) -> BlockingCursorBase[Any]:
+        """Execute a query on a new cursor and return the cursor (see ``Cursor.execute``)."""
+        cur: BlockingCursorBase[Any] = self.cursor(binary=binary)
+        cur.execute(query, params, prepare=prepare)
+        return cur
+
+    def commit(self) -> None:
+        """Commit the current transaction."""
+        with self.lock:
+            self._wait(self._commit_gen())
+
+    def rollback(self) -> None:
+        """Roll back the current transaction."""
+        with self.lock:
+            self._wait(self._rollback_gen())
+
+    def transaction(
+        self, savepoint_name: str | None = None, force_rollback: bool = False
+    ) -> Transaction:
+        """Return a transaction block: ``with conn.transaction() as tx:``.
+
+        See ``psycopg3._transaction`` for the rules (BEGIN or SAVEPOINT,
+        commit on success, rollback on error, ``psycopg3.Rollback``).
+
+        :param savepoint_name: the name of the block's savepoint, if it uses one.
+        :param force_rollback: roll back at the end even if the block succeeds.
+        """
+        return Transaction(self, savepoint_name, force_rollback)
+
+    def pipeline(self) -> Pipeline:
+        """Return a pipeline block: ``with conn.pipeline() as p:`` (libpq >= 14).
+
+        Inside it, ``execute()`` sends without waiting; each cursor gets its
+        result when it fetches, or at ``p.sync()`` and the block's end (see
+        ``psycopg3._pipeline`` and ``docs/pipeline.md``).
+
+        :raises NotSupportedError: on entering, if libpq is older than 14.
+        """
+        return Pipeline(self)
+
+    def notifies(
+        self, *, timeout: float | None = None, stop_after: int | None = None
+    ) -> Generator[Notify, None, None]:
+        """Return a generator of the notifications received (``psycopg3.Notify``).
+
+        ``for notify in conn.notifies():`` yields what was queued first
+        (received during earlier commands), then waits for more. The wait
+        itself does not hold the connection's lock: other threads' commands
+        run meanwhile, and their notifications reach this iteration.
+        Leaving the loop leaves the connection idle and usable.
+
+        :param timeout: stop after this many seconds in total; None: never.
+        :param stop_after: stop after yielding this many; None: never.
+        :raises OperationalError: if the connection is closed or lost while
+            iterating.
+        """
+        return self._iterate_notifies(self._start_notifies(timeout, stop_after))
+
+    def _iterate_notifies(self, iteration: NotifyIteration) -> Generator[Notify, None, None]:
+        try:
+            while True:
+                notify = iteration.pop()
+                if notify is not None:
+                    yield notify
+                    continue
+                wait = iteration.next_wait()
+                if wait is None:
+                    return
+                with self.lock:
+                    if self._receive_notifies():
+                        continue
+                    fileno = self.pgconn.socket
+                    self._lockless_waits += 1
+                # A readiness wait is level-triggered and several threads may
+                # wait on one socket: a query running meanwhile gets its
+                # results as usual. Waiting without the lock is what lets it
+                # run: a thread blocked on a lock has no turn guaranteed.
+                try:
+                    self.waiter(wait_readable(fileno), timeout=wait)
+                finally:
+                    with self.lock:
+                        self._lockless_waits -= 1
+                with self.lock:
+                    self._receive_notifies()
+        finally:
+            iteration.close()
+
+    def tpc_begin(self, xid: Xid | str) -> None:
+        """Begin a two-phase transaction with an id made by ``xid()``.
+
+        :raises ProgrammingError: in a transaction, in autocommit mode.
+        """
+        self._check_no_pipeline("tpc_begin")
+        with self.lock:
+            self._wait(self._tpc_begin_gen(xid))
+
+    def tpc_prepare(self) -> None:
+        """Prepare the two-phase transaction (``PREPARE TRANSACTION``)."""
+        self._check_no_pipeline("tpc_prepare")
+        with self.lock:
+            self._wait(self._tpc_prepare_gen())
+
+    def tpc_commit(self, xid: Xid | str | None = None) -> None:
+        """Commit the two-phase transaction, or the prepared one ``xid``."""
+        self._check_no_pipeline("tpc_commit")
+        with self.lock:
+            self._wait(self._tpc_finish_gen(True, xid))
+
+    def tpc_rollback(self, xid: Xid | str | None = None) -> None:
+        """Roll back the two-phase transaction, or the prepared one ``xid``."""
+        self._check_no_pipeline("tpc_rollback")
+        with self.lock:
+            self._wait(self._tpc_finish_gen(False, xid))
+
+    def tpc_recover(self) -> list[Xid]:
+        """Return the server's prepared transactions, oldest first."""
+        self._check_no_pipeline("tpc_recover")
+        with self.lock:
+            return self._wait(self._tpc_recover_gen())
