@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import pytest
 
 from psycopg3 import errors
-from psycopg3._dns import resolve_conninfo
+from psycopg3._dns import resolve_conninfo, resolve_conninfo_blocking
 from psycopg3.conninfo import conninfo_to_dict
 
 T = TypeVar("T")
@@ -84,3 +84,23 @@ def test_hostaddr_given_means_no_lookup() -> None:
 def test_port_count_mismatch() -> None:
     with pytest.raises(errors.ProgrammingError, match="2 hosts but 3 port"):
         run(resolve_conninfo({"host": "a,b", "port": "1,2,3"}, FakeResolver({})))
+
+
+def test_blocking_resolver_same_procedure() -> None:
+    # A blocking framework (gevent) resolves with a resolver that blocks the
+    # greenlet: the same procedure, the same result, the same failures.
+    table = {"b": ["10.0.0.2"]}
+    params = {"host": "a,b,127.0.0.1", "port": "1,2,3"}
+    blocking_calls: list[tuple[str, str]] = []
+
+    def resolve(host: str, port: str) -> list[str]:
+        blocking_calls.append((host, port))
+        if host not in table:
+            raise OSError(f"unknown host {host}")
+        return table[host]
+
+    resolver = FakeResolver(table)
+    assert resolve_conninfo_blocking(params, resolve) == run(resolve_conninfo(params, resolver))
+    assert blocking_calls == resolver.calls == [("a", "1"), ("b", "2")]
+    with pytest.raises(errors.OperationalError, match="could not resolve host 'a'"):
+        resolve_conninfo_blocking({"host": "a"}, resolve)

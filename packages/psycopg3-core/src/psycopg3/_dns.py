@@ -1,10 +1,16 @@
 """Host names resolved before libpq sees them, so connecting never blocks on DNS.
 
 libpq resolves host names inside ``PQconnectStart``/``PQconnectPoll`` with a
-blocking ``getaddrinfo``. An async adapter resolves them first with its
-framework's resolver and hands libpq numeric addresses in ``hostaddr``,
+blocking ``getaddrinfo``. An async adapter (or a blocking one whose
+framework must not block there, such as gevent) resolves them first with
+its framework's resolver and hands libpq numeric addresses in ``hostaddr``,
 keeping ``host`` for what libpq still uses it for (TLS host name checks, the
 password file, messages).
+
+The procedure is written once, as a generator that yields each ``(host,
+port)`` to look up and is sent its addresses (or the ``OSError``);
+``resolve_conninfo`` drives it with an async resolver,
+``resolve_conninfo_blocking`` with a blocking one.
 
 Must not: resolve anything itself, or import a concurrency framework. The
 adapter passes its resolver in.
@@ -14,13 +20,17 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 
 from . import errors
 from .conninfo import make_conninfo
 
 #: ``await resolve(host, port)``: the numeric addresses of a host name.
 Resolver = Callable[[str, str], Awaitable[list[str]]]
+#: ``resolve(host, port)``: the same, blocking the calling thread or greenlet.
+BlockingResolver = Callable[[str, str], list[str]]
+#: What the procedure yields (a lookup), is sent (its outcome) and returns.
+_Lookups = Generator[tuple[str, str], "list[str] | OSError", str]
 
 _DEFAULT_PORT = "5432"
 
@@ -53,12 +63,47 @@ def _split(value: str, count: int, what: str) -> list[str]:
 async def resolve_conninfo(params: dict[str, str], resolve: Resolver) -> str:
     """Return a conninfo equivalent to ``params`` whose hosts need no DNS lookup.
 
-    Each host name becomes as many entries as it has addresses (``host``
-    repeated, ``hostaddr`` numeric), so libpq tries them all in turn. Names
-    that do not resolve are dropped, as libpq would skip them.
-
     :param params: the connection parameters (``conninfo_to_dict()``).
     :param resolve: the framework's resolver.
+    :raises OperationalError: if no host is left to try.
+    """
+    lookups = _resolved(params)
+    try:
+        host, port = next(lookups)
+        while True:
+            try:
+                outcome: list[str] | OSError = await resolve(host, port)
+            except OSError as ex:
+                outcome = ex
+            host, port = lookups.send(outcome)
+    except StopIteration as ex:
+        return str(ex.value)
+
+
+def resolve_conninfo_blocking(params: dict[str, str], resolve: BlockingResolver) -> str:
+    """``resolve_conninfo()`` with a resolver that blocks the calling thread or greenlet."""
+    lookups = _resolved(params)
+    try:
+        host, port = next(lookups)
+        while True:
+            try:
+                outcome: list[str] | OSError = resolve(host, port)
+            except OSError as ex:
+                outcome = ex
+            host, port = lookups.send(outcome)
+    except StopIteration as ex:
+        return str(ex.value)
+
+
+def _resolved(params: dict[str, str]) -> _Lookups:
+    """The conninfo equivalent to ``params`` whose hosts need no lookup, asking for each.
+
+    Each host name becomes as many entries as it has addresses (``host``
+    repeated, ``hostaddr`` numeric), so libpq tries them all in turn. Names
+    that do not resolve are dropped, as libpq would skip them. It yields
+    ``(host, port)`` for each lookup and is sent the addresses, or the
+    ``OSError`` the lookup raised.
+
     :raises OperationalError: if no host is left to try.
     """
     if params.get("hostaddr") or os.environ.get("PGHOSTADDR"):
@@ -79,10 +124,9 @@ async def resolve_conninfo(params: dict[str, str], resolve: Resolver) -> str:
             new_addrs.append("")
             new_ports.append(port)
             continue
-        try:
-            addresses = await resolve(host, port or _DEFAULT_PORT)
-        except OSError as ex:
-            failures.append(f"could not resolve host {host!r}: {ex}")
+        addresses = yield host, port or _DEFAULT_PORT
+        if isinstance(addresses, OSError):
+            failures.append(f"could not resolve host {host!r}: {addresses}")
             continue
         for address in addresses:
             new_hosts.append(host)
