@@ -1,4 +1,4 @@
-"""A blocking adapter is a waiter and a lock class on ``psycopg3.abc``'s blocking bases.
+"""A blocking adapter is a framework object on ``psycopg3.abc``'s blocking bases.
 
 The adapter here is written from public names only (``psycopg3.abc``,
 ``psycopg3.waiting``), with a waiter of its own on ``selectors`` that counts
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import selectors
 import threading
-from collections.abc import Callable
+from collections.abc import Hashable
 from typing import Any, TypeVar
 
 import pytest
@@ -24,8 +24,9 @@ from psycopg3 import Notify, OperationalError
 from psycopg3.abc import (
     BlockingConnectionBase,
     BlockingCursorBase,
+    BlockingFramework,
     BlockingServerCursorBase,
-    ConnectionLock,
+    PlainLock,
     PQGen,
     Ready,
 )
@@ -61,38 +62,19 @@ def wait_selectors(gen: PQGen[T], *, timeout: float | None = None) -> T:
             raise
 
 
-class DeferringLock:
-    """A ``threading.Lock`` whose ``run_when_free()`` action runs at the next release."""
+class SelectorsFramework(BlockingFramework):
+    """Threads, waited on with ``selectors``: the adapter's one framework object."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._guard = threading.Lock()
-        self._pending: Callable[[], None] | None = None
+    name = "selectors"
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self._lock.acquire(blocking, timeout)
+    def wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
+        return wait_selectors(gen, timeout=timeout)
 
-    def release(self) -> None:
-        with self._guard:
-            pending, self._pending = self._pending, None
-        try:
-            if pending is not None:
-                pending()
-        finally:
-            self._lock.release()
+    def new_lock(self) -> PlainLock:
+        return threading.Lock()
 
-    def locked(self) -> bool:
-        return self._lock.locked()
-
-    def run_when_free(self, action: Callable[[], None]) -> None:
-        with self._guard:
-            if not self._lock.acquire(blocking=False):
-                self._pending = action
-                return
-        try:
-            action()
-        finally:
-            self.release()
+    def current_task(self) -> Hashable:
+        return threading.get_ident()
 
 
 class Cursor(BlockingCursorBase[Any]):
@@ -104,15 +86,9 @@ class ServerCursor(BlockingServerCursorBase[Any]):
 
 
 class Connection(BlockingConnectionBase):
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.lock = ConnectionLock(DeferringLock, threading.get_ident)
-
-    waiter = staticmethod(wait_selectors)
-
-    def cursor(self, name: str = "", **kwargs: Any) -> Any:
-        self._check_usable()
-        return ServerCursor(self, name, **kwargs) if name else Cursor(self, **kwargs)
+    framework = SelectorsFramework()
+    cursor_class = Cursor
+    server_cursor_class = ServerCursor
 
 
 @pytest.fixture
@@ -128,7 +104,6 @@ def test_the_api_waits_through_the_adapters_waiter(
     def refused(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the blocking bases used psycopg3_sync's waiter")
 
-    monkeypatch.setattr(psycopg3_sync.connection, "wait_select", refused)
     monkeypatch.setattr(psycopg3_sync.waiting, "wait_select", refused)
     before = Waits.calls
     with Connection.connect(dsn) as conn:

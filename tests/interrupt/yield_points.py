@@ -44,8 +44,8 @@ import trio
 import psycopg3_asyncio.connection
 import psycopg3_asyncio.pool
 import psycopg3_asyncio.waiting
-import psycopg3_sync.connection
 import psycopg3_sync.pool
+import psycopg3_sync.waiting
 import psycopg3_trio.connection
 import psycopg3_trio.pool
 import psycopg3_trio.waiting
@@ -55,7 +55,7 @@ from fix_flavours import load_doc_adapter
 #: (the anyio flavours': ``waiters()``, their module is docs/adapters.md's).
 WAITERS = {
     "sync": [
-        (psycopg3_sync.connection, "wait_select"),
+        (psycopg3_sync.waiting, "wait_select"),  # (what THREADS.wait calls)
         (psycopg3_sync.pool, "wait_select"),
     ],
     "asyncio": [

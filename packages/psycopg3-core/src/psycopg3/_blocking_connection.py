@@ -1,52 +1,50 @@
-"""The blocking connection methods shared by every blocking adapter.
+"""The blocking connection, written once for every blocking framework.
 
 ``BlockingConnectionBase`` is to blocking frameworks (threads, gevent,
 eventlet) what ``AsyncConnectionBase`` is to async ones: the whole
-connection API, written once on top of what only a framework can give.
-Layer: connection/cursor bases, above ``BaseConnection``; below the adapters.
-
-Must not: import threading, select, gevent or any other framework; wait
-other than through the adapter's ``waiter``. The adapter provides:
-
-1. ``waiter``: a static method driving a generator to its end, blocking
-   the running thread (or greenlet) until each wait is over
-   (``psycopg3.waiting.Waiter``; ``psycopg3_sync.wait_select``).
-2. ``lock``: ``ConnectionLock(LockClass, current)``, built in ``__init__``
-   from a lock class meeting ``BlockingLock`` and a function naming the
-   running thread (or greenlet).
-3. ``cursor()`` returning its cursor classes (and, for typing only, the
-   signatures naming its classes). ``connect()`` is here; a framework whose
-   threads must not block in libpq's name resolution overrides it.
+connection API, written once on the primitives of the adapter's
+``BlockingFramework`` (``psycopg3._framework``): its waiter, its lock, the
+identity of the running thread, and, where libpq's lookup must not block,
+its name resolution. An adapter subclasses it, sets ``framework``,
+``cursor_class`` and ``server_cursor_class``, and adds the typing of its
+own classes. Layer: drivers, beside ``_async_connection``.
 
 The interruption policy is the same for every blocking framework, and
 written once here (``_wait``): an exception out of the wait (Ctrl-C, a
 ``gevent.Timeout``, a lost or closed socket) runs ``BaseConnection``'s
 recovery in the same thread before it propagates. A blocking framework has
 no shield: the recovery bounds itself (``CANCEL_TIMEOUT + DRAIN_TIMEOUT``).
+
+Must not: import threading, select, gevent or any other framework; wait
+other than through the framework's waiter.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from ._block_lock import ConnectionLock
 from ._connection_base import RECOVER_POLL_INTERVAL, BaseConnection, shutdown_socket
 from ._cursor_base import Params, Query
+from ._dns import resolve_conninfo_blocking
+from ._framework import BlockingFramework, PlainLock
 from ._notify import Notify, NotifyIteration
 from ._pipeline import Pipeline
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._tpc import Xid
 from ._transaction import Transaction
+from .conninfo import conninfo_to_dict, make_conninfo
 from .generators import wait_readable
 from .rows import RowFactory
 from .waiting import PQGen
 
 if TYPE_CHECKING:
-    from ._blocking_cursor import BlockingCursorBase
+    from ._blocking_cursor import BlockingCursorBase, BlockingServerCursorBase
 
-__all__ = ["BlockingConnectionBase", "BlockingLock"]
+__all__ = ["BlockingConnectionBase", "BlockingLock", "DeferringLock"]
 
 T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound="BlockingConnectionBase")
@@ -71,22 +69,84 @@ class BlockingLock(Protocol):
     def run_when_free(self, action: Callable[[], None]) -> None: ...
 
 
-class BlockingConnectionBase(BaseConnection, ABC):
-    """The blocking connection API, minus the waiter, the lock class and ``cursor()``."""
+class DeferringLock:
+    """A framework's plain lock that can run a deferred ``close()`` as it is released.
 
-    #: Built by the adapter from its lock class and current thread (see ``_block_lock``).
+    ``close()`` from a thread that cannot take the lock hands the freeing of
+    the PGconn to whoever holds it: the PGconn is never freed while another
+    thread may be inside libpq with it, and ``close()`` never waits for a
+    thread that may hold the lock for long (a COPY block). It meets
+    ``BlockingLock``.
+
+    :param new_lock: the framework's lock factory (``threading.Lock``).
+    """
+
+    __slots__ = ("_lock", "_guard", "_pending")
+
+    def __init__(self, new_lock: Callable[[], PlainLock]):
+        self._lock = new_lock()
+        self._guard = new_lock()
+        self._pending: Callable[[], None] | None = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        # (acquire/release rather than `with`: a plain lock need not be a
+        # context manager, and this runs at the end of every command)
+        self._guard.acquire()
+        try:
+            pending, self._pending = self._pending, None
+            if pending is None:
+                self._lock.release()
+                return
+        finally:
+            self._guard.release()
+        try:
+            pending()
+        finally:
+            self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def run_when_free(self, action: Callable[[], None]) -> None:
+        """Run ``action`` under the lock: now if it is free, else when it is released."""
+        self._guard.acquire()
+        try:
+            if not self._lock.acquire(blocking=False):
+                self._pending = action
+                return
+        finally:
+            self._guard.release()
+        try:
+            action()
+        finally:
+            self.release()
+
+
+class BlockingConnectionBase(BaseConnection, ABC):
+    """The blocking connection API, on the primitives of ``framework``."""
+
+    #: The framework's primitives: the adapter's one ``BlockingFramework``.
+    framework: ClassVar[BlockingFramework]
+
+    #: The adapter's cursor classes, which ``cursor()`` makes.
+    cursor_class: ClassVar[type[BlockingCursorBase[Any]]]
+    server_cursor_class: ClassVar[type[BlockingServerCursorBase[Any]]]
+
+    #: Serialises the commands and owns the blocks (see ``_block_lock``).
     lock: ConnectionLock[BlockingLock]
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        framework = self.framework
+        self.lock = ConnectionLock(
+            partial(DeferringLock, framework.new_lock), framework.current_task
+        )
         # notifies() iterations polling the socket without the lock (their
         # count changes under the lock): close() must wake them.
         self._lockless_waits = 0
-
-    @staticmethod
-    @abstractmethod
-    def waiter(gen: PQGen[T], *, timeout: float | None = None) -> T:
-        """The framework's waiter: drive ``gen`` to its end (``psycopg3.waiting.Waiter``)."""
 
     @classmethod
     def connect(
@@ -107,10 +167,14 @@ class BlockingConnectionBase(BaseConnection, ABC):
         :param kwargs: connection parameters overriding those in ``conninfo``.
         :raises OperationalError: if the connection cannot be made.
         """
-        # libpq resolves host names itself, blocking the thread: an adapter
-        # whose threads must not block there overrides this method.
-        gen, timeout = cls._connect_gen(conninfo, **kwargs)
-        pgconn = cls.waiter(gen, timeout=timeout)
+        framework = cls.framework
+        if framework.resolve_names:
+            params = conninfo_to_dict(make_conninfo(conninfo, **kwargs))
+            gen, timeout = cls._connect_gen(resolve_conninfo_blocking(params, framework.resolve))
+        else:
+            # libpq resolves host names itself, blocking the calling thread.
+            gen, timeout = cls._connect_gen(conninfo, **kwargs)
+        pgconn = framework.wait(gen, timeout=timeout)
         return cls(
             pgconn,
             autocommit=autocommit,
@@ -118,11 +182,11 @@ class BlockingConnectionBase(BaseConnection, ABC):
             prepare_threshold=prepare_threshold,
         )
 
-    @abstractmethod
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         """Return a new cursor on this connection; a server-side one if ``name`` is given.
 
-        The parameters, which an adapter's overloads type precisely:
+        An adapter's overloads type the result as its own cursor classes,
+        ``cursor_class`` and ``server_cursor_class``.
 
         :param name: the name of a server-side cursor (``DECLARE``), or "".
         :param binary: ask for results in binary format.
@@ -131,14 +195,36 @@ class BlockingConnectionBase(BaseConnection, ABC):
             (False), or the server's default (None).
         :param withhold: server-side cursors: declare ``WITH HOLD``.
         """
+        return self._new_cursor(*args, **kwargs)
+
+    def _new_cursor(
+        self,
+        name: str = "",
+        *,
+        binary: bool = False,
+        row_factory: RowFactory[Any] | None = None,
+        scrollable: bool | None = None,
+        withhold: bool = False,
+    ) -> Any:
+        self._check_usable()
+        if name:
+            return self.server_cursor_class(
+                self,
+                name,
+                binary=binary,
+                row_factory=row_factory,
+                scrollable=scrollable,
+                withhold=withhold,
+            )
+        return self.cursor_class(self, binary=binary, row_factory=row_factory)
 
     def _wait(self, gen: PQGen[T]) -> T:
         """Drive ``gen`` with the waiter; on an exception, the interruption policy."""
         try:
-            return self.waiter(gen)
+            return self.framework.wait(gen)
         except BaseException as ex:
             if self._interrupted():
-                self.waiter(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
+                self.framework.wait(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
             elif (closed := self._closed_while_waiting(ex)) is not None:
                 raise closed from ex
             raise
@@ -189,7 +275,7 @@ class BlockingConnectionBase(BaseConnection, ABC):
         Returns once the server took the request, or after ``CANCEL_TIMEOUT``
         if it does not answer; a failure is logged, not raised.
         """
-        self.waiter(self._cancel_gen(), timeout=RECOVER_POLL_INTERVAL)
+        self.framework.wait(self._cancel_gen(), timeout=RECOVER_POLL_INTERVAL)
 
     def execute(
         self,
@@ -276,7 +362,7 @@ class BlockingConnectionBase(BaseConnection, ABC):
                 # results as usual. Waiting without the lock is what lets it
                 # run: a thread blocked on a lock has no turn guaranteed.
                 try:
-                    self.waiter(wait_readable(fileno), timeout=wait)
+                    self.framework.wait(wait_readable(fileno), timeout=wait)
                 finally:
                     with self.lock:
                         self._lockless_waits -= 1

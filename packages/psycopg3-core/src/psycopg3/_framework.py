@@ -1,12 +1,13 @@
-"""What an async adapter gives the core: its framework's primitives, in one object.
+"""What an adapter gives the core: its framework's primitives, in one object.
 
-An adapter for an async framework subclasses ``AsyncFramework`` once and
-hands an instance to its connection class (``framework = ...``). Everything
-else — connecting, waiting with the interruption policy, closing while
-another task waits, cancel requests, ending blocks under cancellation — is
-written once, in ``AsyncConnectionBase``, on top of these methods.
+An adapter subclasses ``AsyncFramework`` (asyncio, trio, anyio) or
+``BlockingFramework`` (threads, gevent) once and hands an instance to its
+connection class (``framework = ...``). Everything else — connecting,
+waiting with the interruption policy, closing while another task or thread
+waits, cancel requests, ending blocks under cancellation — is written once,
+in ``AsyncConnectionBase`` or ``BlockingConnectionBase``, on these methods.
 
-Must not: import asyncio, trio, anyio or any other framework.
+Must not: import asyncio, trio, anyio, threading, gevent or any other framework.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from .waiting import PQGen
 
-__all__ = ["AsyncFramework", "AsyncLock", "AsyncEvent"]
+__all__ = ["AsyncFramework", "AsyncLock", "AsyncEvent", "BlockingFramework", "PlainLock"]
 
 T = TypeVar("T")
 
@@ -118,3 +119,53 @@ class AsyncFramework(ABC):
             by the caller: no wait of that loop can be in progress).
         """
         return False
+
+
+class PlainLock(Protocol):
+    """What we need of a blocking framework's lock: ``threading.Lock``'s methods."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def locked(self) -> bool: ...
+
+
+class BlockingFramework(ABC):
+    """The primitives of one blocking framework (threads, gevent, eventlet).
+
+    Subclass it once per framework and set an instance as the ``framework``
+    of a ``BlockingConnectionBase`` subclass: the whole blocking API is
+    written once there, on these methods.
+    """
+
+    #: The framework's name, for messages.
+    name: str = "a blocking framework"
+
+    #: Whether ``connect()`` resolves host names with ``resolve()`` first:
+    #: libpq's own lookup blocks the calling thread, harmless with real
+    #: threads, but it would freeze a whole hub of green threads.
+    resolve_names: bool = False
+
+    @abstractmethod
+    def wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
+        """The waiter: drive ``gen`` to its end, blocking the running thread or greenlet.
+
+        :param timeout: after this many seconds without the fd being ready,
+            send the generator ``Ready.NONE``.
+        """
+
+    @abstractmethod
+    def new_lock(self) -> PlainLock:
+        """A new lock of the framework, not reentrant (``threading.Lock()``)."""
+
+    @abstractmethod
+    def current_task(self) -> Hashable:
+        """What tells the running thread (or greenlet) from the others."""
+
+    def resolve(self, host: str, port: str) -> list[str]:
+        """Resolve a host name to numeric addresses, blocking only the running greenlet.
+
+        Used when ``resolve_names`` is True.
+        """
+        raise NotImplementedError(f"{self.name} does not resolve host names")

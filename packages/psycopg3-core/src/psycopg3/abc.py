@@ -11,7 +11,7 @@ from ._async_connection import AsyncConnectionBase, AsyncLock, ConnectContext
 from ._async_cursor import AsyncCursorBase
 from ._async_pool import AsyncPoolBase
 from ._block_lock import AsyncConnectionLock, ConnectionLock
-from ._blocking_connection import BlockingConnectionBase, BlockingLock
+from ._blocking_connection import BlockingConnectionBase, BlockingLock, DeferringLock
 from ._blocking_cursor import BlockingCursorBase, BlockingServerCursorBase
 from ._blocking_pool import BlockingPoolBase
 from ._cancel import WorkerStarter, start_os_thread
@@ -25,7 +25,7 @@ from ._connection_base import (
 )
 from ._copy import AsyncCopy, BaseCopy, Copy
 from ._cursor_base import BaseCursor, Params, Query, Row
-from ._framework import AsyncEvent, AsyncFramework
+from ._framework import AsyncEvent, AsyncFramework, BlockingFramework, PlainLock
 from ._notify import NOTIFY_POLL_INTERVAL, AsyncNotifies, NotifyIteration
 from ._pipeline import AsyncPipeline, BasePipeline
 from ._pool import PoolPolicy, PoolWaiter
@@ -40,9 +40,12 @@ __all__ = [
     "BaseConnection",
     "BaseCursor",
     "BlockingConnectionBase",
+    "BlockingFramework",
+    "PlainLock",
     "BlockingCursorBase",
     "BlockingServerCursorBase",
     "BlockingLock",
+    "DeferringLock",
     "BlockingPoolBase",
     "PoolProcedures",
     "AsyncConnectionBase",

@@ -1,33 +1,26 @@
 """The blocking ``Connection`` and ``connect()``: the core's blocking base on threads.
 
 The API and its logic are ``psycopg3.abc.BlockingConnectionBase``'s; this
-module gives it ``wait_select``, a ``threading.Lock`` that can run a
-deferred close, the thread identity, and the types of this package's
+module gives it threads' primitives (``THREADS``: ``wait_select``,
+``threading.Lock``, the thread identity) and the types of this package's
 classes. Layer: adapter.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from psycopg3.abc import (
-    DEFAULT_PREPARE_THRESHOLD,
-    BlockingConnectionBase,
-    ConnectionLock,
-    Params,
-    PQGen,
-    Query,
-)
+from psycopg3.abc import DEFAULT_PREPARE_THRESHOLD, BlockingConnectionBase
 from psycopg3.rows import ConnectionRow, RowFactory
 
 from .cursor import Cursor, ServerCursor
-from .waiting import wait_select
+from .waiting import THREADS
+
+if TYPE_CHECKING:
+    from psycopg3.abc import Params, Query
 
 __all__ = ["Connection", "connect"]
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 
@@ -42,77 +35,43 @@ class Connection(BlockingConnectionBase, Generic[ConnectionRow]):
     which ``connect(..., row_factory=...)`` decides.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        # The operation lock can run a deferred close() as it is released.
-        self.lock = ConnectionLock(_ConnectionLock, threading.get_ident)
-
-    @staticmethod
-    def waiter(gen: PQGen[T], *, timeout: float | None = None) -> T:
-        # (looked up at each call: a test may replace the module's wait_select)
-        return wait_select(gen, timeout=timeout)
-
-    @overload
-    def cursor(
-        self, *, binary: bool = False, row_factory: None = None
-    ) -> Cursor[ConnectionRow]: ...
-
-    @overload
-    def cursor(self, *, binary: bool = False, row_factory: RowFactory[R]) -> Cursor[R]: ...
-
-    @overload
-    def cursor(
-        self,
-        name: str,
-        *,
-        binary: bool = False,
-        row_factory: None = None,
-        scrollable: bool | None = None,
-        withhold: bool = False,
-    ) -> ServerCursor[ConnectionRow]: ...
-
-    @overload
-    def cursor(
-        self,
-        name: str,
-        *,
-        binary: bool = False,
-        row_factory: RowFactory[R],
-        scrollable: bool | None = None,
-        withhold: bool = False,
-    ) -> ServerCursor[R]: ...
-
-    def cursor(
-        self,
-        name: str = "",
-        *,
-        binary: bool = False,
-        row_factory: RowFactory[Any] | None = None,
-        scrollable: bool | None = None,
-        withhold: bool = False,
-    ) -> Cursor[Any] | ServerCursor[Any]:
-        """Return a new cursor on this connection; a server-side one if ``name`` is given.
-
-        :param name: the name of a server-side cursor (``DECLARE``), or "".
-        :param binary: ask for results in binary format.
-        :param row_factory: the shape of the rows (default: ``self.row_factory``).
-        :param scrollable: server-side cursors: ``SCROLL`` (True), ``NO SCROLL``
-            (False), or the server's default (None).
-        :param withhold: server-side cursors: declare ``WITH HOLD``.
-        """
-        self._check_usable()
-        if name:
-            return ServerCursor(
-                self,
-                name,
-                binary=binary,
-                row_factory=row_factory,
-                scrollable=scrollable,
-                withhold=withhold,
-            )
-        return Cursor(self, binary=binary, row_factory=row_factory)
+    framework = THREADS
+    cursor_class = Cursor
+    server_cursor_class = ServerCursor
 
     if TYPE_CHECKING:  # typing only: the base's methods run
+
+        @overload
+        def cursor(
+            self, *, binary: bool = False, row_factory: None = None
+        ) -> Cursor[ConnectionRow]: ...
+
+        @overload
+        def cursor(self, *, binary: bool = False, row_factory: RowFactory[R]) -> Cursor[R]: ...
+
+        @overload
+        def cursor(
+            self,
+            name: str,
+            *,
+            binary: bool = False,
+            row_factory: None = None,
+            scrollable: bool | None = None,
+            withhold: bool = False,
+        ) -> ServerCursor[ConnectionRow]: ...
+
+        @overload
+        def cursor(
+            self,
+            name: str,
+            *,
+            binary: bool = False,
+            row_factory: RowFactory[R],
+            scrollable: bool | None = None,
+            withhold: bool = False,
+        ) -> ServerCursor[R]: ...
+
+        def cursor(self, *args: Any, **kwargs: Any) -> Any: ...
 
         @classmethod
         def connect(
@@ -133,57 +92,6 @@ class Connection(BlockingConnectionBase, Generic[ConnectionRow]):
             binary: bool = False,
             prepare: bool | None = None,
         ) -> Cursor[ConnectionRow]: ...
-
-
-class _ConnectionLock:
-    """A ``threading.Lock`` that can run a deferred ``close()`` as it is released.
-
-    ``close()`` from a thread that cannot take the lock hands the freeing of
-    the PGconn to whoever holds it: the PGconn is never freed while another
-    thread may be inside libpq with it, and ``close()`` never waits for a
-    thread that may hold the lock for long (a COPY block).
-    """
-
-    __slots__ = ("_lock", "_guard", "_pending")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._guard = threading.Lock()
-        self._pending: Callable[[], None] | None = None
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self._lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        with self._guard:
-            pending, self._pending = self._pending, None
-            if pending is None:
-                self._lock.release()
-                return
-        try:
-            pending()
-        finally:
-            self._lock.release()
-
-    def locked(self) -> bool:
-        return self._lock.locked()
-
-    def run_when_free(self, action: Callable[[], None]) -> None:
-        """Run ``action`` under the lock: now if it is free, else when it is released."""
-        with self._guard:
-            if not self._lock.acquire(blocking=False):
-                self._pending = action
-                return
-        try:
-            action()
-        finally:
-            self.release()
-
-    def __enter__(self) -> bool:
-        return self._lock.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 @overload

@@ -1,4 +1,4 @@
-"""``wait_select``: the waiter for blocking code.
+"""Threads' primitives for the core: the waiter ``wait_select`` and ``THREADS``.
 
 It uses ``poll()`` where the platform has it, so file descriptors above
 ``FD_SETSIZE`` work, and ``select()`` elsewhere. Ctrl-C interrupts the wait
@@ -8,11 +8,14 @@ It uses ``poll()`` where the platform has it, so file descriptors above
 from __future__ import annotations
 
 import select
+import threading
+from collections.abc import Hashable
 from typing import TypeVar
 
+from psycopg3.abc import BlockingFramework, PlainLock
 from psycopg3.waiting import PQGen, Ready, Wait
 
-__all__ = ["wait_select"]
+__all__ = ["wait_select", "ThreadsFramework", "THREADS"]
 
 T = TypeVar("T")
 
@@ -90,3 +93,26 @@ def _wait_with_select(gen: PQGen[T], fileno: int, wait: Wait, timeout: float | N
             fileno, wait = gen.send(ready)
     except StopIteration as ex:
         return ex.value  # type: ignore[no-any-return]
+
+
+class ThreadsFramework(BlockingFramework):
+    """What the core needs of threads (see ``psycopg3.abc.BlockingFramework``).
+
+    libpq resolves host names itself: blocking the calling thread is what a
+    blocking connect does anyway.
+    """
+
+    name = "threads"
+
+    def wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
+        return wait_select(gen, timeout=timeout)
+
+    def new_lock(self) -> PlainLock:
+        return threading.Lock()
+
+    def current_task(self) -> Hashable:
+        return threading.get_ident()
+
+
+#: Threads, as ``Connection.framework``.
+THREADS = ThreadsFramework()
