@@ -201,19 +201,9 @@ def test_interrupted_connect_is_reported() -> None:
 
 
 #: The methods an adapter's pool may define: its hooks, and how its users
-#: open the pool (an async framework's own API for that).
-HOOKS = {
-    "_now",
-    "_new_event",
-    "_new_mutex",
-    "_wait_event",
-    "_spawn",
-    "_stop_background",
-    "_run_shielded",
-    "_connect",
-    "_drive",
-    "check_connection",
-}
+#: open the pool (an async framework's own API for that). Connecting,
+#: driving and shielding come from its connection class's framework object.
+HOOKS = {"_now", "_new_event", "_wait_event", "_spawn", "_stop_background"}
 OPENING = {"open", "__aenter__", "__aexit__", "_host"}
 
 
@@ -227,7 +217,11 @@ OPENING = {"open", "__aenter__", "__aexit__", "_host"}
 )
 def test_adapter_pools_are_hooks(pool_class: type, base: type) -> None:
     assert issubclass(pool_class, base)
-    defined = {name for name, value in vars(pool_class).items() if callable(value)} | {
-        name for name, value in vars(pool_class).items() if isinstance(value, staticmethod)
-    }
+    members = vars(pool_class).items()
+    defined = {
+        name for name, value in members if callable(value) and not isinstance(value, type)
+    } | {name for name, value in members if isinstance(value, staticmethod)}
+    assert pool_class.connection_class.__module__ == pool_class.__module__.replace(
+        "pool", "connection"
+    )
     assert defined - HOOKS - OPENING == set()

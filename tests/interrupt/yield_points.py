@@ -56,15 +56,12 @@ from fix_flavours import load_doc_adapter
 WAITERS = {
     "sync": [
         (psycopg3_sync.waiting, "wait_select"),  # (what THREADS.wait calls)
-        (psycopg3_sync.pool, "wait_select"),
     ],
     "asyncio": [
         (psycopg3_asyncio.waiting, "wait_asyncio"),  # (what ASYNCIO.wait calls)
-        (psycopg3_asyncio.pool, "wait_asyncio"),
     ],
     "trio": [
         (psycopg3_trio.waiting, "wait_trio"),  # (what TRIO.wait calls)
-        (psycopg3_trio.pool, "wait_trio"),
     ],
 }
 

@@ -11,10 +11,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from psycopg3.abc import RECOVER_POLL_INTERVAL, AsyncPoolBase, PQGen
+from psycopg3.abc import AsyncPoolBase
 
 from .connection import Connection
-from .waiting import wait_asyncio
 
 __all__ = ["ConnectionPool", "open_pool"]
 
@@ -68,6 +67,7 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], _Event]):
     pool's life and its tasks'. The parameters are ``AsyncPoolBase``'s.
     """
 
+    connection_class = Connection
     _open_hint = "call `await pool.open()` or use `async with pool:`"
     _tasks: set[asyncio.Task[None]] | None = None
 
@@ -120,26 +120,6 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], _Event]):
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks, timeout=timeout)
-
-    async def _run_shielded(self, task: Callable[[], Awaitable[T]]) -> T:
-        inner = asyncio.ensure_future(task())
-        cancelled: asyncio.CancelledError | None = None
-        while not inner.done():
-            try:
-                await asyncio.shield(inner)
-            except asyncio.CancelledError as ex:
-                cancelled = ex
-        if cancelled is not None:
-            # The same exception: it carries the message of whoever cancelled
-            # (anyio's cancel scopes recognise theirs by it).
-            raise cancelled
-        return inner.result()
-
-    async def _connect(self) -> Connection[Any]:
-        return await Connection.connect(self.conninfo, **self.kwargs)
-
-    async def _drive(self, gen: PQGen[T]) -> T:
-        return await wait_asyncio(gen, timeout=RECOVER_POLL_INTERVAL)
 
 
 def open_pool(conninfo: str = "", **kwargs: Any) -> ConnectionPool:

@@ -3,8 +3,9 @@
 Layer: pool drivers. ``AsyncPoolBase`` interprets the procedures of
 ``psycopg3._pool_procs`` (where the order of operations is stated) with
 plain ``await``; an adapter subclasses it and implements the few hooks only
-its framework can (a clock, events, starting tasks, shielding from
-cancellation, connecting, driving a generator). The books are touched only
+its framework can (a clock, events, starting and stopping its tasks), and
+names its connection class, whose framework object does the rest
+(connecting, driving a generator, shielding from cancellation). The books are touched only
 between two ``await`` s, so each stretch of a procedure is atomic without a
 lock. ``psycopg3._blocking_pool`` is the same for blocking frameworks.
 
@@ -56,20 +57,20 @@ class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None]]):
     async def _stop_background(self, timeout: float) -> None:
         """Cancel the tasks ``_spawn()`` started; wait ``timeout`` at most for them to end."""
 
-    @abstractmethod
+    # -- what the connection class's framework gives -----------------------
+
+    #: The adapter's connection class: what the pool opens, on its framework.
+    connection_class: type[ConnT]
+
     async def _run_shielded(self, task: Callable[[], Awaitable[T]]) -> T:
-        """Run ``task()`` to its end even if the caller is cancelled meanwhile.
+        # The cancellation is not lost: it is raised once the task is done.
+        return await self.connection_class.framework.shield(task)
 
-        The cancellation is not lost: it is raised once the task is done.
-        """
-
-    @abstractmethod
     async def _connect(self) -> ConnT:
-        """Open a connection: the flavour's ``Connection.connect(conninfo, **kwargs)``."""
+        return await self.connection_class.connect(self.conninfo, **self.kwargs)
 
-    @abstractmethod
     async def _drive(self, gen: PQGen[T]) -> T:
-        """Drive ``gen`` with the flavour's waiter, ``timeout=RECOVER_POLL_INTERVAL``."""
+        return await self.connection_class.framework.wait(gen, timeout=RECOVER_POLL_INTERVAL)
 
     # -- the interpreter -------------------------------------------------
 

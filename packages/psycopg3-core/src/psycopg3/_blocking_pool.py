@@ -29,8 +29,11 @@ from typing import Any, Protocol, TypeVar, cast
 
 from . import _pool_effects as fx
 from . import errors
-from ._connection_base import BaseConnection
+from ._blocking_connection import BlockingConnectionBase
+from ._connection_base import RECOVER_POLL_INTERVAL
+from ._framework import PlainLock
 from ._pool_effects import PoolEvent, Procedure
+from ._pool_io import health_gen
 from ._pool_procs import PoolProcedures
 from .pq import TransactionStatus
 from .waiting import PQGen
@@ -38,7 +41,7 @@ from .waiting import PQGen
 __all__ = ["BlockingPoolBase"]
 
 T = TypeVar("T")
-ConnT = TypeVar("ConnT", bound=BaseConnection)
+ConnT = TypeVar("ConnT", bound=BlockingConnectionBase)
 EventT = TypeVar("EventT", bound=PoolEvent)
 PoolT = TypeVar("PoolT", bound="BlockingPoolBase[Any, Any]")
 
@@ -72,10 +75,6 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
     # -- the framework's hooks -------------------------------------------
 
     @abstractmethod
-    def _new_mutex(self) -> AbstractContextManager[Any]:
-        """A new lock guarding the books (``threading.Lock()``); called in ``__init__``."""
-
-    @abstractmethod
     def _wait_event(self, event: EventT, timeout: float | None) -> bool:
         """Block until ``event`` is set (True) or ``timeout`` seconds passed (False)."""
 
@@ -93,24 +92,30 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
         Not for the current one: a ``reconnect_failed`` callback may close the pool.
         """
 
-    @abstractmethod
-    def _connect(self) -> ConnT:
-        """Open a connection: the flavour's ``Connection.connect(conninfo, **kwargs)``."""
+    # -- what the connection class's framework gives -----------------------
 
-    @abstractmethod
+    #: The adapter's connection class: what the pool opens, on its framework.
+    connection_class: type[ConnT]
+
+    def _new_mutex(self) -> AbstractContextManager[Any]:
+        # (called in __init__) The framework's plain lock, used with `with`.
+        lock = self.connection_class.framework.new_lock()
+        return lock if isinstance(lock, AbstractContextManager) else _Mutex(lock)
+
+    def _connect(self) -> ConnT:
+        return self.connection_class.connect(self.conninfo, **self.kwargs)
+
     def _drive(self, gen: PQGen[T]) -> T:
-        """Drive ``gen`` with the flavour's waiter, ``timeout=RECOVER_POLL_INTERVAL``."""
+        return self.connection_class.framework.wait(gen, timeout=RECOVER_POLL_INTERVAL)
 
     @staticmethod
-    @abstractmethod
     def check_connection(conn: Any) -> None:
         """Check that ``conn`` answers; usable as the pool's ``check`` callback.
 
-        The adapter's: ``health_gen(conn)`` driven by its waiter, with
-        ``timeout=RECOVER_POLL_INTERVAL``, under ``conn.lock``.
-
         :raises OperationalError: if it does not.
         """
+        with conn.lock:
+            conn.framework.wait(health_gen(conn), timeout=RECOVER_POLL_INTERVAL)
 
     # -- the interpreter -------------------------------------------------
 
@@ -265,3 +270,19 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
         """Check every idle connection now; broken ones are replaced."""
         self._policy.check_process()
         self._run(self._check_proc(self.check_connection))
+
+
+class _Mutex:
+    """A framework's plain lock as a context manager (the books' mutex)."""
+
+    __slots__ = ("acquire", "release")
+
+    def __init__(self, lock: PlainLock):
+        self.acquire = lock.acquire
+        self.release = lock.release
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()

@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from psycopg3.abc import RECOVER_POLL_INTERVAL, BlockingPoolBase, PQGen, health_gen
+from psycopg3.abc import BlockingPoolBase
 
 from .connection import Connection
-from .waiting import wait_select
 
 __all__ = ["ConnectionPool", "open_pool"]
 
@@ -33,6 +32,7 @@ class ConnectionPool(BlockingPoolBase[Connection[Any], threading.Event]):
     a connector thread.
     """
 
+    connection_class = Connection
     _open_hint = "call open() or use `with pool:`"
     _threads: tuple[threading.Thread, ...] = ()
 
@@ -41,9 +41,6 @@ class ConnectionPool(BlockingPoolBase[Connection[Any], threading.Event]):
 
     def _new_event(self) -> threading.Event:
         return threading.Event()
-
-    def _new_mutex(self) -> threading.Lock:
-        return threading.Lock()
 
     def _wait_event(self, event: threading.Event, timeout: float | None) -> bool:
         return event.wait(timeout)
@@ -69,21 +66,6 @@ class ConnectionPool(BlockingPoolBase[Connection[Any], threading.Event]):
             for thread in threads:
                 thread.join(max(deadline - time.monotonic(), 0.0))
                 joined.add(thread)
-
-    def _connect(self) -> Connection[Any]:
-        return Connection.connect(self.conninfo, **self.kwargs)
-
-    def _drive(self, gen: PQGen[T]) -> T:
-        return wait_select(gen, timeout=RECOVER_POLL_INTERVAL)
-
-    @staticmethod
-    def check_connection(conn: Connection[Any]) -> None:
-        """Check that ``conn`` answers; usable as the pool's ``check`` callback.
-
-        :raises OperationalError: if it does not.
-        """
-        with conn.lock:
-            wait_select(health_gen(conn), timeout=RECOVER_POLL_INTERVAL)
 
 
 def open_pool(conninfo: str = "", **kwargs: Any) -> ConnectionPool:

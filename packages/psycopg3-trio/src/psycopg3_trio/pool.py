@@ -15,11 +15,10 @@ from typing import Any, TypeVar
 
 import trio
 
-from psycopg3.abc import RECOVER_POLL_INTERVAL, AsyncPoolBase, PQGen
+from psycopg3.abc import AsyncPoolBase
 from psycopg3.errors import PoolClosed, ProgrammingError
 
 from .connection import Connection
-from .waiting import wait_trio
 
 __all__ = ["ConnectionPool", "open_pool"]
 
@@ -34,6 +33,7 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], trio.Event]):
     conn:`` borrows a connection. The parameters are ``AsyncPoolBase``'s.
     """
 
+    connection_class = Connection
     _open_hint = "use `async with open_pool(...) as pool:`"
     _stack: AsyncExitStack | None = None
     _nursery: trio.Nursery | None = None
@@ -100,17 +100,6 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], trio.Event]):
         with trio.move_on_after(timeout) as scope:
             scope.shield = True
             await self._stopped.wait()
-
-    async def _run_shielded(self, task: Callable[[], Awaitable[T]]) -> T:
-        with trio.CancelScope(shield=True):
-            result = await task()
-        return result
-
-    async def _connect(self) -> Connection[Any]:
-        return await Connection.connect(self.conninfo, **self.kwargs)
-
-    async def _drive(self, gen: PQGen[T]) -> T:
-        return await wait_trio(gen, timeout=RECOVER_POLL_INTERVAL)
 
 
 def open_pool(conninfo: str = "", **kwargs: Any) -> ConnectionPool:
