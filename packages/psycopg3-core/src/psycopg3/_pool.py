@@ -54,10 +54,12 @@ from ._pool_backoff import (
     RECONNECT_MAX_DELAY,
     Backoff,
 )
+from ._pool_books import COUNTERS, Entry, PoolWaiter, check_limits, check_sizes
 
 __all__ = [
     "PoolPolicy",
     "PoolWaiter",
+    "check_sizes",
     "RECONNECT_INITIAL_DELAY",
     "RECONNECT_MAX_DELAY",
     "RECONNECT_JITTER",
@@ -68,32 +70,6 @@ C = TypeVar("C", bound=BaseConnection)
 #: Each connection's ``max_lifetime`` is shortened by up to this fraction, so
 #: that connections opened together are not all replaced at once.
 LIFETIME_SPREAD = 0.05
-
-
-class PoolWaiter(Generic[C]):
-    """A request queued for a connection.
-
-    The pool gives it a connection (``conn``) or an error (``error``) and
-    calls ``wake``, the set method of the framework's event the request
-    waits on.
-    """
-
-    __slots__ = ("conn", "error", "wake")
-
-    def __init__(self, wake: Callable[[], None]):
-        self.conn: C | None = None
-        self.error: BaseException | None = None
-        self.wake = wake
-
-
-class _Entry:
-    """What the policy knows of one connection."""
-
-    __slots__ = ("expires_at", "idle_since")
-
-    def __init__(self, expires_at: float, idle_since: float):
-        self.expires_at = expires_at
-        self.idle_since = idle_since
 
 
 class PoolPolicy(Generic[C]):
@@ -124,15 +100,7 @@ class PoolPolicy(Generic[C]):
         name: str,
     ):
         self.min_size, self.max_size = check_sizes(min_size, max_size)
-        if max_waiting < 0:
-            raise errors.ProgrammingError(f"max_waiting must be 0 or more, got {max_waiting}")
-        for what, value in (
-            ("max_lifetime", max_lifetime),
-            ("max_idle", max_idle),
-            ("reconnect_timeout", reconnect_timeout),
-        ):
-            if not value > 0:
-                raise errors.ProgrammingError(f"{what} must be a positive number, got {value!r}")
+        check_limits(max_waiting, max_lifetime, max_idle, reconnect_timeout)
         self.max_waiting = max_waiting
         self.max_lifetime = max_lifetime
         self.max_idle = max_idle
@@ -140,7 +108,7 @@ class PoolPolicy(Generic[C]):
         self.name = name
         self.closed = False
         self._random = random.Random()
-        self._entries: dict[C, _Entry] = {}
+        self._entries: dict[C, Entry] = {}
         # Idle connections, most recently returned last: handed out from the
         # end (warm), closed from the start when idle too long.
         self._idle: list[C] = []
@@ -152,7 +120,7 @@ class PoolPolicy(Generic[C]):
         self._backoff = Backoff(reconnect_timeout)
         #: The error of the last failed connect, until one succeeds.
         self.last_error: BaseException | None = None
-        self._counters = dict.fromkeys(_COUNTERS, 0)
+        self._counters = dict.fromkeys(COUNTERS, 0)
         self._creator_pid = os.getpid()
 
     # -- process (rule 6) ------------------------------------------------
@@ -368,7 +336,7 @@ class PoolPolicy(Generic[C]):
         self._backoff.succeeded()
         self.last_error = None
         lifetime = self.max_lifetime * (1.0 - LIFETIME_SPREAD * self._random.random())
-        self._entries[conn] = _Entry(now + lifetime, now)
+        self._entries[conn] = Entry(now + lifetime, now)
         return self.give_back(conn, now)
 
     def connect_failed(self, error: BaseException, now: float) -> bool:
@@ -458,31 +426,3 @@ class PoolPolicy(Generic[C]):
     def _check_open(self) -> None:
         if self.closed:
             raise errors.PoolClosed(f"pool {self.name!r} is closed")
-
-
-#: The counters of ``stats()``, each since the pool opened.
-_COUNTERS = (
-    "requests_num",  # requests for a connection
-    "requests_queued",  # requests that had to wait
-    "requests_wait_ms",  # total time requests waited
-    "requests_errors",  # requests that timed out or were refused
-    "returns_bad",  # connections returned closed, broken or not resettable
-    "connections_num",  # connects started
-    "connections_ms",  # total time successful connects took
-    "connections_errors",  # connects that failed
-    "connections_lost",  # connections found broken by a check
-)
-
-
-def check_sizes(min_size: int, max_size: int | None) -> tuple[int, int]:
-    """Validate a pool's sizes; ``max_size`` None means ``min_size``."""
-    if max_size is None:
-        max_size = min_size
-    if min_size < 0:
-        raise errors.ProgrammingError(f"min_size must be 0 or more, got {min_size}")
-    if max_size < max(min_size, 1):
-        raise errors.ProgrammingError(
-            f"max_size must be at least min_size and 1, got min_size={min_size},"
-            f" max_size={max_size}"
-        )
-    return min_size, max_size
