@@ -43,7 +43,11 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.lock = AsyncConnectionLock(
-            asyncio.Lock, asyncio.current_task, new_event=asyncio.Event, home=_running_loop
+            asyncio.Lock,
+            asyncio.current_task,
+            new_event=asyncio.Event,
+            home=_running_loop,
+            checkpoint=lambda: asyncio.sleep(0),
         )
 
     @classmethod

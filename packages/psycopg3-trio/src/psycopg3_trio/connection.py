@@ -43,7 +43,11 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.lock = AsyncConnectionLock(
-            trio.Lock, trio.lowlevel.current_task, new_event=trio.Event, home=_running_trio
+            trio.Lock,
+            trio.lowlevel.current_task,
+            new_event=trio.Event,
+            home=_running_trio,
+            checkpoint=trio.lowlevel.checkpoint,
         )
 
     @classmethod
