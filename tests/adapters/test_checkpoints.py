@@ -14,6 +14,9 @@ Rule 8 of ``psycopg3._block_lock``. Two checks:
    200,000 rows already received, another task counts its turns: it must get
    turns all along, never more than ``CHECKPOINT_ROWS`` rows apart (twice
    that on trio, see ``_check_fair()``). Causality, no clock.
+3. In every async flavour, a cancellation delivered at one of the new
+   checkpoints takes nothing: no row skipped, no COPY data written, and the
+   connection answers the next query.
 """
 
 from __future__ import annotations
@@ -658,3 +661,74 @@ async def test_copy_rows_let_others_run(aconn: Any, flavour: Any) -> None:
     statement = f"copy (select 1 from generate_series(1, {ROWS})) to stdout"
     async with aconn.cursor().copy(statement) as copy:
         _check_fair(await _iterate(copy.rows()), flavour)
+
+
+# -- 3. a cancellation at a checkpoint loses nothing -------------------------------
+
+
+async def _cancelled(call: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``call`` in a cancel scope cancelled beforehand: it must stop at its checkpoint."""
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await call()
+    assert scope.cancelled_caught
+
+
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_cancelled_fetch_takes_no_row(aconn: Any) -> None:
+    cur = await aconn.execute("select generate_series(1, 5)")
+    await _cancelled(cur.fetchone)
+    await _cancelled(cur.fetchall)
+    await _cancelled(lambda: cur.scroll(3))
+    assert await cur.fetchone() == (1,)
+    cur = await aconn.execute("select 1")
+    assert await cur.fetchone() == (1,)
+
+
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_async_for_cancelled_between_rows_resumes_at_the_next(aconn: Any) -> None:
+    cur = await aconn.execute("select generate_series(1, %s)", (3 * CHECKPOINT_ROWS,))
+    with anyio.CancelScope() as scope:
+        async for (last,) in cur:
+            if last == CHECKPOINT_ROWS // 2:
+                scope.cancel()  # raised at the next checkpoint, before taking a row
+    assert scope.cancelled_caught
+    assert await cur.fetchone() == (last + 1,)
+
+
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_cancelled_cursor_close_closes(aconn: Any) -> None:
+    cur = await aconn.execute("select 1")
+    await _cancelled(cur.close)
+    assert cur.closed
+    cur = await aconn.execute("select 2")
+    assert await cur.fetchone() == (2,)
+
+
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_cancelled_copy_read_takes_nothing(aconn: Any) -> None:
+    statement = f"copy (select generate_series(1, {3 * CHECKPOINT_ROWS})) to stdout"
+    async with aconn.cursor().copy(statement) as copy:
+        await _cancelled(copy.read_row)
+        assert await copy.read_row() == ("1",)
+        # (Not in the middle of rows(): the next yield may be a wait for data,
+        # where a cancellation aborts the COPY, see psycopg3._copy's rule 6.)
+        await _cancelled(copy.rows().__anext__)
+        assert await copy.read_row() == ("2",)
+        await _cancelled(copy.read)
+        assert await copy.read_row() == ("3",)
+        while await copy.read():
+            pass
+    cur = await aconn.execute("select 3")
+    assert await cur.fetchone() == (3,)
+
+
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_cancelled_copy_write_writes_nothing(aconn: Any) -> None:
+    await aconn.execute("create temp table checkpoints_in (x int)")
+    async with aconn.cursor().copy("copy checkpoints_in from stdin") as copy:
+        await _cancelled(lambda: copy.write_row((1,)))
+        await _cancelled(lambda: copy.write("2\n"))
+        await copy.write_row((3,))
+    cur = await aconn.execute("select x from checkpoints_in")
+    assert await cur.fetchall() == [(3,)]
