@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -38,6 +39,7 @@ from psycopg3._block_lock import CHECKPOINT_ROWS
 from psycopg3._copy import _AsyncReader
 from psycopg3._transaction import AsyncTransaction
 from psycopg3.abc import AsyncCopy, AsyncPipeline
+from psycopg3.pq import TransactionStatus
 
 pytestmark = pytest.mark.anyio
 
@@ -114,18 +116,12 @@ class Env:
     connect: Callable[..., Awaitable[Any]]
     dsn: str
     pool_class: type
+    #: What the call under test returned, for its preparation to clean up.
+    result: Any = None
 
 
-Case = Callable[[Env], Awaitable[None]]
-CASES: dict[tuple[str, str], Case] = {}
-
-
-def case(kind: str, name: str) -> Callable[[Case], Case]:
-    def register(function: Case) -> Case:
-        CASES[kind, name] = function
-        return function
-
-    return register
+Prepare = Callable[[Env], AbstractAsyncContextManager[Any]]
+Call = Callable[[Any], Awaitable[Any]]
 
 
 @pytest.mark.parametrize(
@@ -150,7 +146,16 @@ async def test_coroutine_is_a_checkpoint(
     if (kind, name) in NOT_YET:
         request.applymarker(pytest.mark.xfail(reason=NOT_YET[kind, name], strict=True))
     env = Env(aconn, connect, dsn, _classes(flavour.name)["pool"])
-    await CASES[kind, name](env)
+    prepare, call = CASES[kind, name]
+    missed: AssertionError | None = None
+    async with prepare(env) as target:
+        try:
+            with assert_checkpoints():
+                env.result = await call(target)
+        except AssertionError as ex:
+            missed = ex  # (raised once the preparation has cleaned up)
+    if missed is not None:
+        raise missed
 
 
 def test_no_stale_case() -> None:
@@ -160,235 +165,58 @@ def test_no_stale_case() -> None:
     assert set(NOT_YET) - names == set()
 
 
-# -- the connection ------------------------------------------------------------
-
-
-@case("connection", "__aexit__")
-async def _(env: Env) -> None:
-    conn = await env.connect()
-    with assert_checkpoints():
-        await conn.__aexit__(None, None, None)
-
-
-@case("connection", "close")
-async def _(env: Env) -> None:
-    conn = await env.connect()
-    with assert_checkpoints():
-        await conn.close()
-
-
-@case("connection", "connect")
-async def _(env: Env) -> None:
-    with assert_checkpoints():
-        conn = await type(env.conn).connect(env.dsn)
-    await conn.close()
-
-
-@case("connection", "cancel")
-async def _(env: Env) -> None:
-    with assert_checkpoints():
-        await env.conn.cancel()
-
-
-@case("connection", "execute")
-async def _(env: Env) -> None:
-    with assert_checkpoints():
-        await env.conn.execute("select 1")
-
-
-@case("connection", "commit")
-async def _(env: Env) -> None:
-    with assert_checkpoints():
-        await env.conn.commit()  # (no transaction: nothing to send)
-
-
-@case("connection", "rollback")
-async def _(env: Env) -> None:
-    with assert_checkpoints():
-        await env.conn.rollback()
-
-
-@case("connection", "tpc_begin")
-async def _(env: Env) -> None:
-    with assert_checkpoints():
-        await env.conn.tpc_begin("checkpoints-begin")
-    await env.conn.tpc_rollback()
-
-
-@case("connection", "tpc_prepare")
-async def _(env: Env) -> None:
-    await env.conn.tpc_begin("checkpoints-prepare")
-    with assert_checkpoints():
-        await env.conn.tpc_prepare()
-    await env.conn.tpc_rollback()
-
-
-@case("connection", "tpc_commit")
-async def _(env: Env) -> None:
-    await env.conn.tpc_begin("checkpoints-commit")
-    with assert_checkpoints():
-        await env.conn.tpc_commit()
-
-
-@case("connection", "tpc_rollback")
-async def _(env: Env) -> None:
-    await env.conn.tpc_begin("checkpoints-rollback")
-    with assert_checkpoints():
-        await env.conn.tpc_rollback()
-
-
-@case("connection", "tpc_recover")
-async def _(env: Env) -> None:
-    with assert_checkpoints():
-        await env.conn.tpc_recover()
-
-
-# -- the cursor: the fetches find the rows already received --------------------
-
-
-async def _executed(env: Env, rows: int = 3) -> Any:
-    return await env.conn.execute("select generate_series(1, %s)", (rows,))
-
-
-@case("cursor", "__aexit__")
-async def _(env: Env) -> None:
-    cur = await _executed(env)
-    with assert_checkpoints():
-        await cur.__aexit__(None, None, None)
-
-
-@case("cursor", "__aiter__")
-async def _(env: Env) -> None:
-    cur = await _executed(env)
-    rows = cur.__aiter__()
-    with assert_checkpoints():
-        assert await rows.__anext__() == (1,)
-    await rows.aclose()
-
-
-@case("cursor", "close")
-async def _(env: Env) -> None:
-    cur = await _executed(env)
-    with assert_checkpoints():
-        await cur.close()
-
-
-@case("cursor", "execute")
-async def _(env: Env) -> None:
-    with assert_checkpoints():
-        await env.conn.cursor().execute("select 1")
-
-
-@case("cursor", "executemany")
-async def _(env: Env) -> None:
-    with assert_checkpoints():
-        await env.conn.cursor().executemany("select %s", [(1,), (2,)])
-
-
-@case("cursor", "callproc")
-async def _(env: Env) -> None:
-    with assert_checkpoints():
-        await env.conn.cursor().callproc("pg_backend_pid")
-
-
-@case("cursor", "fetchone")
-async def _(env: Env) -> None:
-    cur = await _executed(env)
-    with assert_checkpoints():
-        assert await cur.fetchone() == (1,)
-
-
-@case("cursor", "fetchmany")
-async def _(env: Env) -> None:
-    cur = await _executed(env)
-    with assert_checkpoints():
-        assert await cur.fetchmany(2) == [(1,), (2,)]
-
-
-@case("cursor", "fetchall")
-async def _(env: Env) -> None:
-    cur = await _executed(env)
-    with assert_checkpoints():
-        assert await cur.fetchall() == [(1,), (2,), (3,)]
-
-
-@case("cursor", "scroll")
-async def _(env: Env) -> None:
-    cur = await _executed(env)
-    with assert_checkpoints():
-        await cur.scroll(2)
-    assert await cur.fetchone() == (3,)
-
-
-# -- the server cursor -----------------------------------------------------------
-
-
-async def _declared(env: Env) -> Any:
-    cur = env.conn.cursor("checkpoints")
-    await cur.execute("select generate_series(1, 3)")
-    return cur
-
-
-@case("server cursor", "__aexit__")
-async def _(env: Env) -> None:
-    cur = await _declared(env)
-    with assert_checkpoints():
-        await cur.__aexit__(None, None, None)
-
-
-@case("server cursor", "__aiter__")
-async def _(env: Env) -> None:
-    cur = await _declared(env)
-    rows = cur.__aiter__()
-    with assert_checkpoints():
-        assert await rows.__anext__() == (1,)
-    await rows.aclose()
-
-
-@case("server cursor", "close")
-async def _(env: Env) -> None:
-    cur = env.conn.cursor("checkpoints")  # never declared: nothing to send
-    with assert_checkpoints():
-        await cur.close()
-
-
-@case("server cursor", "execute")
-async def _(env: Env) -> None:
-    with assert_checkpoints():
-        await _declared(env)
-
-
-@case("server cursor", "fetchone")
-async def _(env: Env) -> None:
-    cur = await _declared(env)
-    with assert_checkpoints():
-        assert await cur.fetchone() == (1,)
-
-
-@case("server cursor", "fetchmany")
-async def _(env: Env) -> None:
-    cur = await _declared(env)
-    with assert_checkpoints():
-        assert await cur.fetchmany(0) == []  # (nothing to fetch)
-
-
-@case("server cursor", "fetchall")
-async def _(env: Env) -> None:
-    cur = await _declared(env)
-    with assert_checkpoints():
-        assert await cur.fetchall() == [(1,), (2,), (3,)]
-
-
-@case("server cursor", "scroll")
-async def _(env: Env) -> None:
-    cur = await _declared(env)
-    with assert_checkpoints():
-        await cur.scroll(1)
-
-
-# -- COPY: data that fits in a buffer, rows already parsed, the end reached ------
+# -- the preparations: each call in its state that waits least ---------------------
 
 COPY_OUT = "copy (select generate_series(1, 10)) to stdout"
+
+
+@asynccontextmanager
+async def _conn(env: Env) -> AsyncIterator[Any]:
+    yield env.conn
+
+
+@asynccontextmanager
+async def _new_conn(env: Env) -> AsyncIterator[Any]:
+    yield await env.connect()
+
+
+@asynccontextmanager
+async def _conn_class(env: Env) -> AsyncIterator[Any]:
+    yield type(env.conn), env.dsn
+    await env.result.close()
+
+
+@asynccontextmanager
+async def _tpc(env: Env, begin: bool = True) -> AsyncIterator[Any]:
+    conn = env.conn
+    if begin:
+        await conn.tpc_begin(XID)
+    yield conn
+    # Begun, or prepared, by the call: end it.
+    if conn.info.transaction_status == TransactionStatus.INTRANS or XID in [
+        xid.gtrid for xid in await conn.tpc_recover()
+    ]:
+        await conn.tpc_rollback()
+
+
+@asynccontextmanager
+async def _executed(env: Env) -> AsyncIterator[Any]:
+    yield await env.conn.execute("select generate_series(1, 3)")
+
+
+@asynccontextmanager
+async def _declared(env: Env) -> AsyncIterator[Any]:
+    cur = env.conn.cursor("checkpoints")
+    await cur.execute("select generate_series(1, 3)")
+    yield cur
+
+
+@asynccontextmanager
+async def _rows(env: Env, cursor: Prepare) -> AsyncIterator[Any]:
+    async with cursor(env) as cur:
+        rows = cur.__aiter__()
+        yield rows
+        await rows.aclose()
 
 
 @asynccontextmanager
@@ -404,107 +232,38 @@ async def _copy_out(env: Env) -> AsyncIterator[Any]:
         yield copy
 
 
-@case("copy", "__aenter__")
-async def _(env: Env) -> None:
-    copy = env.conn.cursor().copy(COPY_OUT)
-    with assert_checkpoints():
-        await copy.__aenter__()
-    await copy.__aexit__(None, None, None)
+@asynccontextmanager
+async def _copy_parsed(env: Env) -> AsyncIterator[Any]:
+    async with _copy_out(env) as copy:
+        assert await copy.read_row() == ("1",)  # (the rest of the block is parsed)
+        yield copy
 
 
-@case("copy", "__aexit__")
-async def _(env: Env) -> None:
+@asynccontextmanager
+async def _copy_ended(env: Env, leave: bool = True) -> AsyncIterator[Any]:
     copy = env.conn.cursor().copy(COPY_OUT)
     await copy.__aenter__()
     while await copy.read():
         pass
-    with assert_checkpoints():
-        await copy.__aexit__(None, None, None)  # (the COPY has ended: nothing to wait for)
+    yield copy
+    if leave:
+        await copy.__aexit__(None, None, None)
 
 
-@case("copy", "write")
-async def _(env: Env) -> None:
-    async with _copy_in(env) as copy:
-        with assert_checkpoints():
-            await copy.write("1\n")
+@asynccontextmanager
+async def _entered(env: Env, block: Callable[[Any], Any], leave: bool) -> AsyncIterator[Any]:
+    entered = block(env.conn)
+    await entered.__aenter__()
+    yield entered
+    if leave:
+        await entered.__aexit__(None, None, None)
 
 
-@case("copy", "write_row")
-async def _(env: Env) -> None:
-    async with _copy_in(env) as copy:
-        with assert_checkpoints():
-            await copy.write_row((1,))
-
-
-@case("copy", "read")
-async def _(env: Env) -> None:
-    async with _copy_out(env) as copy:
-        while await copy.read():
-            pass
-        with assert_checkpoints():
-            assert await copy.read() == b""
-
-
-@case("copy", "read_row")
-async def _(env: Env) -> None:
-    async with _copy_out(env) as copy:
-        assert await copy.read_row() == ("1",)
-        with assert_checkpoints():
-            assert await copy.read_row() == ("2",)
-
-
-@case("copy iterator", "__anext__")
-async def _(env: Env) -> None:
-    async with _copy_out(env) as copy:
-        assert await copy.read_row() == ("1",)
-        rows = copy.rows()
-        with assert_checkpoints():
-            assert await rows.__anext__() == ("2",)
-
-
-# -- blocks ----------------------------------------------------------------------
-
-
-@case("pipeline", "__aenter__")
-async def _(env: Env) -> None:
-    block = env.conn.pipeline()
-    with assert_checkpoints():
-        await block.__aenter__()
-    await block.__aexit__(None, None, None)
-
-
-@case("pipeline", "__aexit__")
-async def _(env: Env) -> None:
-    block = env.conn.pipeline()
-    await block.__aenter__()
-    with assert_checkpoints():
-        await block.__aexit__(None, None, None)
-
-
-@case("pipeline", "sync")
-async def _(env: Env) -> None:
-    async with env.conn.pipeline() as block:
-        with assert_checkpoints():
-            await block.sync()
-
-
-@case("transaction", "__aenter__")
-async def _(env: Env) -> None:
-    block = env.conn.transaction()
-    with assert_checkpoints():
-        await block.__aenter__()
-    await block.__aexit__(None, None, None)
-
-
-@case("transaction", "__aexit__")
-async def _(env: Env) -> None:
-    block = env.conn.transaction()
-    await block.__aenter__()
-    with assert_checkpoints():
-        await block.__aexit__(None, None, None)
-
-
-# -- the pool: a connection idle in it, nothing to wait for ----------------------
+@asynccontextmanager
+async def _left(env: Env, block: Callable[[Any], Any]) -> AsyncIterator[Any]:
+    entered = block(env.conn)
+    yield entered
+    await entered.__aexit__(None, None, None)
 
 
 @asynccontextmanager
@@ -512,77 +271,117 @@ async def _pool(env: Env) -> AsyncIterator[Any]:
     async with env.pool_class(env.dsn, min_size=1, max_size=2) as pool:
         await pool.wait()
         yield pool
+        if isinstance(env.result, type(env.conn)):
+            await pool.putconn(env.result)  # (from getconn())
 
 
-@case("pool", "__aenter__")
-async def _(env: Env) -> None:
-    pool = env.pool_class(env.dsn, min_size=1)
-    with assert_checkpoints():
-        await pool.__aenter__()
-    await pool.__aexit__(None, None, None)
-
-
-@case("pool", "__aexit__")
-async def _(env: Env) -> None:
-    pool = env.pool_class(env.dsn, min_size=1)
-    await pool.__aenter__()
-    with assert_checkpoints():
-        await pool.__aexit__(None, None, None)
-
-
-@case("pool", "close")
-async def _(env: Env) -> None:
-    async with _pool(env) as pool:
-        with assert_checkpoints():
-            await pool.close()
-
-
-@case("pool", "wait")
-async def _(env: Env) -> None:
-    async with _pool(env) as pool:
-        with assert_checkpoints():
-            await pool.wait()
-
-
-@case("pool", "getconn")
-async def _(env: Env) -> None:
-    async with _pool(env) as pool:
-        conn = None
-        try:
-            with assert_checkpoints():
-                conn = await pool.getconn()
-        finally:  # (assert_checkpoints raises after getconn() returned)
-            if conn is not None:
-                await pool.putconn(conn)
-
-
-@case("pool", "putconn")
-async def _(env: Env) -> None:
+@asynccontextmanager
+async def _borrowed(env: Env, give_back: bool = True) -> AsyncIterator[Any]:
     async with _pool(env) as pool:
         conn = await pool.getconn()
-        with assert_checkpoints():
+        yield pool, conn
+        if give_back:
             await pool.putconn(conn)
 
 
-@case("pool", "check")
-async def _(env: Env) -> None:
-    async with _pool(env) as pool:
-        with assert_checkpoints():
-            await pool.check()
+@asynccontextmanager
+async def _pool_closed(env: Env) -> AsyncIterator[Any]:
+    pool = env.pool_class(env.dsn, min_size=1)
+    yield pool
+    await pool.__aexit__(None, None, None)
 
 
-@case("pool", "check_connection")
-async def _(env: Env) -> None:
-    async with _pool(env) as pool:
-        with assert_checkpoints():
-            await pool.check_connection(env.conn)
+@asynccontextmanager
+async def _pool_open(env: Env) -> AsyncIterator[Any]:
+    pool = env.pool_class(env.dsn, min_size=1)
+    await pool.__aenter__()
+    yield pool
 
 
-@case("pool", "resize")
-async def _(env: Env) -> None:
-    async with _pool(env) as pool:
-        with assert_checkpoints():
-            await pool.resize(1, 3)
+XID = "checkpoints"
+_EXIT = (None, None, None)
+
+#: (kind, name) -> (its preparation, the call under ``assert_checkpoints``).
+CASES: dict[tuple[str, str], tuple[Prepare, Call]] = {
+    ("connection", "__aexit__"): (_new_conn, lambda conn: conn.__aexit__(*_EXIT)),
+    ("connection", "close"): (_new_conn, lambda conn: conn.close()),
+    ("connection", "connect"): (_conn_class, lambda made: made[0].connect(made[1])),
+    ("connection", "cancel"): (_conn, lambda conn: conn.cancel()),
+    ("connection", "execute"): (_conn, lambda conn: conn.execute("select 1")),
+    ("connection", "commit"): (_conn, lambda conn: conn.commit()),  # (nothing to commit)
+    ("connection", "rollback"): (_conn, lambda conn: conn.rollback()),
+    ("connection", "tpc_begin"): (partial(_tpc, begin=False), lambda conn: conn.tpc_begin(XID)),
+    ("connection", "tpc_prepare"): (_tpc, lambda conn: conn.tpc_prepare()),
+    ("connection", "tpc_commit"): (_tpc, lambda conn: conn.tpc_commit()),
+    ("connection", "tpc_rollback"): (_tpc, lambda conn: conn.tpc_rollback()),
+    ("connection", "tpc_recover"): (_conn, lambda conn: conn.tpc_recover()),
+    ("cursor", "__aexit__"): (_executed, lambda cur: cur.__aexit__(*_EXIT)),
+    ("cursor", "__aiter__"): (partial(_rows, cursor=_executed), lambda rows: rows.__anext__()),
+    ("cursor", "close"): (_executed, lambda cur: cur.close()),
+    ("cursor", "execute"): (_executed, lambda cur: cur.execute("select 1")),
+    ("cursor", "executemany"): (_executed, lambda cur: cur.executemany("select %s", [(1,)])),
+    ("cursor", "callproc"): (_executed, lambda cur: cur.callproc("pg_backend_pid")),
+    ("cursor", "fetchone"): (_executed, lambda cur: cur.fetchone()),
+    ("cursor", "fetchmany"): (_executed, lambda cur: cur.fetchmany(2)),
+    ("cursor", "fetchall"): (_executed, lambda cur: cur.fetchall()),
+    ("cursor", "scroll"): (_executed, lambda cur: cur.scroll(2)),
+    ("server cursor", "__aexit__"): (_declared, lambda cur: cur.__aexit__(*_EXIT)),
+    ("server cursor", "__aiter__"): (
+        partial(_rows, cursor=_declared),
+        lambda rows: rows.__anext__(),
+    ),
+    ("server cursor", "close"): (_declared, lambda cur: cur.close()),
+    ("server cursor", "execute"): (_declared, lambda cur: cur.execute("select 1")),
+    ("server cursor", "fetchone"): (_declared, lambda cur: cur.fetchone()),
+    ("server cursor", "fetchmany"): (_declared, lambda cur: cur.fetchmany(0)),  # (no FETCH)
+    ("server cursor", "fetchall"): (_declared, lambda cur: cur.fetchall()),
+    ("server cursor", "scroll"): (_declared, lambda cur: cur.scroll(1)),
+    ("copy", "__aenter__"): (
+        partial(_left, block=lambda conn: conn.cursor().copy(COPY_OUT)),
+        lambda copy: copy.__aenter__(),
+    ),
+    ("copy", "__aexit__"): (partial(_copy_ended, leave=False), lambda c: c.__aexit__(*_EXIT)),
+    ("copy", "write"): (_copy_in, lambda copy: copy.write("1\n")),  # (buffered)
+    ("copy", "write_row"): (_copy_in, lambda copy: copy.write_row((1,))),
+    ("copy", "read"): (_copy_ended, lambda copy: copy.read()),  # (b"": the end)
+    ("copy", "read_row"): (_copy_parsed, lambda copy: copy.read_row()),
+    ("copy iterator", "__anext__"): (_copy_parsed, lambda copy: copy.rows().__anext__()),
+    ("pipeline", "__aenter__"): (
+        partial(_left, block=lambda conn: conn.pipeline()),
+        lambda block: block.__aenter__(),
+    ),
+    ("pipeline", "__aexit__"): (
+        partial(_entered, block=lambda conn: conn.pipeline(), leave=False),
+        lambda block: block.__aexit__(*_EXIT),
+    ),
+    ("pipeline", "sync"): (
+        partial(_entered, block=lambda conn: conn.pipeline(), leave=True),
+        lambda block: block.sync(),
+    ),
+    ("transaction", "__aenter__"): (
+        partial(_left, block=lambda conn: conn.transaction()),
+        lambda block: block.__aenter__(),
+    ),
+    ("transaction", "__aexit__"): (
+        partial(_entered, block=lambda conn: conn.transaction(), leave=False),
+        lambda block: block.__aexit__(*_EXIT),
+    ),
+    ("pool", "__aenter__"): (_pool_closed, lambda pool: pool.__aenter__()),
+    ("pool", "__aexit__"): (_pool_open, lambda pool: pool.__aexit__(*_EXIT)),
+    ("pool", "close"): (_pool, lambda pool: pool.close()),
+    ("pool", "wait"): (_pool, lambda pool: pool.wait()),
+    ("pool", "getconn"): (_pool, lambda pool: pool.getconn()),
+    ("pool", "putconn"): (
+        partial(_borrowed, give_back=False),
+        lambda borrowed: borrowed[0].putconn(borrowed[1]),
+    ),
+    ("pool", "check"): (_pool, lambda pool: pool.check()),
+    ("pool", "check_connection"): (
+        _borrowed,
+        lambda borrowed: borrowed[0].check_connection(borrowed[1]),
+    ),
+    ("pool", "resize"): (_pool, lambda pool: pool.resize(1, 3)),
+}
 
 
 # -- 2. a large result does not starve the other tasks ---------------------------
