@@ -11,9 +11,10 @@ Rule 8 of ``psycopg3._block_lock``. Two checks:
    data that fits in a buffer, a COPY read to its end): where it would pass
    without a checkpoint of its own.
 2. In every async flavour, while one task iterates with ``async for`` over
-   200,000 rows already received, another task counts its turns: it must get
-   turns all along, never more than ``CHECKPOINT_ROWS`` rows apart (twice
-   that on trio, see ``_check_fair()``). Causality, no clock.
+   200,000 rows already received (or writes them to a COPY), another task
+   counts its turns: it must get turns all along, never more than
+   ``CHECKPOINT_ROWS`` rows apart (twice that on trio, see ``_check_fair()``).
+   Causality, no clock.
 3. In every async flavour, a cancellation delivered at one of the new
    checkpoints takes nothing: no row skipped, no COPY data written, and the
    connection answers the next query.
@@ -342,6 +343,7 @@ CASES: dict[tuple[str, str], tuple[Prepare, Call]] = {
     ),
     ("copy", "__aexit__"): (partial(_copy_ended, leave=False), lambda c: c.__aexit__(*_EXIT)),
     ("copy", "write"): (_copy_in, lambda copy: copy.write("1\n")),  # (buffered)
+    # (The first row: then one in CHECKPOINT_ROWS, see test_copy_write_row_lets_others_run.)
     ("copy", "write_row"): (_copy_in, lambda copy: copy.write_row((1,))),
     ("copy", "read"): (_copy_ended, lambda copy: copy.read()),  # (b"": the end)
     ("copy", "read_row"): (_copy_parsed, lambda copy: copy.read_row()),
@@ -460,6 +462,20 @@ async def test_copy_rows_let_others_run(aconn: Any, flavour: Any) -> None:
     statement = f"copy (select 1 from generate_series(1, {ROWS})) to stdout"
     async with aconn.cursor().copy(statement) as copy:
         _check_fair(await _iterate(copy.rows()), flavour)
+
+
+async def _written(copy: Any) -> AsyncIterator[int]:
+    for value in range(ROWS):
+        await copy.write_row((value,))
+        yield value
+
+
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_copy_write_row_lets_others_run(aconn: Any, flavour: Any) -> None:
+    # Rows gathered in a buffer, sent to a socket that takes them at once.
+    await aconn.execute("create temp table checkpoints_fair (x int)")
+    async with aconn.cursor().copy("copy checkpoints_fair from stdin") as copy:
+        _check_fair(await _iterate(_written(copy)), flavour)
 
 
 # -- 3. a cancellation at a checkpoint loses nothing -------------------------------

@@ -54,9 +54,10 @@ The rules, written once here for every adapter:
    ``close()`` (closed even when cancelled, as trio's ``aclose()``).
    Entering a connection's or cursor's ``async with`` is no checkpoint, as
    with trio's resources: it never fails, so the block always closes what
-   it holds. Iterating over rows already received awaits ``checkpoint()``
-   every ``CHECKPOINT_ROWS`` rows: other tasks run while a large result is
-   consumed, at a cost lost in the cost of the rows.
+   it holds. Iterating over rows already received, and COPY's
+   ``write_row()``, await ``checkpoint()`` at the first row then every
+   ``CHECKPOINT_ROWS`` rows: other tasks run while a large result is
+   consumed or written, at a cost lost in the cost of the rows.
 """
 
 from __future__ import annotations
