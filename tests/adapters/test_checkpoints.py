@@ -559,3 +559,24 @@ async def test_cancelled_copy_write_writes_nothing(aconn: Any) -> None:
         await copy.write_row((3,))
     cur = await aconn.execute("select x from checkpoints_in")
     assert await cur.fetchall() == [(3,)]
+
+
+@pytest.mark.parametrize("flavour", ASYNC_FLAVOURS, indirect=True)
+async def test_block_left_by_an_error_keeps_it_when_cancelled(aconn: Any) -> None:
+    # Leaving adds no checkpoint: the pending cancellation does not replace the error.
+    cur = await aconn.execute("select 1")
+    with pytest.raises(ZeroDivisionError):
+        with anyio.CancelScope() as scope:
+            async with cur:
+                scope.cancel()
+                1 / 0
+    assert cur.closed
+    with pytest.raises(ZeroDivisionError):
+        with anyio.CancelScope() as scope:
+            async with aconn.cursor().copy(COPY_OUT) as copy:
+                while await copy.read():
+                    pass
+                scope.cancel()
+                1 / 0
+    cur = await aconn.execute("select 1")
+    assert await cur.fetchone() == (1,)

@@ -41,7 +41,10 @@ class AsyncCursorBase(BaseCursor[Row]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        if exc is None:
+            await self.close()
+        else:
+            self._close()  # (no checkpoint: a cancellation would take exc's place)
 
     @overload
     async def execute(

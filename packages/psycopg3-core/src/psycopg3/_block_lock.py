@@ -47,16 +47,19 @@ The rules, written once here for every adapter:
    async ones run in the loop's thread, with no await between check and end).
 8. Every coroutine of the async API is a checkpoint, in trio's sense: the
    task may be cancelled there, and other tasks may run. Those that take the
-   lock or wait on the socket are one already (trio's and anyio's locks are
-   checkpoints, asyncio's waits yield); the others await ``checkpoint()``,
-   the adapter's hook, once per call, before they change anything (so a
-   cancellation there leaves all as it was), or after closing for
-   ``close()`` (closed even when cancelled, as trio's ``aclose()``).
-   Entering a connection's or cursor's ``async with`` is no checkpoint, as
-   with trio's resources: it never fails, so the block always closes what
-   it holds. Iterating over rows already received, and COPY's
-   ``write_row()``, await ``checkpoint()`` at the first row then every
-   ``CHECKPOINT_ROWS`` rows: other tasks run while a large result is
+   lock are one already on trio and anyio, whose locks are checkpoints (on
+   asyncio, whose lock is not, they yield when they wait on the socket: a
+   call with nothing to send, such as entering a pipeline, does not); the
+   others await ``checkpoint()``, the adapter's hook, once per call, before
+   they change anything (so a cancellation there leaves all as it was), or
+   after closing for ``close()`` (closed even when cancelled, as trio's
+   ``aclose()``). Entering a connection's or cursor's ``async with`` is no
+   checkpoint, as with trio's resources: it never fails, so the block
+   always closes what it holds. Leaving a cursor's or COPY's block by an
+   exception adds no checkpoint of its own: a cancellation must not take
+   that exception's place. Iterating over rows already received, and
+   COPY's ``write_row()``, await ``checkpoint()`` at the first row then
+   every ``CHECKPOINT_ROWS`` rows: other tasks run while a large result is
    consumed or written, at a cost lost in the cost of the rows.
 """
 
