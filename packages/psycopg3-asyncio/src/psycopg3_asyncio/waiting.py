@@ -147,6 +147,9 @@ class AsyncioFramework(AsyncFramework):
     def cancelled_error(self) -> type[BaseException]:
         return asyncio.CancelledError
 
+    async def checkpoint(self) -> None:
+        await asyncio.sleep(0)
+
     def new_lock(self) -> AsyncLock:
         return asyncio.Lock()
 

@@ -61,6 +61,7 @@ class AsyncConnectionBase(BaseConnection, ABC):
             framework.current_task,
             new_event=framework.new_event,
             home=framework.home,
+            checkpoint=framework.checkpoint,
         )
 
     @classmethod
@@ -123,12 +124,20 @@ class AsyncConnectionBase(BaseConnection, ABC):
         From outside its event loop it does not wait: if that loop still
         runs (in another thread), the connection is closed there, soon after.
         """
+        if self._close_now():
+            # A checkpoint, after closing: closed even if cancelled here.
+            await self.lock.checkpoint()
+
+    def _close_now(self) -> bool:
+        # True if closed here, in the connection's own loop.
         home = self.lock.home
         if self.lock.in_home() or home is None:
             self._close_here()
-        elif not self.framework.call_in_home(home, self._close_here):
+            return True
+        if not self.framework.call_in_home(home, self._close_here):
             # That loop has stopped: no wait of ours is in progress there.
             self._close()
+        return False
 
     def _close_here(self) -> None:
         if not self.closed:
@@ -212,8 +221,13 @@ class AsyncConnectionBase(BaseConnection, ABC):
         try:
             async with self.lock:
                 await self._wait(self._exit_gen(exc))
-        finally:
+        except BaseException:
+            self._close_now()  # (no checkpoint: a cancellation would take the error's place)
+            raise
+        if exc is None:
             await self.close()
+        else:
+            self._close_now()  # (the same, for the block's exception)
 
     async def execute(
         self,

@@ -2,7 +2,9 @@
 
 ``async with lock`` and ``await`` are plain Python: this class works with any
 framework's lock and waiter, through its connection's ``lock`` and
-``_wait()``.
+``_wait()``. A call that does not wait (a fetch of rows already received,
+``close()``) awaits ``lock.checkpoint()`` instead, and ``async for`` does
+every ``CHECKPOINT_ROWS`` rows (see rule 8 of ``psycopg3._block_lock``).
 
 Must not: import asyncio, trio, anyio or any other framework.
 """
@@ -13,6 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._block_lock import CHECKPOINT_ROWS
 from ._copy import AsyncCopy
 from ._cursor_base import BaseCursor, Params, Query
 from .rows import Row, RowFactory
@@ -38,7 +41,10 @@ class AsyncCursorBase(BaseCursor[Row]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        if exc is None:
+            await self.close()
+        else:
+            self._close()  # (no checkpoint: a cancellation would take exc's place)
 
     @overload
     async def execute(
@@ -120,22 +126,27 @@ class AsyncCursorBase(BaseCursor[Row]):
         async with self._conn.lock:
             await self._conn._wait(self._pending_gen())
 
-    async def fetchone(self) -> Row | None:
-        """Return the next row of the current result, or None."""
+    async def _before_fetch(self) -> None:
+        # Wait for a pipelined command's result, else just checkpoint: before
+        # taking a row, so a cancellation here loses none.
         if self._pending is not None:
             await self._fetch_pending()
+        else:
+            await self._conn.lock.checkpoint()
+
+    async def fetchone(self) -> Row | None:
+        """Return the next row of the current result, or None."""
+        await self._before_fetch()
         return self._fetchone()
 
     async def fetchmany(self, size: int | None = None) -> list[Row]:
         """Return up to ``size`` (default ``arraysize``) further rows."""
-        if self._pending is not None:
-            await self._fetch_pending()
+        await self._before_fetch()
         return self._fetchmany(size)
 
     async def fetchall(self) -> list[Row]:
         """Return the remaining rows of the current result."""
-        if self._pending is not None:
-            await self._fetch_pending()
+        await self._before_fetch()
         return self._fetchall()
 
     async def scroll(self, value: int, mode: str = "relative") -> None:
@@ -143,16 +154,21 @@ class AsyncCursorBase(BaseCursor[Row]):
 
         :raises IndexError: if that leaves the result.
         """
-        if self._pending is not None:
-            await self._fetch_pending()
+        await self._before_fetch()
         self._scroll(value, mode)
 
     async def __aiter__(self) -> AsyncIterator[Row]:
-        if self._pending is not None:
-            await self._fetch_pending()
+        await self._before_fetch()
+        checkpoint = self._conn.lock.checkpoint
+        countdown = CHECKPOINT_ROWS
         while (row := self._fetchone()) is not None:
             yield row
+            countdown -= 1
+            if not countdown:
+                countdown = CHECKPOINT_ROWS
+                await checkpoint()  # (before the next row is taken)
 
     async def close(self) -> None:
         """Close the cursor; its results are released."""
         self._close()
+        await self._conn.lock.checkpoint()  # (closed even if cancelled here)

@@ -66,6 +66,10 @@ class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None]]):
         # The cancellation is not lost: it is raised once the task is done.
         return await self.connection_class.framework.shield(task)
 
+    async def _checkpoint(self) -> None:
+        # Every coroutine of the API is a checkpoint, also when it need not wait.
+        await self.connection_class.framework.checkpoint()
+
     async def _connect(self) -> ConnT:
         return await self.connection_class.connect(self.conninfo, **self.kwargs)
 
@@ -124,6 +128,7 @@ class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None]]):
         :raises PoolClosed: if the pool is not open.
         """
         self._policy.check_process()
+        await self._checkpoint()
         await self._run(self._wait_proc(timeout))
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -162,6 +167,7 @@ class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None]]):
         :raises PoolClosed: if the pool is not open.
         """
         self._policy.check_process()
+        await self._checkpoint()  # (before taking one: a cancellation here loses none)
         return await self._run(self._getconn_proc(timeout))
 
     async def putconn(self, conn: ConnT) -> None:
@@ -177,6 +183,7 @@ class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None]]):
         """
         self._policy.check_process()
         await self._run(self._putconn_proc(conn))
+        await self._checkpoint()  # (after: the connection is back whatever happens here)
 
     def stats(self) -> dict[str, int]:
         """The pool's figures: sizes now, and counters since it opened."""
@@ -189,6 +196,7 @@ class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None]]):
         :param max_size: None: ``min_size``.
         """
         self._policy.check_process()
+        await self._checkpoint()
         await self._run(self._resize_proc(min_size, max_size))
 
     async def check(self) -> None:

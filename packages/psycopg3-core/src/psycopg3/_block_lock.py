@@ -45,17 +45,38 @@ The rules, written once here for every adapter:
    by its owner. A blocking owner's ``settle()`` and another thread's
    ``abandon()`` may run at once: one of them ends the ownership, once (the
    async ones run in the loop's thread, with no await between check and end).
+8. Every coroutine of the async API is a checkpoint, in trio's sense: the
+   task may be cancelled there, and other tasks may run. Those that take the
+   lock are one already on trio and anyio, whose locks are checkpoints (on
+   asyncio, whose lock is not, they yield when they wait on the socket: a
+   call with nothing to send, such as entering a pipeline, does not); the
+   others await ``checkpoint()``, the adapter's hook, once per call, before
+   they change anything (so a cancellation there leaves all as it was), or
+   after closing for ``close()`` (closed even when cancelled, as trio's
+   ``aclose()``). Entering a connection's or cursor's ``async with`` is no
+   checkpoint, as with trio's resources: it never fails, so the block
+   always closes what it holds. Leaving a cursor's or COPY's block by an
+   exception adds no checkpoint of its own: a cancellation must not take
+   that exception's place. Iterating over rows already received, and
+   COPY's ``write_row()``, await ``checkpoint()`` at the first row then
+   every ``CHECKPOINT_ROWS`` rows: other tasks run while a large result is
+   consumed or written, at a cost lost in the cost of the rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from contextvars import ContextVar
 from typing import Any, Generic, Protocol, TypeVar
 
 from . import errors
 
-__all__ = ["ConnectionLock", "AsyncConnectionLock"]
+__all__ = ["ConnectionLock", "AsyncConnectionLock", "CHECKPOINT_ROWS"]
+
+#: Rows taken between two checkpoints when iterating over rows already
+#: received (rule 8): about a millisecond of loading, so a 200,000-row loop
+#: lets other tasks run 200 times, for one checkpoint (a few µs) per 1000 rows.
+CHECKPOINT_ROWS = 1000
 
 
 class _SyncLock(Protocol):
@@ -81,6 +102,10 @@ class _AsyncEvent(Protocol):
     async def wait(self) -> Any: ...
 
     def set(self) -> Any: ...
+
+
+async def _no_checkpoint() -> None:
+    """The checkpoint of an adapter that gives none: such calls never yield."""
 
 
 class _Token:
@@ -236,6 +261,10 @@ class AsyncConnectionLock(_Ownership):
     :param home: returns the running event loop (or trio token), None
         outside any; the connection belongs to the one running when the
         lock is built (rule 6). Without it no loop is checked.
+    :param checkpoint: a coroutine function of no argument that lets other
+        tasks run and raises a pending cancellation (``trio.lowlevel.checkpoint``,
+        ``anyio.lowlevel.checkpoint``, ``lambda: asyncio.sleep(0)``); it
+        becomes ``checkpoint`` (rule 8). Without it that does nothing.
     """
 
     def __init__(
@@ -245,8 +274,11 @@ class AsyncConnectionLock(_Ownership):
         *,
         new_event: Callable[[], _AsyncEvent] | None = None,
         home: Callable[[], object | None] | None = None,
+        checkpoint: Callable[[], Awaitable[Any]] | None = None,
     ):
         super().__init__(current)
+        #: ``await lock.checkpoint()``: a cancel point and a schedule point (rule 8).
+        self.checkpoint = checkpoint if checkpoint is not None else _no_checkpoint
         self._new_lock = new_lock
         #: Held while a command runs (rule 1).
         self.operation = new_lock()

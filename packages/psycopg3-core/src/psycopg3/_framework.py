@@ -92,6 +92,15 @@ class AsyncFramework(ABC):
         """The exception class of the framework's cancellation."""
 
     @abstractmethod
+    async def checkpoint(self) -> None:
+        """Let other tasks run, and raise a pending cancellation (trio's checkpoint).
+
+        Awaited by the calls of the async API that do not wait otherwise,
+        and every ``CHECKPOINT_ROWS`` rows of a large result (see rule 8 of
+        ``psycopg3._block_lock``).
+        """
+
+    @abstractmethod
     def new_lock(self) -> AsyncLock:
         """A new lock of the framework (not reentrant)."""
 

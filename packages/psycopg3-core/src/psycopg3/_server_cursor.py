@@ -5,7 +5,9 @@
 on execute, ``FETCH FORWARD n`` to fetch, ``MOVE ABSOLUTE`` to scroll,
 ``CLOSE`` to close. The client only ever holds one batch of rows, which is
 what keeps reading a huge result in bounded memory. ``AsyncServerCursorBase``
-is its async API, for any framework.
+is its async API, for any framework: each call takes the lock (a checkpoint),
+and ``async for`` also checkpoints every ``CHECKPOINT_ROWS`` rows of a batch
+(rule 8 of ``psycopg3._block_lock``).
 
 Must not: wait, take a lock, or import a concurrency framework.
 """
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import errors
 from ._arguments import check_str
+from ._block_lock import CHECKPOINT_ROWS
 from ._column import Column
 from ._cursor_base import BaseCursor, Params, Query, _scroll_target
 from ._queries import PostgresQuery
@@ -330,11 +333,15 @@ class AsyncServerCursorBase(BaseServerCursor[Row]):
             return await self._conn._wait(self._fetch_gen(None))
 
     async def __aiter__(self) -> AsyncIterator[Row]:
+        checkpoint = self._conn.lock.checkpoint
         while True:
             async with self._conn.lock:
                 rows = await self._conn._wait(self._fetch_gen(self.itersize))
-            for row in rows:
+            # (a batch larger than CHECKPOINT_ROWS, from a large itersize)
+            for n, row in enumerate(rows, 1):
                 yield row
+                if not n % CHECKPOINT_ROWS:
+                    await checkpoint()
             if len(rows) < self.itersize:
                 return
 

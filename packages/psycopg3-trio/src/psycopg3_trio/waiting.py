@@ -109,6 +109,9 @@ class TrioFramework(AsyncFramework):
     def cancelled_error(self) -> type[BaseException]:
         return trio.Cancelled
 
+    async def checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
+
     def new_lock(self) -> AsyncLock:
         return trio.Lock()
 
