@@ -235,46 +235,31 @@ FLAVOURS = {
 #: The flavours whose API blocks, run through ``SyncFacade``.
 BLOCKING_FLAVOURS = ("sync", "gevent")
 
-#: The test files the ``gevent`` flavour runs: a representative subset of the
-#: behaviour tests (connection, cursor, transaction, COPY, notifications,
-#: pipeline, server cursor, interruption, close). Elsewhere its tests are
-#: deselected (``pytest_collection_modifyitems`` below), to keep the suite's
-#: time: the other files' blocking paths are the core's, run by ``sync``.
-GEVENT_FILES = frozenset(
-    {
-        "test_connection.py",
-        "test_cursor.py",
-        "test_transaction.py",
-        "test_copy.py",
-        "test_notify.py",
-        "test_pipeline.py",
-        "test_server_cursor.py",
-        "test_interrupt.py",
-        "test_trust_close.py",
-    }
+#: Tests that cannot hold for the ``gevent`` flavour, and why: skipped for it
+#: alone, with the reason (``pytest_collection_modifyitems`` below).
+#: test_gevent_doc.py checks the same promises between greenlets.
+_ONE_HUB = (
+    "shares one connection between OS threads, and hangs there (a thread waits"
+    " on gevent locks held in another thread's hub); a gevent connection is"
+    " shared between greenlets (docs/adapters.md)"
 )
+GEVENT_EXCLUDED: dict[str, str] = {
+    "test_trust_sharing.py::test_other_users_insert_waits_for_the_block": _ONE_HUB,
+    "test_trust_sharing.py::test_other_users_block_waits_and_stays_apart": _ONE_HUB,
+    "test_trust_ownership.py::test_close_wakes_those_waiting_for_an_abandoned_block": _ONE_HUB,
+}
 
-#: Tests of GEVENT_FILES that cannot hold for gevent, and why (skipped, with the reason).
-GEVENT_EXCLUDED: dict[str, str] = {}
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the ``gevent`` flavour on ``GEVENT_FILES`` only, skipping ``GEVENT_EXCLUDED``."""
-    kept, deselected = [], []
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Skip the tests of ``GEVENT_EXCLUDED`` for the ``gevent`` flavour, saying why."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or callspec.params.get("flavour") != "gevent":
-            kept.append(item)
-        elif item.path.name not in GEVENT_FILES:
-            deselected.append(item)
-        else:
-            kept.append(item)
-            reason = GEVENT_EXCLUDED.get(f"{item.path.name}::{item.originalname}")
-            if reason is not None:
-                item.add_marker(pytest.mark.skip(reason=f"gevent: {reason}"))
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = kept
+            continue
+        name = getattr(item, "originalname", item.name)
+        reason = GEVENT_EXCLUDED.get(f"{item.path.name}::{name}")
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=f"gevent: {reason}"))
 
 
 @pytest.fixture(params=list(FLAVOURS))

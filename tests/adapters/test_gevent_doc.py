@@ -147,6 +147,33 @@ def test_close_from_another_greenlet_wakes_the_waiting_one(
         assert again.execute("select 2").fetchone() == (2,)
 
 
+def test_another_greenlet_waits_for_the_block_then_runs(adapter: Any, dsn: str) -> None:
+    # test_trust_sharing.py's promise, between greenlets (it uses threads).
+    with adapter.gevent_connect(dsn, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("create temp table t (x int)")
+            other = gevent.spawn(outcome_of, conn, "select count(*) from t")
+            gevent.sleep(0)  # its turn: it starts, and waits for the block
+            assert not other.dead
+            conn.execute("insert into t values (1)")
+        assert other.get() == (1,)  # it ran after the block, which committed
+
+
+def test_close_wakes_a_greenlet_waiting_for_an_abandoned_block(adapter: Any, dsn: str) -> None:
+    # test_trust_ownership.py's promise, between greenlets (it uses threads).
+    conn = adapter.gevent_connect(dsn)
+    conn.transaction().__enter__()  # never left
+    other = gevent.spawn(outcome_of, conn, "select 1")
+    gevent.sleep(0)  # its turn: it waits for the block
+    assert not other.dead
+    closer = gevent.spawn(conn.close)
+    closer.join()
+    error = other.get()
+    assert isinstance(error, (psycopg3.OperationalError, psycopg3.InterfaceError)), error
+    assert "closed" in str(error)
+    assert conn.closed
+
+
 # -- under monkey.patch_all(): the cancel worker is a real OS thread ------------
 
 PATCHED = """
