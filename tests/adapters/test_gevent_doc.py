@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,47 @@ def test_200_greenlets_share_a_pool_of_10(adapter: Any, dsn: str) -> None:
         assert [g.value for g in greenlets] == [2 * n for n in range(200)]
         assert pool.stats()["pool_size"] == 10
     assert 1 < len(pids) <= 10  # the greenlets interleaved, on 10 connections at most
+
+
+def backends(admin: Any, app_name: str) -> int:
+    query = "select count(*) from pg_stat_activity where application_name = %s"
+    return int(admin.execute(query, (app_name,)).fetchone()[0])
+
+
+def test_pool_replaces_a_closed_connection_and_close_ends_its_work(
+    adapter: Any, dsn: str, admin: Any
+) -> None:
+    app_name = f"gevent-pool-{uuid.uuid4().hex[:12]}"
+    pool = adapter.ConnectionPool(
+        dsn, min_size=2, max_size=2, kwargs={"application_name": app_name}
+    )
+    with pool:
+        pool.wait()
+        conn = pool.getconn()
+        conn.close()  # returned unusable: the pool makes another in a greenlet
+        pool.putconn(conn)
+        wait_greenlet_until(lambda: backends(admin, app_name) == 2, "the replacement")
+        with pool.connection() as again:
+            assert again.execute("select 1").fetchone() == (1,)
+        pool.check()  # check_connection() on each idle one
+        assert pool.stats()["pool_size"] == 2
+    with pytest.raises(psycopg3.errors.PoolClosed):
+        pool.getconn()
+    wait_until(lambda: backends(admin, app_name) == 0, "the pool's connections to close")
+
+
+def test_gevent_timeout_abandons_a_pool_request(adapter: Any, dsn: str) -> None:
+    with adapter.ConnectionPool(dsn, min_size=1, max_size=1) as pool:
+        pool.wait()
+        held = pool.getconn()
+        waiting = gevent.spawn(pool.getconn)
+        gevent.sleep(0)  # its turn: it waits for the one connection
+        waiting.kill(gevent.Timeout(None), block=True)  # what a Timeout's expiry does
+        assert isinstance(waiting.exception, gevent.Timeout)
+        pool.putconn(held)  # goes back idle: nobody waits for it any more
+        with pool.connection(timeout=DEADLINE) as conn:
+            assert conn is held
+        assert pool.stats()["requests_waiting"] == 0
 
 
 def test_gevent_timeout_interrupts_and_the_connection_stays_usable(
