@@ -25,6 +25,7 @@ import pytest
 import psycopg3
 from fix_flavours import backend_state, doc_module_source, in_pg_sleep, load_doc_gevent_adapter
 from fix_wait import DEADLINE, INTERVAL, wait_until
+from psycopg3.conninfo import conninfo_to_dict
 
 #: Turns of the hub that another greenlet must make while a query is in flight.
 TURNS = 100
@@ -50,6 +51,16 @@ def wait_greenlet_until(predicate: Any, what: str) -> None:
             # Polling a state the server does not announce; the pause lets the
             # other greenlets run.
             gevent.sleep(INTERVAL)
+
+
+def test_host_names_are_resolved_by_gevent_not_libpq(adapter: Any, dsn: str) -> None:
+    # libpq's own lookup would block the hub: libpq is given a numeric hostaddr.
+    if conninfo_to_dict(dsn).get("host") != "127.0.0.1":
+        pytest.skip("needs the test server on 127.0.0.1")  # an external DSN may differ
+    with adapter.gevent_connect(dsn, host="localhost") as conn:
+        assert conn.pgconn.host == b"localhost"
+        assert conn.pgconn.hostaddr in (b"127.0.0.1", b"::1")
+        assert conn.execute("select 1").fetchone() == (1,)
 
 
 def test_200_greenlets_share_a_pool_of_10(adapter: Any, dsn: str) -> None:
