@@ -38,6 +38,9 @@ TEST_TOOLS = [
     # The suite in parallel, one worker per core (each starts its own
     # throwaway cluster): measured 10-12 min instead of 21 on 2 cores.
     "pytest-xdist",
+    # The gevent adapter of docs/adapters.md runs as the flavour `gevent`
+    # (tests/fix_flavours.py) and in tests/adapters/test_gevent_doc.py.
+    "gevent",
 ]
 #: pytest's arguments for the suites: parallel, and the slowest tests named at
 #: the end. Given first, so that arguments after ``--`` (``-n 0``) win.

@@ -49,7 +49,7 @@ import psycopg3_sync.waiting
 import psycopg3_trio.connection
 import psycopg3_trio.pool
 import psycopg3_trio.waiting
-from fix_flavours import load_doc_adapter
+from fix_flavours import load_doc_adapter, load_doc_gevent_adapter
 
 #: The flavours swept, and the module attributes holding each one's waiter
 #: (the anyio flavours': ``waiters()``, their module is docs/adapters.md's).
@@ -70,6 +70,8 @@ def waiters(flavour: str) -> list[tuple[Any, str]]:
     """The module attributes holding the waiter of ``flavour``."""
     if flavour.startswith("anyio"):
         return [(load_doc_adapter(), "wait_anyio")]
+    if flavour == "gevent":  # (docs/adapters.md's too; its pool calls the same global)
+        return [(load_doc_gevent_adapter(), "wait_gevent")]
     return WAITERS[flavour]
 
 
