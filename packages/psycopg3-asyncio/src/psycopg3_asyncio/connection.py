@@ -45,6 +45,7 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         self.lock = AsyncConnectionLock(
             asyncio.Lock, asyncio.current_task, new_event=asyncio.Event, home=_running_loop
         )
+        self.waiter = wait_asyncio
 
     @classmethod
     async def connect(

@@ -2,8 +2,9 @@
 
 ``async with lock`` and ``await`` are plain Python: these classes work with
 any framework's lock and waiter. An adapter subclasses them, creates its
-lock, and provides ``_wait()`` (its waiter plus the interruption policy of
-``BaseConnection``), ``close()``, ``cancel()`` and ``connect()``.
+lock, sets its ``waiter``, and provides ``_wait()`` (its waiter plus the
+interruption policy of ``BaseConnection``), ``close()``, ``cancel()`` and
+``connect()``.
 
 Must not: import asyncio, trio, anyio or any other framework.
 """
@@ -25,7 +26,7 @@ from ._tpc import Xid
 from ._transaction import AsyncTransaction
 from .conninfo import conninfo_to_dict, make_conninfo
 from .pq import PGconn
-from .waiting import PQGen
+from .waiting import AsyncWaiter, PQGen
 
 if TYPE_CHECKING:
     from ._async_cursor import AsyncCursorBase
@@ -49,6 +50,9 @@ class AsyncConnectionBase(BaseConnection, ABC):
 
     #: Built by the adapter from its lock class and current task (see ``_block_lock``).
     lock: AsyncConnectionLock
+    #: The adapter's waiter, set by it: ``notifies()`` waits with it, without
+    #: the lock and without the interruption policy (no command is its own).
+    waiter: AsyncWaiter
 
     @classmethod
     async def _async_connect_gen(
@@ -66,8 +70,7 @@ class AsyncConnectionBase(BaseConnection, ABC):
     async def _wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
         """Drive ``gen`` with the framework's waiter, recovering from interruptions.
 
-        :param timeout: the waiter's timeout (``notifies()`` passes one, so
-            that its generator gets ``Ready.NONE`` and can hand over).
+        :param timeout: the waiter's timeout (``Ready.NONE`` after it).
         """
 
     async def close(self) -> None:
@@ -76,6 +79,10 @@ class AsyncConnectionBase(BaseConnection, ABC):
 
     def _close(self) -> None:
         lock = self.lock
+        if self._notify.waiting and not self.closed:
+            # notifies() waits without the lock, on a duplicate of the socket
+            # (see ``psycopg3._notify``, rule 9): this wakes it.
+            self.pgconn.with_socket(shutdown_socket)
         if lock.operation.locked() and lock.in_home() and not self.closed:
             # Another task (or this one, in a COPY block) is inside a command,
             # maybe between the end of one wait and the start of the next:
@@ -87,11 +94,15 @@ class AsyncConnectionBase(BaseConnection, ABC):
             # is released. Until then the connection counts as closed.
             self._closed_by_user = True
             self.pgconn.with_socket(shutdown_socket)
-            lock.run_when_free(super()._close)
+            lock.run_when_free(self._finish)
         else:
-            super()._close()
+            self._finish()
         # Blocks never left: the tasks waiting for them wake (and find it closed).
         lock.abandon()
+
+    def _finish(self) -> None:
+        super()._close()
+        self._notify.end()  # (after the socket: see ``psycopg3._notify``, rule 8)
 
     @abstractmethod
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
@@ -152,9 +163,11 @@ class AsyncConnectionBase(BaseConnection, ABC):
 
         ``async for notify in conn.notifies():`` yields what was queued
         first (received during earlier commands), then waits for more. The
-        connection is held one ``NOTIFY_POLL_INTERVAL`` at a time, so other
-        tasks can use it meanwhile. Leaving the loop (``break``, a
-        cancellation) leaves the connection idle and usable.
+        wait does not hold the connection's lock: other tasks' commands
+        start at once meanwhile, and their notifications reach this
+        iteration; the lock is taken only to read what arrived. Leaving the
+        loop (``break``, a cancellation) leaves the connection idle and
+        usable.
 
         :param timeout: stop after this many seconds in total; None: never.
         :param stop_after: stop after yielding this many; None: never.

@@ -21,7 +21,7 @@ from ._connection_base import (
 )
 from ._copy import AsyncCopy, BaseCopy, Copy
 from ._cursor_base import BaseCursor, Params, Query, Row
-from ._notify import NOTIFY_POLL_INTERVAL, AsyncNotifies, NotifyIteration
+from ._notify import AsyncNotifies, NotifyIteration
 from ._pipeline import AsyncPipeline, BasePipeline
 from ._pool import PoolPolicy, PoolWaiter, health_gen, is_clean, reset_gen
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
@@ -54,7 +54,6 @@ __all__ = [
     "RECOVER_POLL_INTERVAL",
     "DRAIN_TIMEOUT",
     "DEFAULT_PREPARE_THRESHOLD",
-    "NOTIFY_POLL_INTERVAL",
     "NotifyIteration",
     "AsyncNotifies",
     "BasePipeline",

@@ -45,6 +45,7 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         self.lock = AsyncConnectionLock(
             trio.Lock, trio.lowlevel.current_task, new_event=trio.Event, home=_running_trio
         )
+        self.waiter = wait_trio
 
     @classmethod
     async def connect(
