@@ -239,7 +239,7 @@ class NotifyIteration:
         return max(0.0, self._deadline - time.monotonic())
 
     def start_wait(self, conn: BaseConnection) -> SocketWait | None:
-        """Read what arrived; if nothing did, return the wait to make next (rules 6-8).
+        """Read what arrived; if nothing is queued, return the wait to make next (rules 6-8).
 
         Call it holding the connection's lock; make the wait returned
         without it, then call ``pop()`` again. None: make no wait, go on.
@@ -247,7 +247,9 @@ class NotifyIteration:
         :raises OperationalError: if the connection is closed or lost.
         """
         self._read_due = False
-        if conn._receive_notifies():
+        # Queued meanwhile by another task's or thread's command (rule 1),
+        # or read now: yield it first.
+        if conn._receive_notifies() or self._state.queue:
             return None
         timeout = self._remaining()
         if timeout == 0.0:
