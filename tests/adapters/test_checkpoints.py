@@ -49,10 +49,7 @@ NOT_CHECKPOINTS = {
 }
 #: Coroutines meant to be checkpoints that are not yet (the test then fails
 #: as soon as they are, to be moved out of here): (kind, name) -> why.
-NOT_YET: dict[tuple[str, str], str] = {
-    ("notifies", "__anext__"): "a notification already received is returned without"
-    " one; notifies() is being reworked on another branch",
-}
+NOT_YET: dict[tuple[str, str], str] = {}
 
 
 def _classes(flavour: str) -> dict[str, type]:

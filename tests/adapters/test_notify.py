@@ -25,45 +25,9 @@ import psycopg3_sync
 import psycopg3_trio
 from fix_flavours import ASYNC_FLAVOURS
 from fix_wait import await_until, wait_until
+from notifying import BUSY_QUERY, notify_while_busy, send
 from psycopg3 import Notify, _notify
 from psycopg3.pq import TransactionStatus
-
-
-def send(dsn: str, channel: str, *payloads: str) -> int:
-    """NOTIFY from a connection of its own; return its backend pid."""
-    with psycopg3_sync.connect(dsn, autocommit=True) as conn:
-        for payload in payloads:
-            conn.execute("select pg_notify(%s, %s)", (channel, payload))
-        return conn.pgconn.backend_pid
-
-
-#: The advisory lock a listener's query waits for in ``notify_while_busy``.
-BUSY_KEY = 1515
-#: A query that runs until ``notify_while_busy`` lets it end.
-BUSY_QUERY = f"select pg_advisory_xact_lock({BUSY_KEY})"
-
-
-def notify_while_busy(admin: Any, pid: int, payload: str) -> threading.Thread:
-    """Hold backend ``pid`` in ``BUSY_QUERY`` until ``payload`` was sent on "ch".
-
-    ``admin`` takes the lock the query waits for; the thread (started) waits
-    for the backend to be stuck on it, notifies, then lets the query end: the
-    notification certainly arrives while the query runs.
-    """
-    admin.execute("select pg_advisory_lock(%s)", (BUSY_KEY,))
-
-    def run() -> None:
-        query = "select wait_event_type from pg_stat_activity where pid = %s"
-        wait_until(
-            lambda: admin.execute(query, (pid,)).fetchone() == ("Lock",),
-            f"backend {pid} to wait for the advisory lock",
-        )
-        admin.execute("select pg_notify('ch', %s)", (payload,))
-        admin.execute("select pg_advisory_unlock(%s)", (BUSY_KEY,))
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 async def collect(conn: Any, **kwargs: Any) -> list[Notify]:
@@ -422,7 +386,8 @@ async def test_close_while_iterating(flavour: Any, dsn: str) -> None:
         await await_until(lambda: conn._notify.iterations == 1, "the iteration to start")
         start = time.monotonic()
         await conn.close()
-    # Expected: one NOTIFY_POLL_INTERVAL (0.05 s); the bound tells woken from hung.
+    # Expected: at once (close() shuts the socket the listener waits on down);
+    # the bound tells woken from hung.
     assert time.monotonic() - start < 5
     assert len(errors) == 1 and "closed" in str(errors[0])
 
@@ -468,7 +433,7 @@ async def test_connection_lost_while_iterating(flavour: Any, dsn: str, admin: An
             await collect(conn, timeout=50)
         lost = time.monotonic()
         killer.join()
-        # Expected: the next poll (0.05 s) sees the socket closed; the bound
+        # Expected: at once (the socket becomes readable as it closes); the bound
         # is far below the iteration's timeout, which would end it silently.
         assert lost - killed[0] < 10
         assert conn.closed and conn.broken

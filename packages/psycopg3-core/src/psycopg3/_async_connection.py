@@ -93,8 +93,7 @@ class AsyncConnectionBase(BaseConnection, ABC):
     async def _wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
         """Drive ``gen`` with the framework's waiter, with the interruption policy.
 
-        :param timeout: the waiter's timeout (``notifies()`` passes one, so
-            that its generator gets ``Ready.NONE`` and can hand over).
+        :param timeout: the waiter's timeout (``Ready.NONE`` after it).
         """
         framework = self.framework
         try:
@@ -112,6 +111,11 @@ class AsyncConnectionBase(BaseConnection, ABC):
             elif (closed := self._closed_while_waiting(ex)) is not None:
                 raise closed from ex
             raise
+
+    async def _wait_plain(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
+        # The framework's waiter alone: ``notifies()`` waits with it, without
+        # the lock and without the interruption policy (no command is its own).
+        return await self.framework.wait(gen, timeout=timeout)
 
     async def _recover(self) -> None:
         await self.framework.wait(self._recover_gen(), timeout=RECOVER_POLL_INTERVAL)
@@ -156,6 +160,10 @@ class AsyncConnectionBase(BaseConnection, ABC):
 
     def _close(self) -> None:
         lock = self.lock
+        if self._notify.waiting and not self.closed:
+            # notifies() waits without the lock, on a duplicate of the socket
+            # (see ``psycopg3._notify``, rule 9): this wakes it.
+            self.pgconn.with_socket(shutdown_socket)
         if lock.operation.locked() and lock.in_home() and not self.closed:
             # Another task (or this one, in a COPY block) is inside a command,
             # maybe between the end of one wait and the start of the next:
@@ -167,11 +175,15 @@ class AsyncConnectionBase(BaseConnection, ABC):
             # is released. Until then the connection counts as closed.
             self._closed_by_user = True
             self.pgconn.with_socket(shutdown_socket)
-            lock.run_when_free(super()._close)
+            lock.run_when_free(self._finish)
         else:
-            super()._close()
+            self._finish()
         # Blocks never left: the tasks waiting for them wake (and find it closed).
         lock.abandon()
+
+    def _finish(self) -> None:
+        super()._close()
+        self._notify.end()  # (after the socket: see ``psycopg3._notify``, rule 8)
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         """Return a new cursor on this connection; a server-side one if ``name`` is given.
@@ -259,9 +271,11 @@ class AsyncConnectionBase(BaseConnection, ABC):
 
         ``async for notify in conn.notifies():`` yields what was queued
         first (received during earlier commands), then waits for more. The
-        connection is held one ``NOTIFY_POLL_INTERVAL`` at a time, so other
-        tasks can use it meanwhile. Leaving the loop (``break``, a
-        cancellation) leaves the connection idle and usable.
+        wait does not hold the connection's lock: other tasks' commands
+        start at once meanwhile, and their notifications reach this
+        iteration; the lock is taken only to read what arrived. Leaving the
+        loop (``break``, a cancellation) leaves the connection idle and
+        usable.
 
         :param timeout: stop after this many seconds in total; None: never.
         :param stop_after: stop after yielding this many; None: never.

@@ -37,7 +37,6 @@ from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._tpc import Xid
 from ._transaction import Transaction
 from .conninfo import conninfo_to_dict, make_conninfo
-from .generators import wait_readable
 from .rows import RowFactory
 from .waiting import PQGen
 
@@ -144,9 +143,6 @@ class BlockingConnectionBase(BaseConnection, ABC):
         self.lock = ConnectionLock(
             partial(DeferringLock, framework.new_lock), framework.current_task
         )
-        # notifies() iterations polling the socket without the lock (their
-        # count changes under the lock): close() must wake them.
-        self._lockless_waits = 0
 
     @classmethod
     def connect(
@@ -248,8 +244,8 @@ class BlockingConnectionBase(BaseConnection, ABC):
         """
         if self.lock.operation.acquire(blocking=False):
             try:
-                if self._lockless_waits and not self.closed:
-                    shutdown_socket(self.pgconn.socket)  # wake the notifies() poller
+                if self._notify.waiting and not self.closed:
+                    shutdown_socket(self.pgconn.socket)  # wake the notifies() listener
                 self._close()
             finally:
                 self.lock.operation.release()
@@ -268,6 +264,17 @@ class BlockingConnectionBase(BaseConnection, ABC):
             self.pgconn.with_socket(shutdown_socket)
         self.lock.operation.run_when_free(self._close)
         self.lock.abandon()
+
+    def _wait_plain(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
+        # The framework's waiter alone: notifies() waits with it, without the
+        # lock and without the interruption policy (no command is its own).
+        return self.framework.wait(gen, timeout=timeout)
+
+    def _close(self) -> None:
+        super()._close()
+        # The listeners' duplicate of the socket goes once no wait uses it
+        # (rule 8 of ``psycopg3._notify``).
+        self._notify.end()
 
     def cancel(self) -> None:
         """Ask the server to cancel the command in progress; callable from any thread.
@@ -343,31 +350,22 @@ class BlockingConnectionBase(BaseConnection, ABC):
         return self._iterate_notifies(self._start_notifies(timeout, stop_after))
 
     def _iterate_notifies(self, iteration: NotifyIteration) -> Generator[Notify, None, None]:
+        # The lock only to read what arrived; the wait, for the whole time
+        # left, without it (see the rules of ``psycopg3._notify``): other
+        # threads' commands run meanwhile, and an idle listener sleeps.
         try:
             while True:
                 notify = iteration.pop()
                 if notify is not None:
                     yield notify
                     continue
-                wait = iteration.next_wait()
-                if wait is None:
+                if iteration.is_over():
                     return
                 with self.lock:
-                    if self._receive_notifies():
-                        continue
-                    fileno = self.pgconn.socket
-                    self._lockless_waits += 1
-                # A readiness wait is level-triggered and several threads may
-                # wait on one socket: a query running meanwhile gets its
-                # results as usual. Waiting without the lock is what lets it
-                # run: a thread blocked on a lock has no turn guaranteed.
-                try:
-                    self.framework.wait(wait_readable(fileno), timeout=wait)
-                finally:
-                    with self.lock:
-                        self._lockless_waits -= 1
-                with self.lock:
-                    self._receive_notifies()
+                    wait = iteration.start_wait(self)
+                if wait is not None:
+                    with wait:
+                        self._wait_plain(wait.gen(), timeout=wait.timeout)
         finally:
             iteration.close()
 

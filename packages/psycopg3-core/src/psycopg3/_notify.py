@@ -1,7 +1,8 @@
 """LISTEN/NOTIFY: the ``Notify`` type, the per-connection queue and handlers.
 
-Must not: wait, take a lock, or import a concurrency framework. The waiting
-is ``generators.notifies()``; the adapters drive it (see ``notifies()`` in
+Must not: wait, take a lock, or import a concurrency framework. Its waits
+are generators (``generators.wait_readable``) that the flavours drive with
+their waiter, and the lock is the flavours' to take (see ``notifies()`` in
 each flavour).
 
 Rules of delivery, written once here for every flavour:
@@ -22,29 +23,52 @@ Rules of delivery, written once here for every flavour:
    ``timeout`` seconds in total, after ``stop_after`` items, or when the
    caller stops iterating; several iterations on one connection share the
    queue (each notification is yielded once).
+
+Rules of waiting (``NotifyIteration.start_wait()``), so that a listener
+never stands in the way of the connection's other users:
+
+6. The lock is held only to read: ``PQconsumeInput`` and ``PQnotifies``,
+   and the connection's state, are touched under it, never while another
+   command runs. What arrived is read before each wait, and after it (the
+   loop's next turn): what woke the listener is never left unread.
+7. The wait itself is made without the lock, for as long as the
+   iteration's timeout allows (no slices): an idle listener sleeps, and a
+   command of another task or thread starts at once, its results read by
+   that command alone. The listener, woken by their arrival, waits for the
+   lock like any user, reads what is left once the command is over, and
+   waits again: it never spins while another command's results are pending.
+8. The wait is on a duplicate of the connection's socket (``os.dup``), one
+   per connection, shared by its listeners: readiness is the socket's, but
+   the framework registers another number, so the listener's registration
+   and a command's own on the socket's number never meet (asyncio keeps one
+   reader per number, trio refuses a second waiter). The duplicate is
+   closed once the connection is closed and no wait uses it: its number is
+   never reused by another file while a wait is registered on it.
+9. ``close()`` with a wait in progress shuts the socket down
+   (``shutdown_socket``): the wait returns at once, and the listener finds
+   the connection closed (``OperationalError``, "closed while waiting").
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import errors
+from . import errors, generators
 from ._encodings import pgconn_py_encoding
 
 if TYPE_CHECKING:
     from ._async_connection import AsyncConnectionBase
+    from ._connection_base import BaseConnection
     from .pq import PGconn, PGnotify
+    from .waiting import PQGen
 
 logger = logging.getLogger("psycopg3")
 
-#: The waiter timeout of one wait for notifications: how long a listener
-#: holds the connection before letting other users of it in, and how often it
-#: checks its deadline and whether the connection was closed.
-NOTIFY_POLL_INTERVAL = 0.05
 #: How many notifications a connection keeps for ``notifies()``.
 NOTIFY_QUEUE_MAX = 10_000
 
@@ -67,13 +91,50 @@ NotifyHandler = Callable[[Notify], None]
 class NotifyState:
     """A connection's notification queue, handlers and running iterations."""
 
-    __slots__ = ("queue", "handlers", "iterations", "dropping")
+    __slots__ = ("queue", "handlers", "iterations", "dropping", "_watch_fd", "_watches", "_ended")
 
     def __init__(self) -> None:
         self.queue: deque[Notify] = deque()
         self.handlers: list[NotifyHandler] = []
         self.iterations = 0
         self.dropping = False
+        # The duplicate of the socket that waits are made on (rule 8), -1 if
+        # none; the waits using it; whether the connection is closed.
+        self._watch_fd = -1
+        self._watches: set[SocketWait] = set()
+        self._ended = False
+
+    @property
+    def waiting(self) -> bool:
+        """Tell if a ``notifies()`` wait is in progress without the lock (rule 9)."""
+        return bool(self._watches)
+
+    def _watch(self, wait: SocketWait, fileno: int) -> int:
+        # Under the lock, the connection open: ``fileno`` is its socket's.
+        if self._watch_fd < 0:
+            self._watch_fd = os.dup(fileno)
+        self._watches.add(wait)
+        return self._watch_fd
+
+    def _unwatch(self, wait: SocketWait) -> None:
+        self._watches.discard(wait)
+        if self._ended and not self._watches:
+            self._close_watch_fd()
+
+    def end(self) -> None:
+        """The connection is closed: close the socket's duplicate once no wait uses it (rule 8)."""
+        self._ended = True
+        if not self._watches:
+            self._close_watch_fd()
+
+    def _close_watch_fd(self) -> None:
+        fd, self._watch_fd = self._watch_fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        # A connection dropped without close(): its PGconn is finished the same way.
+        self._close_watch_fd()
 
     def deliver(self, pgconn: PGconn, received: list[PGnotify]) -> None:
         """Deliver notifications received on ``pgconn``, in order (rules 2-4)."""
@@ -113,12 +174,21 @@ class NotifyState:
 class NotifyIteration:
     """The bookkeeping of one ``notifies()`` iteration: what to yield, how long to wait.
 
+    A flavour iterates it so (``AsyncNotifies`` is the async one)::
+
+        while (notify := iteration.pop()) is None and not iteration.is_over():
+            with conn.lock:
+                wait = iteration.start_wait(conn)
+            if wait is not None:
+                with wait:  # (without the lock)
+                    waiter(wait.gen(), timeout=wait.timeout)
+
     :param state: the connection's ``NotifyState``.
     :param timeout: seconds the whole iteration may last, None for no limit.
     :param stop_after: how many notifications to yield at most, None for no limit.
     """
 
-    __slots__ = ("_state", "_deadline", "_left", "_waited", "_open")
+    __slots__ = ("_state", "_deadline", "_left", "_read_due", "_open")
 
     def __init__(self, state: NotifyState, timeout: float | None, stop_after: int | None):
         self._open = False  # for __del__, if the arguments are refused
@@ -135,7 +205,9 @@ class NotifyIteration:
         self._state = state
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._left = stop_after
-        self._waited = False
+        # What arrived must be read before the deadline may end the iteration:
+        # at its start (even with ``timeout=0``) and when a wait was woken.
+        self._read_due = True
         self._open = True
         state.iterations += 1
 
@@ -151,21 +223,34 @@ class NotifyIteration:
             self._state.dropping = False
         return notify
 
-    def next_wait(self) -> float | None:
-        """Return the waiter timeout of the next wait, or None if the iteration is over.
-
-        The first wait happens even with ``timeout=0``: what already arrived
-        is read without waiting.
-        """
+    def is_over(self) -> bool:
+        """Tell if the iteration ends here (call it when ``pop()`` returned None)."""
         if self._left == 0:
-            return None
+            return True
+        return not self._read_due and self._remaining() == 0.0
+
+    def _remaining(self) -> float | None:
         if self._deadline is None:
-            return NOTIFY_POLL_INTERVAL
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0 and self._waited:
             return None
-        self._waited = True
-        return max(0.0, min(NOTIFY_POLL_INTERVAL, remaining))
+        return max(0.0, self._deadline - time.monotonic())
+
+    def start_wait(self, conn: BaseConnection) -> SocketWait | None:
+        """Read what arrived; if nothing is queued, return the wait to make next (rules 6-8).
+
+        Call it holding the connection's lock; make the wait returned
+        without it, then call ``pop()`` again. None: make no wait, go on.
+
+        :raises OperationalError: if the connection is closed or lost.
+        """
+        self._read_due = False
+        # Queued meanwhile by another task's or thread's command (rule 1),
+        # or read now: yield it first.
+        if conn._receive_notifies() or self._state.queue:
+            return None
+        timeout = self._remaining()
+        if timeout == 0.0:
+            return None
+        return SocketWait(self, conn.pgconn.socket, timeout)
 
     def close(self) -> None:
         """End the iteration (idempotent): its notifications are no longer kept for it."""
@@ -178,13 +263,42 @@ class NotifyIteration:
         self.close()
 
 
+class SocketWait:
+    """One wait of a ``notifies()`` iteration for the socket, made without the lock.
+
+    Made by ``NotifyIteration.start_wait()`` under the lock (the duplicate of
+    the socket is made there, while the connection is surely open);
+    ``with wait:`` around driving ``gen()`` ends it, whatever happens.
+    """
+
+    __slots__ = ("_iteration", "fileno", "timeout")
+
+    def __init__(self, iteration: NotifyIteration, socket: int, timeout: float | None):
+        self._iteration = iteration
+        #: The timeout to give the waiter: the iteration's time left, None for no limit.
+        self.timeout = timeout
+        #: The file descriptor waited on: a duplicate of the socket (rule 8).
+        self.fileno = iteration._state._watch(self, socket)
+
+    def gen(self) -> PQGen[None]:
+        """Wait once for the socket to be readable (or the timeout to expire)."""
+        if (yield from generators.wait_readable(self.fileno)):
+            self._iteration._read_due = True
+
+    def __enter__(self) -> SocketWait:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._iteration._state._unwatch(self)
+
+
 class AsyncNotifies:
     """What an async ``conn.notifies()`` returns: ``async for notify in ...``.
 
-    Each wait takes the connection's lock for one slice of at most
-    ``NOTIFY_POLL_INTERVAL``, so other tasks' commands get in between (the
-    frameworks' locks are fair). A cancellation during a wait needs no cancel
-    request: the connection is idle, and stays usable.
+    The lock is taken only to read what arrived; the wait for the socket is
+    made without it, with the adapter's ``waiter`` (rules 6-9). A
+    cancellation during a wait needs no cancel request: the wait is not a
+    command, and the connection stays usable.
     """
 
     __slots__ = ("_conn", "_iteration")
@@ -200,15 +314,22 @@ class AsyncNotifies:
         conn = self._conn
         iteration = self._iteration
         try:
+            # A checkpoint, also for a notification already received: before
+            # taking one, so a cancellation here loses none.
+            await conn.lock.checkpoint()
             while True:
                 notify = iteration.pop()
                 if notify is not None:
                     return notify
-                wait = iteration.next_wait()
-                if wait is None:
+                if iteration.is_over():
                     raise StopAsyncIteration
                 async with conn.lock:
-                    await conn._wait(conn._notifies_gen(), timeout=wait)
+                    wait = iteration.start_wait(conn)
+                if wait is not None:
+                    with wait:
+                        # The plain waiter: no interruption policy, as no
+                        # command of ours is in progress (another task's may be).
+                        await conn._wait_plain(wait.gen(), timeout=wait.timeout)
         except BaseException:
             iteration.close()
             raise

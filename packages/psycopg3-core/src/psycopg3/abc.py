@@ -26,7 +26,7 @@ from ._connection_base import (
 from ._copy import AsyncCopy, BaseCopy, Copy
 from ._cursor_base import BaseCursor, Params, Query, Row
 from ._framework import AsyncEvent, AsyncFramework, BlockingFramework, PlainLock
-from ._notify import NOTIFY_POLL_INTERVAL, AsyncNotifies, NotifyIteration
+from ._notify import AsyncNotifies, NotifyIteration
 from ._pipeline import AsyncPipeline, BasePipeline
 from ._pool import PoolPolicy, PoolWaiter
 from ._pool_effects import PoolEvent
@@ -73,7 +73,6 @@ __all__ = [
     "RECOVER_POLL_INTERVAL",
     "DRAIN_TIMEOUT",
     "DEFAULT_PREPARE_THRESHOLD",
-    "NOTIFY_POLL_INTERVAL",
     "NotifyIteration",
     "AsyncNotifies",
     "BasePipeline",
