@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 
 __all__ = ["BlockingConnectionBase", "BlockingLock", "DeferringLock"]
 
+#: How long a blocking listener waits before looking at the queue again
+#: (see ``_iterate_notifies()``): the latency of a notification that another
+#: thread's command read from the socket.
+NOTIFY_SLICE = 0.05
+
 T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound="BlockingConnectionBase")
 
@@ -350,9 +355,14 @@ class BlockingConnectionBase(BaseConnection, ABC):
         return self._iterate_notifies(self._start_notifies(timeout, stop_after))
 
     def _iterate_notifies(self, iteration: NotifyIteration) -> Generator[Notify, None, None]:
-        # The lock only to read what arrived; the wait, for the whole time
-        # left, without it (see the rules of ``psycopg3._notify``): other
-        # threads' commands run meanwhile, and an idle listener sleeps.
+        # The lock only to read what arrived; the wait without it (see the
+        # rules of ``psycopg3._notify``): other threads' commands run
+        # meanwhile. In slices, unlike the async flavours: a thread blocked
+        # in poll() is not woken when another thread reads the data that
+        # made the socket readable (its command's results, with a
+        # notification among them, now in the queue): poll() wakes, finds
+        # nothing left to read, and sleeps on. Each slice ends by looking
+        # at the queue (``start_wait()``).
         try:
             while True:
                 notify = iteration.pop()
@@ -364,8 +374,11 @@ class BlockingConnectionBase(BaseConnection, ABC):
                 with self.lock:
                     wait = iteration.start_wait(self)
                 if wait is not None:
+                    timeout = NOTIFY_SLICE
+                    if wait.timeout is not None:
+                        timeout = min(wait.timeout, NOTIFY_SLICE)
                     with wait:
-                        self._wait_plain(wait.gen(), timeout=wait.timeout)
+                        self._wait_plain(wait.gen(), timeout=timeout)
         finally:
             iteration.close()
 
