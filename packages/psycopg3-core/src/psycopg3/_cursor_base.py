@@ -26,7 +26,7 @@ from ._encodings import changed_encoding, pgconn_py_encoding
 from ._queries import Params, PostgresQuery, Query
 from ._transformer import Transformer
 from .adapt import AdaptersMap
-from .pq import ExecStatus, Format, PGresult, TransactionStatus
+from .pq import Format, PGresult, TransactionStatus
 from .rows import Row, RowFactory, RowMaker, tuple_row
 from .waiting import PQGen
 
