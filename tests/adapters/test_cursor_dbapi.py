@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import psycopg3
-from psycopg3 import _cursor_base, generators, pq
+from psycopg3 import _cursor_many, generators, pq
 from psycopg3.waiting import PQGen
 
 pytestmark = pytest.mark.anyio
@@ -266,7 +266,7 @@ async def test_executemany_bad_value_sends_nothing(aconn: Any) -> None:
 
 async def test_executemany_without_pipeline(aconn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # The fallback for libpq < 14: one statement at a time.
-    monkeypatch.setattr(_cursor_base, "_PIPELINE_LIBPQ", 10**9)
+    monkeypatch.setattr(_cursor_many, "_PIPELINE_LIBPQ", 10**9)
     cur = aconn.cursor()
     await cur.execute("create temp table emf (x int primary key)")
     await cur.executemany("insert into emf values (%s) returning x", [(1,), (2,)], returning=True)

@@ -27,7 +27,7 @@ import anyio
 import pytest
 
 import psycopg3
-import psycopg3._connection_base
+import psycopg3._interruption
 from fix_flavours import ASYNC_FLAVOURS, backend_state, load_doc_adapter, rows
 from interrupt.yield_points import counted, waiters
 from psycopg3 import Rollback
@@ -387,8 +387,8 @@ async def test_exit_to_a_silent_server_closes(
     # Shielded is not unbounded: a ROLLBACK the server never answers ends
     # with the connection closed, not with a hang nor a transaction left open.
     load_doc_adapter()
-    monkeypatch.setattr(psycopg3._connection_base, "CANCEL_TIMEOUT", 0.2)
-    monkeypatch.setattr(psycopg3._connection_base, "DRAIN_TIMEOUT", 0.2)
+    monkeypatch.setattr(psycopg3._interruption, "CANCEL_TIMEOUT", 0.2)
+    monkeypatch.setattr(psycopg3._interruption, "DRAIN_TIMEOUT", 0.2)
     # (every async flavour ends its blocks through the core's _wait_shielded)
     monkeypatch.setattr(psycopg3._async_connection, "DRAIN_TIMEOUT", 0.2)
     conn = await flavour.connect(proxy_dsn, autocommit=True)

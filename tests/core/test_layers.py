@@ -30,7 +30,8 @@ The layers, bottom to top (names relative to ``psycopg3``):
 2. adaptation: ``_adapt``, ``adapt``, ``types``, ``sql``, ``rows``,
    ``_transformer``, ``_queries``, ``_column``, ``dbapi20``.
 3. bases: the connection and cursor bases and what they are made of
-   (``_connection_base``, ``_cursor_base``, ``_server_cursor``, ``_copy``,
+   (``_connection_base``, ``_interruption``, ``_server_messages``,
+   ``_cursor_base``, ``_cursor_fetch``, ``_cursor_many``, ``_server_cursor``, ``_copy``,
    ``_copy_format``, ``_pipeline``, ``_transaction``, ``_tpc``, ``_prepare``,
    ``_notify``, ``_block_lock``, ``_conn_info``).
 4. drivers: the blocking and async drivers and the pool (``_async_*``,
@@ -91,7 +92,11 @@ LAYERS: dict[str, list[str]] = {
     ],
     "bases": [
         "psycopg3._connection_base",
+        "psycopg3._interruption",
+        "psycopg3._server_messages",
         "psycopg3._cursor_base",
+        "psycopg3._cursor_fetch",
+        "psycopg3._cursor_many",
         "psycopg3._server_cursor",
         "psycopg3._copy",
         "psycopg3._copy_format",

@@ -7,20 +7,11 @@ waiter, and decides what happens when a wait is interrupted.
 Must not: wait, sleep, take a lock, or import a concurrency framework. An
 adapter's method is a line under its lock: ``return wait(self._xxx_gen())``.
 
-The interruption policy, written once here for every adapter:
-
-1. A wait that raises (Ctrl-C, task cancellation, a cancel scope, a lost
-   connection) is reported by the adapter to ``_interrupted()``.
-2. If the connection is lost, it is marked broken and nothing more is done.
-3. If a command was in progress, the adapter drives ``_recover_gen()``,
-   shielded from further cancellation: it sends a cancel request (bounded by
-   ``CANCEL_TIMEOUT``; see ``psycopg3._cancel`` for how it avoids blocking),
-   then reads and discards the rest of the command, repeating the request
-   while the server stays silent.
-4. A recovery that fails or does not finish in time closes the connection
-   and marks it broken: never a hang, never stale results handed to the
-   next command, never a late cancel request hitting the next command.
-5. Only then is the original exception re-raised.
+It is made of mixins, one module per concern, all in the bases layer:
+``_interruption`` (what an interrupted wait leads to: the interruption policy
+and its deadlines, ``CANCEL_TIMEOUT``, ``DRAIN_TIMEOUT``…, re-exported here),
+``_server_messages`` (notices and notifications), ``_transaction``
+(transaction characteristics) and ``_tpc`` (two-phase commit).
 """
 
 from __future__ import annotations
@@ -30,19 +21,24 @@ import os
 import time
 import warnings
 import weakref
-from collections.abc import Callable
 from typing import Any
 
-from . import errors, generators
+from . import _interruption, errors, generators
 from ._arguments import check_bool, check_callable, check_int
 from ._attempts import split_attempts
 from ._block_lock import AsyncConnectionLock, ConnectionLock
-from ._cancel import CancelOutcome, WorkerStarter, cancel, start_os_thread
 from ._conn_info import ConnectionInfo
 from ._encodings import pgconn_encoding
-from ._notify import NotifyHandler, NotifyIteration, NotifyState
+from ._interruption import CANCEL_RETRY_INTERVAL as CANCEL_RETRY_INTERVAL
+from ._interruption import CANCEL_TIMEOUT as CANCEL_TIMEOUT
+from ._interruption import DRAIN_TIMEOUT as DRAIN_TIMEOUT
+from ._interruption import RECOVER_POLL_INTERVAL as RECOVER_POLL_INTERVAL
+from ._interruption import Interruption
+from ._notify import NotifyState
 from ._pipeline import PipelineState, unsupported
 from ._prepare import DEFAULT_PREPARE_THRESHOLD, MISSING_STATEMENT_SQLSTATE, PrepareManager
+from ._server_messages import NoticeHandler as NoticeHandler
+from ._server_messages import ServerMessages, _forward_notices
 from ._tpc import TwoPhaseCommit
 from ._transaction import BaseTransaction, TransactionCharacteristics
 from .adapt import AdaptersMap
@@ -54,24 +50,10 @@ from .waiting import PQGen
 
 logger = logging.getLogger("psycopg3")
 
-#: Seconds given to a cancel request before giving up on it.
-CANCEL_TIMEOUT = 5.0
-#: Seconds given to the drain after an interruption before closing.
-DRAIN_TIMEOUT = 5.0
-#: Seconds of silence from the server during a drain before the cancel
-#: request is sent again (doubling each time).
-CANCEL_RETRY_INTERVAL = 0.5
-#: The waiter timeout for ``_recover_gen()`` and ``_cancel_gen()``: how
-#: often they wake up to check their deadlines when nothing happens.
-RECOVER_POLL_INTERVAL = 0.1
 _COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
 
 #: Longest wait between two checks of the connect deadline.
 CONNECT_POLL_INTERVAL = 1.0
-
-
-#: What ``add_notice_handler()`` accepts: called with each notice or warning.
-NoticeHandler = Callable[[errors.Diagnostic], None]
 
 
 #: The connections of this process, to reset their locks in a forked child.
@@ -106,16 +88,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _forward_notices(conn_ref: weakref.ref[BaseConnection]) -> Callable[[PGresult], None]:
-    def forward(result: PGresult) -> None:
-        conn = conn_ref()
-        if conn is not None:
-            conn._on_notice(result)
-
-    return forward
-
-
-class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
+class BaseConnection(TransactionCharacteristics, TwoPhaseCommit, ServerMessages, Interruption):
     """Framework-free state and generators of a connection.
 
     :param pgconn: a connected ``PGconn`` in non-blocking mode.
@@ -134,12 +107,6 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
     InternalError = errors.InternalError
     ProgrammingError = errors.ProgrammingError
     NotSupportedError = errors.NotSupportedError
-
-    #: How a cancel request gets an OS thread with a libpq older than 17,
-    #: whose ``PQcancel`` blocks (see ``psycopg3._cancel``, rule 5). An
-    #: adapter for a framework that patches ``threading`` (gevent, eventlet)
-    #: sets it to a ``WorkerStarter`` reaching real threads.
-    start_cancel_worker: WorkerStarter = staticmethod(start_os_thread)
 
     def __init__(
         self,
@@ -333,122 +300,8 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         """What the connection is connected to: host, port, server version, status…"""
         return ConnectionInfo(self.pgconn)
 
-    # -- notices ---------------------------------------------------------
-
-    def add_notice_handler(self, handler: NoticeHandler) -> None:
-        """Call ``handler`` with each notice or warning the server sends.
-
-        The handler receives a ``psycopg3.errors.Diagnostic`` (``severity``,
-        ``message_primary``…), in the order the server sent them, while the
-        connection is busy: it must not use the connection. An exception it
-        raises is logged and ignored. Once a handler is added, notices are no
-        longer logged by default.
-        """
-        self._notice_handlers.append(handler)
-
-    def remove_notice_handler(self, handler: NoticeHandler) -> None:
-        """Stop calling a handler added by ``add_notice_handler()``.
-
-        :raises ValueError: if the handler was not added.
-        """
-        self._notice_handlers.remove(handler)
-
-    def _on_notice(self, result: PGresult) -> None:
-        # libpq frees the result when we return: read every field now.
-        diag = errors.Diagnostic(result, self.encoding)
-        diag.__setstate__(diag.__getstate__())
-        if not self._notice_handlers:
-            severity = diag.severity_nonlocalized or ""
-            level = logging.WARNING if severity == "WARNING" else logging.INFO
-            logger.log(level, "server %s: %s", severity.lower() or "notice", diag.message_primary)
-            return
-        for handler in list(self._notice_handlers):
-            try:
-                handler(diag)
-            except Exception:
-                logger.exception("the notice handler %r failed", handler)
-
     def _log_failed_rollback(self, ex: BaseException) -> None:
         logger.warning("rollback on leaving the transaction block failed: %s", ex)
-
-    # -- notifications ---------------------------------------------------
-
-    def add_notify_handler(self, handler: NotifyHandler) -> None:
-        """Call ``handler`` with each ``psycopg3.Notify`` the connection receives.
-
-        It is called as soon as a notification is read: during any command
-        (in the thread or task running it, with the connection's lock held:
-        it must not use the connection) or during ``notifies()``. An
-        exception it raises is logged and ignored. See ``psycopg3._notify``
-        for which notifications ``notifies()`` still yields afterwards.
-        """
-        self._notify.handlers.append(handler)
-
-    def remove_notify_handler(self, handler: NotifyHandler) -> None:
-        """Stop calling a handler added by ``add_notify_handler()``.
-
-        :raises ValueError: if the handler was not added.
-        """
-        self._notify.handlers.remove(handler)
-
-    def _start_notifies(self, timeout: float | None, stop_after: int | None) -> NotifyIteration:
-        """Begin a ``notifies()`` iteration; warn if it cannot receive anything yet."""
-        self._check_usable()
-        self._check_no_pipeline("notifies")
-        if self.pgconn.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-            # The classic DB-API trap: LISTEN opened a transaction and is not
-            # committed yet, and nothing is delivered inside a transaction.
-            # (ACTIVE is another thread's command in progress, not a transaction.)
-            logger.warning(
-                "notifies() called inside a transaction: PostgreSQL delivers notifications"
-                " only between transactions (and LISTEN takes effect at commit);"
-                " commit first, or use autocommit"
-            )
-        return NotifyIteration(self._notify, timeout, stop_after)
-
-    def _deliver_pending_notifies(self) -> None:
-        """Deliver the notifications libpq parsed along with a command's results.
-
-        Call it wherever results are read: with none pending (the usual
-        case) it costs one ``PQnotifies`` call.
-        """
-        pgnotify = self.pgconn.notifies()
-        if pgnotify is not None:
-            self._notify.deliver(self.pgconn, [pgnotify, *generators.read_notifies(self.pgconn)])
-
-    def _check_listening(self) -> None:
-        if self.closed:
-            raise errors.OperationalError(
-                "the connection was closed while waiting for notifications"
-            )
-
-    def _receive_notifies(self) -> bool:
-        """Read, without waiting, what the server sent; deliver its notifications.
-
-        Run under the connection's lock. Return True if any was delivered.
-        """
-        self._check_listening()
-        try:
-            received = generators.read_notifies(self.pgconn)
-        except errors.OperationalError:
-            if self.pgconn.closed:
-                self._mark_broken()
-            raise
-        if received:
-            self._notify.deliver(self.pgconn, received)
-        return bool(received)
-
-    def _notifies_gen(self) -> PQGen[None]:
-        """Wait once for notifications (see ``generators.notifies``) and deliver them.
-
-        Drive it under the lock with a waiter timeout of at most
-        ``NOTIFY_POLL_INTERVAL``: it returns when it times out, so that the
-        caller can check its deadline and let other users of the connection in.
-        """
-        self._check_listening()
-        received = yield from generators.notifies(self.pgconn)
-        if received:
-            self._notify.deliver(self.pgconn, received)
 
     # -- connecting ------------------------------------------------------
 
@@ -516,7 +369,8 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         results = yield from generators.execute(self.pgconn)
         self._deliver_pending_notifies()
         if results and results[-1].status in _COPY_STATUSES:
-            deadline = time.monotonic() + DRAIN_TIMEOUT
+            # (read from its module at each use: tests shorten it there)
+            deadline = time.monotonic() + _interruption.DRAIN_TIMEOUT
             yield from generators.drain(self.pgconn, deadline=deadline)
         return results
 
@@ -592,100 +446,3 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit):
         except errors.Error as ex:
             # The user's exception matters more than a failed rollback.
             logger.warning("rollback on leaving the connection block failed: %s", ex)
-
-    # -- interruption ----------------------------------------------------
-
-    def _interrupted(self) -> bool:
-        """Report that a wait raised; return True if cancel and drain must run."""
-        if self._closed_by_user or self._broken:
-            return False
-        if self.pgconn.closed:
-            self._mark_broken()
-            return False
-        pipeline = self._pipeline
-        if pipeline is not None and not pipeline.abandoned:
-            # An error raised by the pipeline's own logic between waits: the
-            # queued commands are still wanted (rule 6 of ``_pipeline``).
-            return False
-        return self.pgconn.transaction_status == TransactionStatus.ACTIVE
-
-    def _closed_while_waiting(self, ex: BaseException) -> errors.OperationalError | None:
-        """The error to raise instead of ``ex`` if ``close()`` ended the wait that raised it.
-
-        Closed from another task or thread, a wait fails with whatever the
-        framework or libpq makes of a vanished socket (an ``OSError``, a
-        framework's own exception, "server closed the connection"): the
-        adapter raises this clear error from it. A cancellation, a server's
-        error and an ``InterfaceError`` (already about the closing) are kept.
-        """
-        if not self._closed_by_user or not isinstance(ex, Exception):
-            return None
-        if isinstance(ex, errors.InterfaceError) or getattr(ex, "sqlstate", None):
-            return None
-        return errors.OperationalError(
-            "the connection was closed (close() from another task or thread) while waiting"
-            " for the server: the operation did not complete (an open transaction is"
-            " rolled back by the server; a statement or COMMIT already running there may"
-            " have finished)"
-        )
-
-    def _cancel_gen(self) -> PQGen[CancelOutcome]:
-        """Send a cancel request for the command in progress, within ``CANCEL_TIMEOUT``.
-
-        The generator behind the public ``cancel()``: it never touches the
-        connection's own socket, so it runs while another thread or task
-        waits on the connection. Drive it with a waiter timeout of
-        ``RECOVER_POLL_INTERVAL``.
-        """
-        if self.pgconn.inherited:
-            raise self.pgconn.inherited_error()  # the command is the parent's
-        if self.closed:
-            return CancelOutcome.FAILED
-        return (yield from self._cancel_request(self.pgconn))
-
-    def _cancel_request(self, pgconn: PGconn) -> PQGen[CancelOutcome]:
-        deadline = time.monotonic() + CANCEL_TIMEOUT
-        return cancel(pgconn, deadline=deadline, start_worker=self.start_cancel_worker)
-
-    def _recover_gen(self) -> PQGen[None]:
-        """Cancel and drain the interrupted command; never raises Exception.
-
-        The adapter drives it after ``_interrupted()`` returned True,
-        shielded from further cancellation, with a waiter timeout of
-        ``RECOVER_POLL_INTERVAL``. It ends within ``CANCEL_TIMEOUT`` +
-        ``DRAIN_TIMEOUT`` (plus a repeated request's own bound) with the
-        connection idle and in sync, or closed and marked broken:
-
-        * a cancel request that got no answer in time may still arrive later
-          and cancel an innocent command: the connection is closed;
-        * while the server stays silent the request is repeated, with
-          growing intervals: it may have reached the server before the
-          command did, and the server ignores those;
-        * a drain that fails or runs out of time closes the connection.
-
-        If the recovery is itself interrupted (the waiter closes it), the
-        connection is closed too: its state is unknown.
-        """
-        pgconn = self.pgconn
-
-        def cancel_again() -> PQGen[None]:
-            outcome = yield from self._cancel_request(pgconn)
-            if outcome == CancelOutcome.TIMED_OUT:
-                raise errors.OperationalError("a repeated cancel request got no answer in time")
-
-        try:
-            outcome = yield from self._cancel_request(pgconn)
-            if outcome == CancelOutcome.TIMED_OUT:
-                raise errors.OperationalError("the cancel request got no answer in time")
-            yield from generators.drain(
-                pgconn,
-                deadline=time.monotonic() + DRAIN_TIMEOUT,
-                on_silence=cancel_again,
-                silence=CANCEL_RETRY_INTERVAL,
-            )
-        except Exception as ex:
-            logger.warning("closing the connection after an interruption: %s", ex)
-            self._mark_broken()
-        except BaseException:
-            self._mark_broken()
-            raise

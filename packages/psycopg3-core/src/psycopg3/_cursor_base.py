@@ -4,22 +4,29 @@
 keeps the results and turns their rows into Python objects. The adapters'
 cursors only drive ``_execute_gen`` under the connection's lock.
 
+It is made of mixins, one module per concern, in the same (bases) layer:
+``_cursor_fetch`` (fetching and scrolling the rows of the current result) and
+``_cursor_many`` (``executemany()``).
+
 Must not: wait, take a lock, or import a concurrency framework.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from . import _pipeline, errors, generators
-from ._arguments import check_callable, check_int, check_iterable, check_str
+from . import _pipeline, errors
+from ._arguments import check_callable, check_str
 from ._column import Column
-from ._encodings import changed_encoding, may_change_encoding, pgconn_py_encoding
+from ._cursor_fetch import _TUPLES_STATUSES, RowFetching
+from ._cursor_fetch import _scroll_target as _scroll_target
+from ._cursor_many import ExecuteMany
+from ._encodings import changed_encoding, pgconn_py_encoding
 from ._queries import Params, PostgresQuery, Query
 from ._transformer import Transformer
 from .adapt import AdaptersMap
-from .pq import ExecStatus, Format, PGresult, TransactionStatus, version
+from .pq import Format, PGresult, TransactionStatus
 from .rows import Row, RowFactory, RowMaker, tuple_row
 from .waiting import PQGen
 
@@ -28,12 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BaseCursor", "Params", "Query", "Row"]
 
-_TUPLES_STATUSES = (ExecStatus.TUPLES_OK, ExecStatus.SINGLE_TUPLE)
-_COPY_STATUSES = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
-_PIPELINE_LIBPQ = 140000
 
-
-class BaseCursor(Generic[Row]):
+class BaseCursor(RowFetching[Row], ExecuteMany):
     """Framework-free state of a cursor: results, position, description.
 
     Generic in the type of its rows, which its row factory decides.
@@ -335,76 +338,6 @@ class BaseCursor(Generic[Row]):
             return True
         return None
 
-    # -- fetching (no I/O: results are on the client) ----------------------
-
-    def _check_fetch(self) -> PGresult:
-        if self._closed or self._conn._closed_by_user:
-            raise errors.InterfaceError("the cursor is closed")
-        result = self._result
-        if result is None:
-            raise errors.ProgrammingError("no result available: call execute() first")
-        if result.status not in _TUPLES_STATUSES:
-            status = ExecStatus(result.status).name
-            raise errors.ProgrammingError(f"the last operation produced no rows (status: {status})")
-        return result
-
-    def _fetchone(self) -> Row | None:
-        self._check_fetch()
-        pos = self._pos
-        if pos >= self._ntuples:
-            return None
-        row = self._transformer().load_row(pos)
-        make_row = self._make_row
-        if make_row is not None:
-            row = make_row(row)  # type: ignore[arg-type]
-        # Only now: a row that failed to load is not skipped by the next fetch.
-        self._pos = pos + 1
-        return row  # type: ignore[return-value]
-
-    def _fetchmany(self, size: int | None) -> list[Row]:
-        self._check_fetch()
-        if size is None:
-            size = self.arraysize
-        check_int("fetchmany() size", size)
-        if size < 0:
-            raise errors.ProgrammingError(f"fetchmany() size must not be negative, got {size}")
-        pos = self._pos
-        end = min(pos + size, self._ntuples)
-        rows = self._make_rows(self._transformer().load_rows(pos, end)) if end > pos else []
-        self._pos = end  # (after loading, as in _fetchone())
-        return rows
-
-    def _fetchall(self) -> list[Row]:
-        self._check_fetch()
-        pos = self._pos
-        end = self._ntuples
-        rows = self._make_rows(self._transformer().load_rows(pos, end)) if end > pos else []
-        self._pos = end  # (after loading, as in _fetchone())
-        return rows
-
-    def _make_rows(self, rows: list[tuple[Any, ...]]) -> list[Row]:
-        make_row = self._make_row
-        if make_row is None:
-            return rows  # type: ignore[return-value]
-        return [make_row(row) for row in rows]
-
-    def _scroll(self, value: int, mode: str) -> None:
-        """Move the position in the current result (no I/O: the rows are here).
-
-        :raises IndexError: if the new position is outside the result (the
-            position just after the last row is allowed).
-        """
-        self._check_fetch()
-        check_int("scroll() value", value)
-        newpos = _scroll_target(self._pos, value, mode)
-        if not 0 <= newpos <= self._ntuples:
-            raise IndexError(f"cannot scroll to row {newpos}: the result has {self._ntuples} rows")
-        self._pos = newpos
-
-    def _iter_rows(self) -> Iterable[Row]:
-        while (row := self._fetchone()) is not None:
-            yield row
-
     def _close(self) -> None:
         self._closed = True
         self._reset()
@@ -420,129 +353,6 @@ class BaseCursor(Generic[Row]):
         tx = getattr(self, "_tx", None)
         if tx is not None:
             tx.set_pgresult(None, set_loaders=False)
-
-    # -- executemany and callproc ------------------------------------------
-
-    def _executemany_gen(
-        self, query: Query, params_seq: Iterable[Params], *, returning: bool = False
-    ) -> PQGen[None]:
-        """Run ``query`` once per parameter set, sending them all before reading.
-
-        Every parameter set is converted before anything is sent, so a value
-        that cannot be dumped raises with nothing executed. With libpq >= 14
-        the statements go in one pipeline (see
-        ``generators.pipeline_execute_many``): with no transaction open
-        (autocommit), they form one implicit transaction and an error rolls
-        them all back; otherwise they run inside the current transaction.
-        Older libpq runs them one by one.
-
-        ``rowcount`` becomes the sum of every statement's; with ``returning``
-        the result of each statement is kept, reachable with ``nextset()``.
-        """
-        check_iterable("executemany() params_seq", params_seq)
-        self._check_open()
-        self._reset()
-        conn = self._conn
-        pgconn = conn.pgconn
-        tx = self._fresh_transformer()
-        result_format = Format.BINARY if self._binary else Format.TEXT
-        commands: list[generators.PipelineCommand] = []
-        for params in params_seq:
-            pg_query = PostgresQuery(tx)
-            pg_query.convert(query, params)
-            values, types, formats = list(pg_query.params or ()), pg_query.types, pg_query.formats
-            commands.append((pg_query.query, values, types[:], formats[:], result_format))
-        if not commands:
-            self._rowcount = 0
-            return
-        if _pipeline.copies_with_client(commands[0][0]):
-            # Several in one pipeline, the first would turn the next into a
-            # protocol violation that ends the session (``_pipeline``, rule 8).
-            raise errors.NotSupportedError(
-                "COPY cannot run through executemany(): use cursor.copy()"
-            )
-        if len(commands) > 1 and may_change_encoding(commands[0][0]):
-            raise errors.NotSupportedError(
-                "executemany() cannot run a statement that may change the client"
-                " encoding (its text names client_encoding, SET NAMES or RESET/DISCARD"
-                " ALL): every parameter set is encoded before the first one runs."
-                " Call execute() once per parameter set instead"
-            )
-        if conn._pipeline is not None:
-            yield from _pipeline.executemany_gen(self, commands, returning)
-            return
-        manager = conn._prepare_manager
-        # As in execute(): a prepared statement found missing is run again
-        # only if no transaction was open (all the statements were rolled back).
-        rerun_safe = pgconn.transaction_status == TransactionStatus.IDLE
-        if rerun_safe and manager.has_evicted:
-            yield from conn._deallocate_evicted_gen()  # (as in execute())
-        while True:
-            yield from conn._start_query_gen()
-            if version() < _PIPELINE_LIBPQ:
-                per_command = []
-                for command in commands:
-                    pgconn.send_query_params(*command)
-                    per_command.append((yield from conn._results_gen()))
-                    manager.check_results(per_command[-1])
-                    conn._check_results(per_command[-1])  # stop at the first error
-                break
-            sent = commands[:]  # (rewritten to run by name)
-            name = yield from self._prepare_many_gen(sent)
-            # Interrupted half-way, libpq is left in pipeline mode with results
-            # pending: the recovery after an interruption syncs and leaves it.
-            per_command = yield from generators.pipeline_execute_many(pgconn, sent, prepared=name)
-            conn._deliver_pending_notifies()
-            missing = False
-            for command, command_results in zip(sent, per_command):
-                missing |= manager.check_results(command_results, by_name=command[0] is name)
-            if not (missing and rerun_safe):
-                break
-            rerun_safe = False
-            if pgconn.transaction_status == TransactionStatus.INERROR:
-                yield from conn._exec_command_gen(b"ROLLBACK")  # our own BEGIN's transaction
-        codec = tx.encoding.python_codec
-        for command_results in per_command:
-            if any(r.status in _COPY_STATUSES for r in command_results):
-                raise errors.NotSupportedError(
-                    "COPY cannot run through executemany() (it was ended, and the"
-                    " transaction aborted if one was open): use cursor.copy()"
-                )
-            conn._check_results(command_results, codec)  # the pipeline's first error
-            if not command_results:
-                raise errors.InternalError("executemany() got no result for a statement")
-        yield from conn._deallocate_evicted_gen()
-        rowcount = sum(r.command_tuples or 0 for results in per_command for r in results)
-        self._check_encoding_changed()
-        if returning:
-            self._results = [results[-1] for results in per_command if results]
-            self._select_result(0)
-        self._rowcount = rowcount
-
-    def _prepare_many_gen(self, commands: list[generators.PipelineCommand]) -> PQGen[bytes | None]:
-        """Prepare the statement of an ``executemany`` if the prepare rules say so.
-
-        Each parameter set counts as one execution towards
-        ``prepare_threshold``: a batch of that many or more is prepared once
-        (one round trip) and executed by name, so the server parses and plans
-        it once rather than per row. The commands with the statement's
-        parameter types (a None value changes them) are rewritten to run it;
-        return its name, or None if nothing runs prepared.
-        """
-        conn = self._conn
-        manager = conn._prepare_manager
-        query, _, types, _, _ = commands[0]
-        key, name, must_prepare, by_name = manager.decide_many(query, [c[2] for c in commands])
-        if name is None:
-            return None
-        if must_prepare:
-            conn.pgconn.send_prepare(name, query, param_types=types)
-            conn._check_results((yield from conn._results_gen()))
-            manager.prepared(key, name)
-        for i, command in enumerate(commands):
-            if by_name[i]:
-                commands[i] = (name, *command[1:])
-        return name
 
     def _callproc_gen(self, name: str, params: Params | None) -> PQGen[None]:
         """Call the function ``name`` as ``select * from name(...)``.
@@ -572,14 +382,6 @@ class BaseCursor(Generic[Row]):
             arguments = b", ".join(quote(str(key)) + b" => %s" for key in params)
         query = b"select * from " + function + b"(" + arguments + b")"
         yield from self._execute_gen(query, values)
-
-
-def _scroll_target(position: int, value: int, mode: str) -> int:
-    if mode == "relative":
-        return position + value
-    if mode == "absolute":
-        return value
-    raise errors.ProgrammingError(f"scroll mode must be 'relative' or 'absolute', got {mode!r}")
 
 
 def _failed_row_factory(factory: Any, error: Exception) -> RowMaker[Any]:
