@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from . import errors, generators
 from ._notify import NotifyHandler, NotifyIteration, NotifyState
 from .pq import PGconn, PGresult, TransactionStatus
-from .waiting import PQGen
 
 __all__ = ["NoticeHandler", "ServerMessages"]
 
@@ -153,15 +152,3 @@ class ServerMessages:
         if received:
             self._notify.deliver(self.pgconn, received)
         return bool(received)
-
-    def _notifies_gen(self) -> PQGen[None]:
-        """Wait once for notifications (see ``generators.notifies``) and deliver them.
-
-        Drive it under the lock with a waiter timeout of at most
-        ``NOTIFY_POLL_INTERVAL``: it returns when it times out, so that the
-        caller can check its deadline and let other users of the connection in.
-        """
-        self._check_listening()
-        received = yield from generators.notifies(self.pgconn)
-        if received:
-            self._notify.deliver(self.pgconn, received)
