@@ -156,7 +156,8 @@ def test_notifies_wait_without_holding_the_lock(conn: Connection) -> None:
     )
     listener.start()
     # The listener waits without the lock: this thread's commands run meanwhile.
-    wait_until(lambda: conn._lockless_waits == 1, "the listener to wait")
+    wait_until(lambda: conn._notify.waiting, "the listener to wait")
+    assert not conn.lock.operation.locked()
     conn.execute("notify base_channel, 'hello'")
     listener.join()
     assert [n.payload for n in received] == ["hello"]
