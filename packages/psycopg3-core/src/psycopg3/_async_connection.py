@@ -175,15 +175,11 @@ class AsyncConnectionBase(BaseConnection, ABC):
             # is released. Until then the connection counts as closed.
             self._closed_by_user = True
             self.pgconn.with_socket(shutdown_socket)
-            lock.run_when_free(self._finish)
+            lock.run_when_free(super()._close)
         else:
-            self._finish()
+            super()._close()
         # Blocks never left: the tasks waiting for them wake (and find it closed).
         lock.abandon()
-
-    def _finish(self) -> None:
-        super()._close()
-        self._notify.end()  # (after the socket: see ``psycopg3._notify``, rule 8)
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         """Return a new cursor on this connection; a server-side one if ``name`` is given.

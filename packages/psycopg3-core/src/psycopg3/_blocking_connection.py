@@ -275,12 +275,6 @@ class BlockingConnectionBase(BaseConnection, ABC):
         # lock and without the interruption policy (no command is its own).
         return self.framework.wait(gen, timeout=timeout)
 
-    def _close(self) -> None:
-        super()._close()
-        # The listeners' duplicate of the socket goes once no wait uses it
-        # (rule 8 of ``psycopg3._notify``).
-        self._notify.end()
-
     def cancel(self) -> None:
         """Ask the server to cancel the command in progress; callable from any thread.
 

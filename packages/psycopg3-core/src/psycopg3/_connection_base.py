@@ -290,6 +290,7 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit, ServerMessages,
         if not self.closed:
             self._closed_by_user = True
         self.pgconn.finish()
+        self._notify.end()  # (the listeners' duplicate of the socket: ``_notify`` rule 8)
 
     def _mark_broken(self) -> None:
         self._broken = True
