@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from . import errors
 from ._block_lock import AsyncConnectionLock
 from ._connection_base import DRAIN_TIMEOUT, RECOVER_POLL_INTERVAL, BaseConnection, shutdown_socket
-from ._cursor_base import Params, Query
+from ._cursor_base import CursorFactory, Params, Query
 from ._dns import resolve_conninfo
 from ._framework import AsyncFramework, AsyncLock
 from ._notify import AsyncNotifies
@@ -40,7 +40,7 @@ T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound="AsyncConnectionBase")
 
 
-class AsyncConnectionBase(BaseConnection, ABC):
+class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
     """The async connection API, on the primitives of ``framework``."""
 
     #: The framework's primitives: the adapter's one ``AsyncFramework``.
@@ -180,42 +180,6 @@ class AsyncConnectionBase(BaseConnection, ABC):
             super()._close()
         # Blocks never left: the tasks waiting for them wake (and find it closed).
         lock.abandon()
-
-    def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        """Return a new cursor on this connection; a server-side one if ``name`` is given.
-
-        An adapter's overloads type the result as its own cursor classes,
-        ``cursor_class`` and ``server_cursor_class``.
-
-        :param name: the name of a server-side cursor (``DECLARE``), or "".
-        :param binary: ask for results in binary format.
-        :param row_factory: the shape of the rows (default: ``self.row_factory``).
-        :param scrollable: server-side cursors: ``SCROLL`` (True), ``NO SCROLL``
-            (False), or the server's default (None).
-        :param withhold: server-side cursors: declare ``WITH HOLD``.
-        """
-        return self._new_cursor(*args, **kwargs)
-
-    def _new_cursor(
-        self,
-        name: str = "",
-        *,
-        binary: bool = False,
-        row_factory: RowFactory[Any] | None = None,
-        scrollable: bool | None = None,
-        withhold: bool = False,
-    ) -> Any:
-        self._check_usable()
-        if name:
-            return self.server_cursor_class(
-                self,
-                name,
-                binary=binary,
-                row_factory=row_factory,
-                scrollable=scrollable,
-                withhold=withhold,
-            )
-        return self.cursor_class(self, binary=binary, row_factory=row_factory)
 
     async def __aenter__(self: ConnT) -> ConnT:
         return self

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from ._block_lock import ConnectionLock
 from ._connection_base import RECOVER_POLL_INTERVAL, BaseConnection, shutdown_socket
-from ._cursor_base import Params, Query
+from ._cursor_base import CursorFactory, Params, Query
 from ._dns import resolve_conninfo_blocking
 from ._framework import BlockingFramework, PlainLock
 from ._notify import Notify, NotifyIteration
@@ -129,7 +129,7 @@ class DeferringLock:
             self.release()
 
 
-class BlockingConnectionBase(BaseConnection, ABC):
+class BlockingConnectionBase(BaseConnection, CursorFactory, ABC):
     """The blocking connection API, on the primitives of ``framework``."""
 
     #: The framework's primitives: the adapter's one ``BlockingFramework``.
@@ -182,42 +182,6 @@ class BlockingConnectionBase(BaseConnection, ABC):
             row_factory=row_factory,
             prepare_threshold=prepare_threshold,
         )
-
-    def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        """Return a new cursor on this connection; a server-side one if ``name`` is given.
-
-        An adapter's overloads type the result as its own cursor classes,
-        ``cursor_class`` and ``server_cursor_class``.
-
-        :param name: the name of a server-side cursor (``DECLARE``), or "".
-        :param binary: ask for results in binary format.
-        :param row_factory: the shape of the rows (default: ``self.row_factory``).
-        :param scrollable: server-side cursors: ``SCROLL`` (True), ``NO SCROLL``
-            (False), or the server's default (None).
-        :param withhold: server-side cursors: declare ``WITH HOLD``.
-        """
-        return self._new_cursor(*args, **kwargs)
-
-    def _new_cursor(
-        self,
-        name: str = "",
-        *,
-        binary: bool = False,
-        row_factory: RowFactory[Any] | None = None,
-        scrollable: bool | None = None,
-        withhold: bool = False,
-    ) -> Any:
-        self._check_usable()
-        if name:
-            return self.server_cursor_class(
-                self,
-                name,
-                binary=binary,
-                row_factory=row_factory,
-                scrollable=scrollable,
-                withhold=withhold,
-            )
-        return self.cursor_class(self, binary=binary, row_factory=row_factory)
 
     def _wait(self, gen: PQGen[T]) -> T:
         """Drive ``gen`` with the waiter; on an exception, the interruption policy."""

@@ -14,7 +14,7 @@ Must not: wait, take a lock, or import a concurrency framework.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import _pipeline, errors
 from ._arguments import check_callable, check_str
@@ -33,7 +33,7 @@ from .waiting import PQGen
 if TYPE_CHECKING:
     from ._connection_base import BaseConnection
 
-__all__ = ["BaseCursor", "Params", "Query", "Row"]
+__all__ = ["BaseCursor", "CursorFactory", "Params", "Query", "Row"]
 
 
 class BaseCursor(RowFetching[Row], ExecuteMany):
@@ -395,3 +395,52 @@ def _failed_row_factory(factory: Any, error: Exception) -> RowMaker[Any]:
         ) from error
 
     return make_row
+
+
+class CursorFactory:
+    """``cursor()`` for a connection class that names its cursor classes.
+
+    Shared by the blocking and the async connection bases: an adapter sets
+    ``cursor_class`` and ``server_cursor_class``, and types ``cursor()``
+    with overloads naming them.
+    """
+
+    cursor_class: ClassVar[type[Any]]
+    server_cursor_class: ClassVar[type[Any]]
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        """Return a new cursor on this connection; a server-side one if ``name`` is given.
+
+        :param name: the name of a server-side cursor (``DECLARE``), or "".
+        :param binary: ask for results in binary format.
+        :param row_factory: the shape of the rows (default: ``self.row_factory``).
+        :param scrollable: server-side cursors: ``SCROLL`` (True), ``NO SCROLL``
+            (False), or the server's default (None).
+        :param withhold: server-side cursors: declare ``WITH HOLD``.
+        """
+        return self._new_cursor(*args, **kwargs)
+
+    def _new_cursor(
+        self,
+        name: str = "",
+        *,
+        binary: bool = False,
+        row_factory: RowFactory[Any] | None = None,
+        scrollable: bool | None = None,
+        withhold: bool = False,
+    ) -> Any:
+        self._check_usable()
+        if name:
+            return self.server_cursor_class(
+                self,
+                name,
+                binary=binary,
+                row_factory=row_factory,
+                scrollable=scrollable,
+                withhold=withhold,
+            )
+        return self.cursor_class(self, binary=binary, row_factory=row_factory)
+
+    if TYPE_CHECKING:
+
+        def _check_usable(self) -> None: ...  # (BaseConnection's)
