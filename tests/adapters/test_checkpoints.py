@@ -73,7 +73,11 @@ def _classes(flavour: str) -> dict[str, type]:
 
 
 def coroutine_names(cls: type) -> list[str]:
-    """The public coroutine (and async generator) functions of ``cls``, dunders awaited included."""
+    """The public coroutine (and async generator) functions of ``cls``, dunders awaited included.
+
+    ``connect()`` counts too: it returns an awaitable (``ConnectContext``)
+    rather than being a coroutine function, and is awaited all the same.
+    """
     return [
         name
         for name in dir(cls)
@@ -81,8 +85,17 @@ def coroutine_names(cls: type) -> list[str]:
         and (
             inspect.iscoroutinefunction(getattr(cls, name))
             or inspect.isasyncgenfunction(getattr(cls, name))
+            or _returns_awaitable(getattr(cls, name))
         )
     ]
+
+
+def _returns_awaitable(member: object) -> bool:
+    """Whether ``member`` is a function annotated to return a ``ConnectContext``."""
+    if not callable(member):
+        return False
+    returns = getattr(member, "__annotations__", {}).get("return", "")
+    return isinstance(returns, str) and returns.startswith("ConnectContext[")
 
 
 def _introspected() -> list[tuple[str, str, str]]:

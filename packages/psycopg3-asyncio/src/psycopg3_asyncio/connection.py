@@ -36,16 +36,34 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
 
     if TYPE_CHECKING:
         # The core's methods, typed with this flavour's classes.
+        # (The base's connect() returns the connection's own type: these
+        # overloads refine its row type, which the base cannot express.)
+        @overload  # type: ignore[override]
         @classmethod
-        async def connect(
+        def connect(
             cls,
             conninfo: str = "",
             *,
             autocommit: bool = False,
-            row_factory: RowFactory[Any] | None = None,
+            row_factory: RowFactory[R],
             prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
             **kwargs: Any,
-        ) -> Connection[Any]: ...
+        ) -> ConnectContext[Connection[R]]: ...
+
+        @overload
+        @classmethod
+        def connect(
+            cls,
+            conninfo: str = "",
+            *,
+            autocommit: bool = False,
+            row_factory: None = None,
+            prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
+            **kwargs: Any,
+        ) -> ConnectContext[Connection]: ...
+
+        @classmethod
+        def connect(cls, *args: Any, **kwargs: Any) -> Any: ...
 
         @overload
         def cursor(
@@ -89,36 +107,7 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
         ) -> Cursor[ConnectionRow]: ...
 
 
-@overload
-def asyncio_connect(
-    conninfo: str = "", *, autocommit: bool = False, row_factory: RowFactory[R], **kwargs: Any
-) -> ConnectContext[Connection[R]]: ...
-
-
-@overload
-def asyncio_connect(
-    conninfo: str = "", *, autocommit: bool = False, row_factory: None = None, **kwargs: Any
-) -> ConnectContext[Connection]: ...
-
-
-def asyncio_connect(
-    conninfo: str = "", *, autocommit: bool = False, **kwargs: Any
-) -> ConnectContext[Connection[Any]]:
-    """Connect to a PostgreSQL server from asyncio.
-
-    Use as ``conn = await asyncio_connect(dsn)`` or
-    ``async with asyncio_connect(dsn) as conn:``.
-
-    :param conninfo: a libpq connection string or URI.
-    :param autocommit: whether each command commits on its own.
-    :param kwargs: connection parameters overriding those in ``conninfo``;
-        ``row_factory`` (``psycopg3.rows``) sets the shape of the rows of the
-        connection's cursors; ``prepare_threshold``
-        sets when queries are prepared (None: never, as PgBouncer in
-        transaction mode needs).
-    :raises OperationalError: if the connection cannot be made.
-    """
-    return ConnectContext(lambda: Connection.connect(conninfo, autocommit=autocommit, **kwargs))
+asyncio_connect = Connection.connect
 
 
 connect = asyncio_connect

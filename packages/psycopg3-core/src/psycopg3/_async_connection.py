@@ -65,7 +65,7 @@ class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
         )
 
     @classmethod
-    async def connect(
+    def connect(
         cls: type[ConnT],
         conninfo: str = "",
         *,
@@ -73,22 +73,37 @@ class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
         row_factory: RowFactory[Any] | None = None,
         prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
         **kwargs: Any,
-    ) -> ConnT:
-        """Connect to a server: see the adapter's ``connect()``.
+    ) -> ConnectContext[ConnT]:
+        """Connect to a PostgreSQL server; an adapter's ``connect()`` is this method.
 
-        Host names are resolved by the framework first (libpq's own lookup
-        would block the event loop; see ``psycopg3._dns``).
+        Use as ``conn = await connect(dsn)`` or ``async with connect(dsn) as
+        conn:`` (the block commits on success, rolls back on error, and closes
+        the connection). Host names are resolved by the framework first:
+        libpq's own lookup would block the event loop (see ``psycopg3._dns``).
+
+        :param conninfo: a libpq connection string or URI.
+        :param autocommit: whether each command commits on its own.
+        :param row_factory: the shape of the rows of the connection's cursors
+            (``psycopg3.rows``).
+        :param prepare_threshold: after how many runs a query is prepared
+            (None: never, as PgBouncer in transaction mode needs).
+        :param kwargs: connection parameters overriding those in ``conninfo``.
+        :raises OperationalError: if the connection cannot be made.
         """
-        framework = cls.framework
-        params = conninfo_to_dict(make_conninfo(conninfo, **kwargs))
-        gen, timeout = cls._connect_gen(await resolve_conninfo(params, framework.resolve))
-        pgconn = await framework.wait(gen, timeout=timeout)
-        return cls(
-            pgconn,
-            autocommit=autocommit,
-            row_factory=row_factory,
-            prepare_threshold=prepare_threshold,
-        )
+
+        async def connect() -> ConnT:
+            framework = cls.framework
+            params = conninfo_to_dict(make_conninfo(conninfo, **kwargs))
+            gen, timeout = cls._connect_gen(await resolve_conninfo(params, framework.resolve))
+            pgconn = await framework.wait(gen, timeout=timeout)
+            return cls(
+                pgconn,
+                autocommit=autocommit,
+                row_factory=row_factory,
+                prepare_threshold=prepare_threshold,
+            )
+
+        return ConnectContext(connect)
 
     async def _wait(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
         """Drive ``gen`` with the framework's waiter, with the interruption policy.

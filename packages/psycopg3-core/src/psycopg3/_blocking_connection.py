@@ -159,13 +159,20 @@ class BlockingConnectionBase(BaseConnection, CursorFactory, ABC):
         prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
         **kwargs: Any,
     ) -> ConnT:
-        """Connect to a server; return a connection of this class.
+        """Connect to a PostgreSQL server; an adapter's ``connect()`` is this method.
+
+        Use as ``conn = connect(dsn)`` or ``with connect(dsn) as conn:`` (the
+        block commits on success, rolls back on error, and closes the
+        connection).
 
         :param conninfo: a libpq connection string or URI.
         :param autocommit: whether each command commits on its own.
-        :param row_factory: the shape of the rows of the connection's cursors.
-        :param prepare_threshold: when queries are prepared (None: never).
-        :param kwargs: connection parameters overriding those in ``conninfo``.
+        :param row_factory: the shape of the rows of the connection's cursors
+            (``psycopg3.rows``).
+        :param prepare_threshold: after how many runs a query is prepared
+            (None: never, as PgBouncer in transaction mode needs).
+        :param kwargs: connection parameters (``host``, ``dbname``...)
+            overriding those in ``conninfo``.
         :raises OperationalError: if the connection cannot be made.
         """
         framework = cls.framework

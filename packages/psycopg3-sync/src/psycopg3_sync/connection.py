@@ -73,16 +73,34 @@ class Connection(BlockingConnectionBase, Generic[ConnectionRow]):
 
         def cursor(self, *args: Any, **kwargs: Any) -> Any: ...
 
+        # (The base's connect() returns the connection's own type: these
+        # overloads refine its row type, which the base cannot express.)
+        @overload  # type: ignore[override]
         @classmethod
         def connect(
             cls,
             conninfo: str = "",
             *,
             autocommit: bool = False,
-            row_factory: RowFactory[Any] | None = None,
+            row_factory: RowFactory[R],
             prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
             **kwargs: Any,
-        ) -> Connection[Any]: ...
+        ) -> Connection[R]: ...
+
+        @overload
+        @classmethod
+        def connect(
+            cls,
+            conninfo: str = "",
+            *,
+            autocommit: bool = False,
+            row_factory: None = None,
+            prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
+            **kwargs: Any,
+        ) -> Connection: ...
+
+        @classmethod
+        def connect(cls, *args: Any, **kwargs: Any) -> Any: ...
 
         def execute(
             self,
@@ -94,28 +112,4 @@ class Connection(BlockingConnectionBase, Generic[ConnectionRow]):
         ) -> Cursor[ConnectionRow]: ...
 
 
-@overload
-def connect(
-    conninfo: str = "", *, autocommit: bool = False, row_factory: RowFactory[R], **kwargs: Any
-) -> Connection[R]: ...
-
-
-@overload
-def connect(
-    conninfo: str = "", *, autocommit: bool = False, row_factory: None = None, **kwargs: Any
-) -> Connection: ...
-
-
-def connect(conninfo: str = "", *, autocommit: bool = False, **kwargs: Any) -> Connection[Any]:
-    """Connect to a PostgreSQL server.
-
-    :param conninfo: a libpq connection string or URI.
-    :param autocommit: whether each command commits on its own.
-    :param kwargs: connection parameters (``host``, ``dbname``…) overriding
-        those in ``conninfo``; ``row_factory`` (``psycopg3.rows``) sets the
-        shape of the rows of the connection's cursors; ``prepare_threshold``
-        sets when queries are prepared (None: never, as PgBouncer in
-        transaction mode needs).
-    :raises OperationalError: if the connection cannot be made.
-    """
-    return Connection.connect(conninfo, autocommit=autocommit, **kwargs)
+connect = Connection.connect
