@@ -66,8 +66,10 @@ def test_take_options_frees_the_array(monkeypatch: pytest.MonkeyPatch) -> None:
 def released(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
     # Stands for PQfreeCancel and PQcancelFinish, so fake pointers are safe.
     calls: list[tuple[str, int]] = []
-    monkeypatch.setattr(_libpq, "PQfreeCancel", lambda ptr: calls.append(("free", ptr)))
-    monkeypatch.setattr(_libpq, "PQcancelFinish", lambda ptr: calls.append(("finish", ptr)))
+    for cls, what in ((pq.PGcancel, "free"), (pq.PGcancelConn, "finish")):
+        assert cls._libpq_release in (_libpq.PQfreeCancel, _libpq.PQcancelFinish)
+        record = staticmethod(lambda ptr, what=what: calls.append((what, ptr)))
+        monkeypatch.setattr(cls, "_libpq_release", record)
     yield calls
 
 
@@ -116,4 +118,12 @@ def test_in_a_forked_child_only_the_handle_is_freed(
     # The request's socket is the parent's: dropped, not finished, yet counted.
     request.finish()
     assert released == [("free", FAKE_PTR)]
+    assert _counted() == before
+
+
+def test_collected_cancel_objects_are_released(released: list[tuple[str, int]]) -> None:
+    before = _counted()
+    pq.PGcancel(FAKE_PTR)  # collected at once: no reference kept
+    pq.PGcancelConn(FAKE_PTR + 1)
+    assert released == [("free", FAKE_PTR), ("finish", FAKE_PTR + 1)]
     assert _counted() == before

@@ -39,6 +39,11 @@ class _CancelObject:
 
     __slots__ = ("_cancel_ptr", "_creator_pid", "__weakref__")
 
+    #: What repr and errors call the object, and its states: (usable, released).
+    _noun: ClassVar[str]
+    _states: ClassVar[tuple[str, str]]
+    #: The libpq function that releases the pointer (not a descriptor: never bound).
+    _libpq_release: ClassVar[Any]
     #: Whether a forked child releases the pointer (else it only drops it).
     _release_in_child: ClassVar[bool]
 
@@ -47,13 +52,28 @@ class _CancelObject:
         self._creator_pid = os.getpid()
         next(_live.PGCANCEL.made)
 
-    def _release(self, release: Any, getpid: Any, freed: Any) -> None:
-        # Idempotent. ``__del__`` passes what it bound as defaults: module
-        # globals may be gone at interpreter exit.
+    def __del__(self, _getpid: Any = os.getpid, _freed: Any = _live.PGCANCEL.freed) -> None:
+        # Defaults bind what __del__ needs: module globals may be gone at exit.
+        self._release(_getpid, _freed)
+
+    def __repr__(self) -> str:
+        state = self._states[self._cancel_ptr is None]
+        return f"<{type(self).__name__} [{state}] at 0x{id(self):x}>"
+
+    def _ptr(self) -> int:
+        ptr = self._cancel_ptr
+        if ptr is None:
+            raise OperationalError(f"the {self._noun} was {self._states[1]}")
+        _check_process(self._creator_pid)
+        return ptr
+
+    def _release(self, getpid: Any, freed: Any) -> None:
+        # Idempotent: __del__, free() and finish().
         ptr = self._cancel_ptr
         if ptr is None:
             return
         self._cancel_ptr = None
+        release = self._libpq_release
         if release is not None and getpid is not None:
             if self._release_in_child or getpid() == self._creator_pid:
                 release(ptr)
@@ -72,24 +92,15 @@ class PGcancel(_CancelObject):
 
     __slots__ = ()
 
-    # PQfreeCancel only frees memory: harmless in a forked child.
+    _noun = "cancel handle"
+    _states = ("ready", "freed")
+    _libpq_release = impl.PQfreeCancel
+    # It only frees memory: harmless in a forked child.
     _release_in_child = True
-
-    def __del__(
-        self,
-        _free: Any = impl.PQfreeCancel,
-        _getpid: Any = os.getpid,
-        _freed: Any = _live.PGCANCEL.freed,
-    ) -> None:
-        self._release(_free, _getpid, _freed)
-
-    def __repr__(self) -> str:
-        state = "freed" if self._cancel_ptr is None else "ready"
-        return f"<{type(self).__name__} [{state}] at 0x{id(self):x}>"
 
     def free(self) -> None:
         """Free the handle now (idempotent)."""
-        self._release(impl.PQfreeCancel, os.getpid, _live.PGCANCEL.freed)
+        self._release(os.getpid, _live.PGCANCEL.freed)
 
     def cancel(self) -> None:
         """Ask the server to cancel the query running on the connection.
@@ -101,10 +112,7 @@ class PGcancel(_CancelObject):
             could not be sent, with libpq's message.
         :raises InterfaceError: in a forked child of the process that made it.
         """
-        ptr = self._cancel_ptr
-        if ptr is None:
-            raise OperationalError("the cancel handle was freed")
-        _check_process(self._creator_pid)
+        ptr = self._ptr()
         errbuf = create_string_buffer(_ERRBUF_SIZE)
         if not impl.PQcancel(ptr, errbuf, _ERRBUF_SIZE):
             message = errbuf.value.decode("utf-8", "replace").strip()
@@ -125,28 +133,12 @@ class PGcancelConn(_CancelObject):
 
     __slots__ = ()
 
-    # PQcancelFinish closes the request's socket, which a forked child shares
-    # with its parent: the child drops the pointer instead.
+    _noun = "cancel connection"
+    _states = ("open", "finished")
+    _libpq_release = impl.PQcancelFinish
+    # It closes the request's socket, which a forked child shares with its
+    # parent: the child drops the pointer instead.
     _release_in_child = False
-
-    def __del__(
-        self,
-        _finish: Any = impl.PQcancelFinish,
-        _getpid: Any = os.getpid,
-        _freed: Any = _live.PGCANCEL.freed,
-    ) -> None:
-        self._release(_finish, _getpid, _freed)
-
-    def __repr__(self) -> str:
-        state = "finished" if self._cancel_ptr is None else "open"
-        return f"<{type(self).__name__} [{state}] at 0x{id(self):x}>"
-
-    def _ptr(self) -> int:
-        ptr = self._cancel_ptr
-        if ptr is None:
-            raise OperationalError("the cancel connection was finished")
-        _check_process(self._creator_pid)
-        return ptr
 
     def start(self) -> None:
         """Start sending the request (``PQcancelStart``).
@@ -169,4 +161,4 @@ class PGcancelConn(_CancelObject):
 
     def finish(self) -> None:
         """Close the request's connection and free it (idempotent)."""
-        self._release(impl.PQcancelFinish, os.getpid, _live.PGCANCEL.freed)
+        self._release(os.getpid, _live.PGCANCEL.freed)
