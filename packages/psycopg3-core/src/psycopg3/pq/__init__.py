@@ -16,16 +16,8 @@ if _requested not in ("", "ctypes"):
         " the only one is 'ctypes' (or leave the variable unset)"
     )
 
-from ._enums import (  # noqa: E402 - the implementation check must come first
-    ConnStatus,
-    DiagnosticField,
-    ExecStatus,
-    Format,
-    Ping,
-    PipelineStatus,
-    PollingStatus,
-    TransactionStatus,
-)
+from . import _enums  # noqa: E402 - the implementation check must come first
+from ._enums import *  # noqa: E402, F403 - the enumerations, named once in _enums.__all__
 from ._live import live_objects  # noqa: E402
 from .misc import (  # noqa: E402
     Conninfo,
@@ -63,12 +55,6 @@ __all__ = [
     "Loader",
     "Conninfo",
     "ConninfoOption",
-    "ConnStatus",
-    "PollingStatus",
-    "TransactionStatus",
-    "ExecStatus",
-    "PipelineStatus",
-    "Ping",
-    "Format",
-    "DiagnosticField",
 ]
+# The enumerations, listed once: in ``_enums.__all__``.
+__all__.extend(_enums.__all__)

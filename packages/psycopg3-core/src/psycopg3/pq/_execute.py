@@ -41,6 +41,54 @@ class ExecuteMixin:
 
         def _error(self, what: str) -> OperationalError: ...
 
+    # --- the arguments shared by the blocking and the sending calls ---
+    #
+    # PQexecParams and PQsendQueryParams take the same arguments (so do
+    # PQprepare / PQsendPrepare and PQexecPrepared / PQsendQueryPrepared):
+    # each pair's checks and C arrays are built once, here, and the libpq
+    # function of either kind called with them.
+
+    def _call_params(
+        self,
+        func: Any,
+        command: bytes,
+        param_values: Sequence[bytes | None] | None,
+        param_types: Sequence[int] | None,
+        param_formats: Sequence[int] | None,
+        result_format: int,
+    ) -> Any:
+        ptr = self._ptr()
+        check_nul(command, "query")
+        n, oids, values, lengths, formats = build_params(
+            param_values or (), param_types, param_formats
+        )
+        return func(
+            ptr, command, n, oids, values, lengths, formats, check_result_format(result_format)
+        )
+
+    def _call_prepare(
+        self, func: Any, name: bytes, command: bytes, param_types: Sequence[int] | None
+    ) -> Any:
+        ptr = self._ptr()
+        check_nul(name, "statement name")
+        check_nul(command, "query")
+        n = len(param_types) if param_types else 0
+        oids = build_oids(param_types, n) if param_types else None
+        return func(ptr, name, command, n, oids)
+
+    def _call_prepared(
+        self,
+        func: Any,
+        name: bytes,
+        param_values: Sequence[bytes | None] | None,
+        param_formats: Sequence[int] | None,
+        result_format: int,
+    ) -> Any:
+        ptr = self._ptr()
+        check_nul(name, "statement name")
+        n, _, values, lengths, formats = build_params(param_values or (), None, param_formats)
+        return func(ptr, name, n, values, lengths, formats, check_result_format(result_format))
+
     # --- blocking execution ---
 
     def _result(self, res_ptr: int | None, what: str) -> PGresult:
@@ -62,13 +110,8 @@ class ExecuteMixin:
         result_format: int = Format.TEXT,
     ) -> PGresult:
         """Run a command with separate parameters and wait (``PQexecParams``)."""
-        ptr = self._ptr()
-        check_nul(command, "query")
-        n, oids, values, lengths, formats = build_params(
-            param_values or (), param_types, param_formats
-        )
-        res = impl.PQexecParams(
-            ptr, command, n, oids, values, lengths, formats, check_result_format(result_format)
+        res = self._call_params(
+            impl.PQexecParams, command, param_values, param_types, param_formats, result_format
         )
         return self._result(res, "executing the query")
 
@@ -76,12 +119,8 @@ class ExecuteMixin:
         self, name: bytes, command: bytes, param_types: Sequence[int] | None = None
     ) -> PGresult:
         """Prepare a named statement and wait (``PQprepare``)."""
-        ptr = self._ptr()
-        check_nul(name, "statement name")
-        check_nul(command, "query")
-        n = len(param_types) if param_types else 0
-        oids = build_oids(param_types, n) if param_types else None
-        return self._result(impl.PQprepare(ptr, name, command, n, oids), "preparing")
+        res = self._call_prepare(impl.PQprepare, name, command, param_types)
+        return self._result(res, "preparing")
 
     def exec_prepared(
         self,
@@ -91,11 +130,8 @@ class ExecuteMixin:
         result_format: int = Format.TEXT,
     ) -> PGresult:
         """Run a prepared statement and wait (``PQexecPrepared``)."""
-        ptr = self._ptr()
-        check_nul(name, "statement name")
-        n, _, values, lengths, formats = build_params(param_values or (), None, param_formats)
-        res = impl.PQexecPrepared(
-            ptr, name, n, values, lengths, formats, check_result_format(result_format)
+        res = self._call_prepared(
+            impl.PQexecPrepared, name, param_values, param_formats, result_format
         )
         return self._result(res, "executing the prepared statement")
 
@@ -141,13 +177,8 @@ class ExecuteMixin:
             parameter longer than libpq can send.
         :raises OperationalError: if libpq could not send the query.
         """
-        ptr = self._ptr()
-        check_nul(command, "query")
-        n, oids, values, lengths, formats = build_params(
-            param_values or (), param_types, param_formats
-        )
-        rv = impl.PQsendQueryParams(
-            ptr, command, n, oids, values, lengths, formats, check_result_format(result_format)
+        rv = self._call_params(
+            impl.PQsendQueryParams, command, param_values, param_types, param_formats, result_format
         )
         self._check_sent(rv, "sending the query")
 
@@ -155,12 +186,8 @@ class ExecuteMixin:
         self, name: bytes, command: bytes, param_types: Sequence[int] | None = None
     ) -> None:
         """Send a request to prepare a named statement (``PQsendPrepare``)."""
-        ptr = self._ptr()
-        check_nul(name, "statement name")
-        check_nul(command, "query")
-        n = len(param_types) if param_types else 0
-        oids = build_oids(param_types, n) if param_types else None
-        self._check_sent(impl.PQsendPrepare(ptr, name, command, n, oids), "sending prepare")
+        rv = self._call_prepare(impl.PQsendPrepare, name, command, param_types)
+        self._check_sent(rv, "sending prepare")
 
     def send_query_prepared(
         self,
@@ -170,11 +197,8 @@ class ExecuteMixin:
         result_format: int = Format.TEXT,
     ) -> None:
         """Send the execution of a prepared statement (``PQsendQueryPrepared``)."""
-        ptr = self._ptr()
-        check_nul(name, "statement name")
-        n, _, values, lengths, formats = build_params(param_values or (), None, param_formats)
-        rv = impl.PQsendQueryPrepared(
-            ptr, name, n, values, lengths, formats, check_result_format(result_format)
+        rv = self._call_prepared(
+            impl.PQsendQueryPrepared, name, param_values, param_formats, result_format
         )
         self._check_sent(rv, "sending the prepared statement")
 

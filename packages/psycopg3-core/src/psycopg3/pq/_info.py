@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import _libpq as impl
+from ._accessors import libpq_property, or_empty
 from ._cstrings import check_nul
 from ._execute import missing_feature
-from .misc import ConninfoOption, options_from_array
+from .misc import ConninfoOption, take_options
 
 __all__ = ["InfoMixin"]
 
@@ -31,40 +32,20 @@ class InfoMixin:
         value: bytes | None = impl.PQparameterStatus(self._ptr(), check_nul(name, "parameter name"))
         return value
 
-    @property
-    def server_version(self) -> int:
-        """The server version as a number (150004 for 15.4), 0 if unknown."""
-        return int(impl.PQserverVersion(self._ptr()))
-
-    @property
-    def protocol_version(self) -> int:
-        """The frontend/backend protocol version (3)."""
-        return int(impl.PQprotocolVersion(self._ptr()))
-
-    @property
-    def backend_pid(self) -> int:
-        """The process id of the server backend."""
-        return int(impl.PQbackendPID(self._ptr()))
-
-    @property
-    def db(self) -> bytes:
-        """The database name."""
-        return impl.PQdb(self._ptr()) or b""
-
-    @property
-    def user(self) -> bytes:
-        """The user name."""
-        return impl.PQuser(self._ptr()) or b""
-
-    @property
-    def password(self) -> bytes:
-        """The password used (b"" if none). Never shown by repr."""
-        return impl.PQpass(self._ptr()) or b""
-
-    @property
-    def host(self) -> bytes:
-        """The host name or socket directory of the server."""
-        return impl.PQhost(self._ptr()) or b""
+    # One libpq call each, on the connection's pointer (see ``_accessors``).
+    server_version = libpq_property(
+        impl.PQserverVersion, int, "The server version as a number (150004 for 15.4), 0 if unknown."
+    )
+    protocol_version = libpq_property(
+        impl.PQprotocolVersion, int, "The frontend/backend protocol version (3)."
+    )
+    backend_pid = libpq_property(impl.PQbackendPID, int, "The process id of the server backend.")
+    db = libpq_property(impl.PQdb, or_empty, "The database name.")
+    user = libpq_property(impl.PQuser, or_empty, "The user name.")
+    password = libpq_property(
+        impl.PQpass, or_empty, 'The password used (b"" if none). Never shown by repr.'
+    )
+    host = libpq_property(impl.PQhost, or_empty, "The host name or socket directory of the server.")
 
     @property
     def hostaddr(self) -> bytes:
@@ -74,38 +55,21 @@ class InfoMixin:
             raise missing_feature("PGconn.hostaddr", 120000)
         return impl.PQhostaddr(ptr) or b""
 
-    @property
-    def port(self) -> bytes:
-        """The port of the server."""
-        return impl.PQport(self._ptr()) or b""
-
-    @property
-    def options(self) -> bytes:
-        """The command-line options passed in the connection request."""
-        return impl.PQoptions(self._ptr()) or b""
-
-    @property
-    def ssl_in_use(self) -> bool:
-        """True if the connection uses SSL."""
-        return bool(impl.PQsslInUse(self._ptr()))
-
-    @property
-    def needs_password(self) -> bool:
-        """True if authentication needed a password and none was given."""
-        return bool(impl.PQconnectionNeedsPassword(self._ptr()))
-
-    @property
-    def used_password(self) -> bool:
-        """True if authentication used a password."""
-        return bool(impl.PQconnectionUsedPassword(self._ptr()))
+    port = libpq_property(impl.PQport, or_empty, "The port of the server.")
+    options = libpq_property(
+        impl.PQoptions, or_empty, "The command-line options passed in the connection request."
+    )
+    ssl_in_use = libpq_property(impl.PQsslInUse, bool, "True if the connection uses SSL.")
+    needs_password = libpq_property(
+        impl.PQconnectionNeedsPassword,
+        bool,
+        "True if authentication needed a password and none was given.",
+    )
+    used_password = libpq_property(
+        impl.PQconnectionUsedPassword, bool, "True if authentication used a password."
+    )
 
     @property
     def info(self) -> list[ConninfoOption]:
         """The connection options in use (``PQconninfo``)."""
-        array = impl.PQconninfo(self._ptr())
-        if not array:
-            raise MemoryError("libpq could not allocate the conninfo options")
-        try:
-            return options_from_array(array)
-        finally:
-            impl.PQconninfoFree(array)
+        return take_options(impl.PQconninfo(self._ptr()), "the conninfo options")

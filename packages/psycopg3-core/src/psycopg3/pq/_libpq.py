@@ -21,6 +21,9 @@ Rules of this module:
    threads then spends its time switching). ``PQsendQuery*``, ``PQflush`` and
    ``PQputCopy*`` can wait only in blocking mode, which only a direct user of
    ``psycopg3.pq`` can set.
+5. Within a chapter of libpq's documentation, the functions of one C
+   signature are declared by one ``_declare_each`` call, its names unpacked
+   in the same order (a test checks each module name against its function).
 """
 
 from __future__ import annotations
@@ -89,6 +92,16 @@ def _declare_if_present(
     return _declare(name, restype, argtypes, waits=waits)
 
 
+def _declare_each(
+    names: str, restype: Any, argtypes: list[Any], *, waits: bool = False, if_present: bool = False
+) -> list[Any]:
+    # The functions named in *names* (separated by spaces), of one C
+    # signature. Unpacked into module names listed in the same order: a test
+    # checks that each module name is its function's.
+    declare = _declare_if_present if if_present else _declare
+    return [declare(name, restype, argtypes, waits=waits) for name in names.split()]
+
+
 Oid = c_uint
 
 
@@ -141,24 +154,20 @@ PQping = _declare("PQping", c_int, [c_char_p], waits=True)
 
 # --- Connection Status Functions ---
 
-PQdb = _declare("PQdb", c_char_p, [_conn])
-PQuser = _declare("PQuser", c_char_p, [_conn])
-PQpass = _declare("PQpass", c_char_p, [_conn])
-PQhost = _declare("PQhost", c_char_p, [_conn])
+PQdb, PQuser, PQpass, PQhost, PQport, PQoptions, PQerrorMessage = _declare_each(
+    "PQdb PQuser PQpass PQhost PQport PQoptions PQerrorMessage", c_char_p, [_conn]
+)
 PQhostaddr = _declare_if_present("PQhostaddr", c_char_p, [_conn])  # libpq >= 12
-PQport = _declare("PQport", c_char_p, [_conn])
-PQoptions = _declare("PQoptions", c_char_p, [_conn])
-PQstatus = _declare("PQstatus", c_int, [_conn])
-PQtransactionStatus = _declare("PQtransactionStatus", c_int, [_conn])
 PQparameterStatus = _declare("PQparameterStatus", c_char_p, [_conn, c_char_p])
-PQprotocolVersion = _declare("PQprotocolVersion", c_int, [_conn])
-PQserverVersion = _declare("PQserverVersion", c_int, [_conn])
-PQerrorMessage = _declare("PQerrorMessage", c_char_p, [_conn])
-PQsocket = _declare("PQsocket", c_int, [_conn])
-PQbackendPID = _declare("PQbackendPID", c_int, [_conn])
-PQconnectionNeedsPassword = _declare("PQconnectionNeedsPassword", c_int, [_conn])
-PQconnectionUsedPassword = _declare("PQconnectionUsedPassword", c_int, [_conn])
-PQsslInUse = _declare("PQsslInUse", c_int, [_conn])
+(
+    PQstatus, PQtransactionStatus, PQprotocolVersion, PQserverVersion, PQsocket, PQbackendPID,
+    PQconnectionNeedsPassword, PQconnectionUsedPassword, PQsslInUse,
+) = _declare_each(
+    "PQstatus PQtransactionStatus PQprotocolVersion PQserverVersion PQsocket PQbackendPID"
+    " PQconnectionNeedsPassword PQconnectionUsedPassword PQsslInUse",
+    c_int,
+    [_conn],
+)  # fmt: skip
 
 # --- Command Execution Functions ---
 
@@ -176,26 +185,28 @@ PQexecPrepared = _declare(
     [_conn, c_char_p, c_int, _char_array, _int_array, _int_array, c_int],
     waits=True,
 )
-PQdescribePrepared = _declare("PQdescribePrepared", _res, [_conn, c_char_p], waits=True)
-PQdescribePortal = _declare("PQdescribePortal", _res, [_conn, c_char_p], waits=True)
-PQclosePrepared = _declare_if_present("PQclosePrepared", _res, [_conn, c_char_p], waits=True)  # 17
-PQclosePortal = _declare_if_present("PQclosePortal", _res, [_conn, c_char_p], waits=True)  # 17
+PQdescribePrepared, PQdescribePortal = _declare_each(
+    "PQdescribePrepared PQdescribePortal", _res, [_conn, c_char_p], waits=True
+)
+PQclosePrepared, PQclosePortal = _declare_each(  # libpq >= 17
+    "PQclosePrepared PQclosePortal", _res, [_conn, c_char_p], waits=True, if_present=True
+)
 
-PQresultStatus = _declare("PQresultStatus", c_int, [_res])
-PQresultErrorMessage = _declare("PQresultErrorMessage", c_char_p, [_res])
 PQresultErrorField = _declare("PQresultErrorField", c_char_p, [_res, c_int])
 PQclear = _declare("PQclear", None, [_res])
 
-PQntuples = _declare("PQntuples", c_int, [_res])
-PQnfields = _declare("PQnfields", c_int, [_res])
+# The result's shape and the values' metadata, by C signature.
+PQresultStatus, PQntuples, PQnfields, PQbinaryTuples, PQnparams = _declare_each(
+    "PQresultStatus PQntuples PQnfields PQbinaryTuples PQnparams", c_int, [_res]
+)
+PQresultErrorMessage, PQcmdStatus, PQcmdTuples = _declare_each(
+    "PQresultErrorMessage PQcmdStatus PQcmdTuples", c_char_p, [_res]
+)
 PQfname = _declare("PQfname", c_char_p, [_res, c_int])
-PQftable = _declare("PQftable", Oid, [_res, c_int])
-PQftablecol = _declare("PQftablecol", c_int, [_res, c_int])
-PQfformat = _declare("PQfformat", c_int, [_res, c_int])
-PQftype = _declare("PQftype", Oid, [_res, c_int])
-PQfmod = _declare("PQfmod", c_int, [_res, c_int])
-PQfsize = _declare("PQfsize", c_int, [_res, c_int])
-PQbinaryTuples = _declare("PQbinaryTuples", c_int, [_res])
+PQftable, PQftype, PQparamtype = _declare_each("PQftable PQftype PQparamtype", Oid, [_res, c_int])
+PQftablecol, PQfformat, PQfmod, PQfsize = _declare_each(
+    "PQftablecol PQfformat PQfmod PQfsize", c_int, [_res, c_int]
+)
 # Declared twice on purpose. Text values never contain NUL, so the c_char_p
 # form returns them as bytes in one call (the fast path of loading rows); a
 # binary value may contain NUL, so it is read through a plain pointer with
@@ -206,16 +217,12 @@ PQgetvalue_text = _declare("PQgetvalue", c_char_p, [_res, c_int, c_int])
 PQgetvalue_ptr = _lib["PQgetvalue"]
 PQgetvalue_ptr.restype = POINTER(c_char)
 PQgetvalue_ptr.argtypes = [_res, c_int, c_int]
-PQgetisnull = _declare("PQgetisnull", c_int, [_res, c_int, c_int])
-PQgetlength = _declare("PQgetlength", c_int, [_res, c_int, c_int])
-PQnparams = _declare("PQnparams", c_int, [_res])
-PQparamtype = _declare("PQparamtype", Oid, [_res, c_int])
-PQcmdStatus = _declare("PQcmdStatus", c_char_p, [_res])
-PQcmdTuples = _declare("PQcmdTuples", c_char_p, [_res])
+PQgetisnull, PQgetlength = _declare_each("PQgetisnull PQgetlength", c_int, [_res, c_int, c_int])
 PQoidValue = _declare("PQoidValue", Oid, [_res])
 
-PQescapeLiteral = _declare("PQescapeLiteral", c_void_p, [_conn, c_char_p, c_size_t])
-PQescapeIdentifier = _declare("PQescapeIdentifier", c_void_p, [_conn, c_char_p, c_size_t])
+PQescapeLiteral, PQescapeIdentifier = _declare_each(
+    "PQescapeLiteral PQescapeIdentifier", c_void_p, [_conn, c_char_p, c_size_t]
+)
 PQescapeStringConn = _declare(
     "PQescapeStringConn", c_size_t, [_conn, c_char_p, c_char_p, c_size_t, POINTER(c_int)]
 )
@@ -226,7 +233,12 @@ PQunescapeBytea = _declare("PQunescapeBytea", c_void_p, [c_char_p, POINTER(c_siz
 
 # --- Asynchronous Command Processing ---
 
-PQsendQuery = _declare("PQsendQuery", c_int, [_conn, c_char_p])
+PQsendQuery, PQsendDescribePrepared, PQsendDescribePortal = _declare_each(
+    "PQsendQuery PQsendDescribePrepared PQsendDescribePortal", c_int, [_conn, c_char_p]
+)
+PQsendClosePrepared, PQsendClosePortal = _declare_each(  # libpq >= 17
+    "PQsendClosePrepared PQsendClosePortal", c_int, [_conn, c_char_p], if_present=True
+)
 PQsendQueryParams = _declare(
     "PQsendQueryParams",
     c_int,
@@ -238,17 +250,11 @@ PQsendQueryPrepared = _declare(
     c_int,
     [_conn, c_char_p, c_int, _char_array, _int_array, _int_array, c_int],
 )
-PQsendDescribePrepared = _declare("PQsendDescribePrepared", c_int, [_conn, c_char_p])
-PQsendDescribePortal = _declare("PQsendDescribePortal", c_int, [_conn, c_char_p])
-PQsendClosePrepared = _declare_if_present("PQsendClosePrepared", c_int, [_conn, c_char_p])  # 17
-PQsendClosePortal = _declare_if_present("PQsendClosePortal", c_int, [_conn, c_char_p])  # 17
 PQgetResult = _declare("PQgetResult", _res, [_conn], waits=True)
-PQconsumeInput = _declare("PQconsumeInput", c_int, [_conn])
-PQisBusy = _declare("PQisBusy", c_int, [_conn])
+PQconsumeInput, PQisBusy, PQisnonblocking, PQflush, PQsetSingleRowMode = _declare_each(
+    "PQconsumeInput PQisBusy PQisnonblocking PQflush PQsetSingleRowMode", c_int, [_conn]
+)
 PQsetnonblocking = _declare("PQsetnonblocking", c_int, [_conn, c_int], waits=True)
-PQisnonblocking = _declare("PQisnonblocking", c_int, [_conn])
-PQflush = _declare("PQflush", c_int, [_conn])
-PQsetSingleRowMode = _declare("PQsetSingleRowMode", c_int, [_conn])
 PQsetChunkedRowsMode = _declare_if_present("PQsetChunkedRowsMode", c_int, [_conn, c_int])  # 17
 
 # --- Cancelling Queries in Progress ---
@@ -259,11 +265,12 @@ PQcancel = _declare("PQcancel", c_int, [c_void_p, c_char_p, c_int], waits=True)
 
 # The non-blocking cancel API of libpq 17 (PGcancelConn *, opaque).
 PQcancelCreate = _declare_if_present("PQcancelCreate", c_void_p, [_conn])
-PQcancelStart = _declare_if_present("PQcancelStart", c_int, [c_void_p], waits=True)
-PQcancelBlocking = _declare_if_present("PQcancelBlocking", c_int, [c_void_p], waits=True)
-PQcancelPoll = _declare_if_present("PQcancelPoll", c_int, [c_void_p], waits=True)
-PQcancelStatus = _declare_if_present("PQcancelStatus", c_int, [c_void_p])
-PQcancelSocket = _declare_if_present("PQcancelSocket", c_int, [c_void_p])
+PQcancelStart, PQcancelBlocking, PQcancelPoll = _declare_each(
+    "PQcancelStart PQcancelBlocking PQcancelPoll", c_int, [c_void_p], waits=True, if_present=True
+)
+PQcancelStatus, PQcancelSocket = _declare_each(
+    "PQcancelStatus PQcancelSocket", c_int, [c_void_p], if_present=True
+)
 PQcancelErrorMessage = _declare_if_present("PQcancelErrorMessage", c_char_p, [c_void_p])
 PQcancelReset = _declare_if_present("PQcancelReset", None, [c_void_p])
 PQcancelFinish = _declare_if_present("PQcancelFinish", None, [c_void_p], waits=True)
@@ -292,12 +299,17 @@ PQsetNoticeReceiver = _declare("PQsetNoticeReceiver", c_void_p, [_conn, PQnotice
 
 # --- Pipeline Mode ---
 
-PQpipelineStatus = _declare_if_present("PQpipelineStatus", c_int, [_conn])  # libpq >= 14
-PQenterPipelineMode = _declare_if_present("PQenterPipelineMode", c_int, [_conn])
-PQexitPipelineMode = _declare_if_present("PQexitPipelineMode", c_int, [_conn])
-PQpipelineSync = _declare_if_present("PQpipelineSync", c_int, [_conn])
-PQsendFlushRequest = _declare_if_present("PQsendFlushRequest", c_int, [_conn])
-PQsendPipelineSync = _declare_if_present("PQsendPipelineSync", c_int, [_conn])  # 17
+# libpq >= 14, but PQsendPipelineSync: 17.
+(
+    PQpipelineStatus, PQenterPipelineMode, PQexitPipelineMode, PQpipelineSync,
+    PQsendFlushRequest, PQsendPipelineSync,
+) = _declare_each(
+    "PQpipelineStatus PQenterPipelineMode PQexitPipelineMode PQpipelineSync"
+    " PQsendFlushRequest PQsendPipelineSync",
+    c_int,
+    [_conn],
+    if_present=True,
+)  # fmt: skip
 
 # --- Miscellaneous Functions ---
 

@@ -47,21 +47,30 @@ class ConninfoOption(NamedTuple):
     dispsize: int
 
 
-def options_from_array(array: Any) -> list[ConninfoOption]:
-    """Read a ``PQconninfoOption`` array (ended by a NULL keyword); do not free it."""
-    options: list[ConninfoOption] = []
-    i = 0
-    while True:
-        opt = array[i]
-        if opt.keyword is None:
-            return options
-        options.append(
-            ConninfoOption(
-                opt.keyword, opt.envvar, opt.compiled, opt.val, opt.label, opt.dispchar,
-                opt.dispsize,
-            )
-        )  # fmt: skip
-        i += 1
+def take_options(array: Any, what: str) -> list[ConninfoOption]:
+    """Read a ``PQconninfoOption`` array (ended by a NULL keyword), then free it.
+
+    :param what: names the array in the MemoryError raised if it is NULL
+        (libpq could not allocate it).
+    """
+    if not array:
+        raise MemoryError(f"libpq could not allocate {what}")
+    try:
+        options: list[ConninfoOption] = []
+        i = 0
+        while True:
+            opt = array[i]
+            if opt.keyword is None:
+                return options
+            options.append(
+                ConninfoOption(
+                    opt.keyword, opt.envvar, opt.compiled, opt.val, opt.label, opt.dispchar,
+                    opt.dispsize,
+                )
+            )  # fmt: skip
+            i += 1
+    finally:
+        impl.PQconninfoFree(array)
 
 
 class Conninfo:
@@ -73,13 +82,7 @@ class Conninfo:
 
         :raises MemoryError: if libpq cannot allocate the list.
         """
-        array = impl.PQconndefaults()
-        if not array:
-            raise MemoryError("libpq could not allocate the conninfo defaults")
-        try:
-            return options_from_array(array)
-        finally:
-            impl.PQconninfoFree(array)
+        return take_options(impl.PQconndefaults(), "the conninfo defaults")
 
     @classmethod
     def parse(cls, conninfo: bytes) -> list[ConninfoOption]:
@@ -92,18 +95,13 @@ class Conninfo:
         check_nul(conninfo, "conninfo")
         errmsg = c_void_p()
         array = impl.PQconninfoParse(conninfo, byref(errmsg))
-        if not array:
-            if not errmsg.value:
-                raise MemoryError("libpq could not allocate the conninfo options")
+        if not array and errmsg.value:
             try:
                 message = string_at(errmsg.value).decode("utf-8", "replace").strip()
             finally:
                 impl.PQfreemem(errmsg.value)
             raise ProgrammingError(f"invalid connection string: {message}")
-        try:
-            return options_from_array(array)
-        finally:
-            impl.PQconninfoFree(array)
+        return take_options(array, "the conninfo options")
 
 
 def unescape_bytea(data: bytes) -> bytes:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 from ctypes import create_string_buffer
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import InterfaceError, OperationalError
 from . import _libpq as impl
 from . import _live
+from ._accessors import libpq_property
 from ._enums import PollingStatus, polling_status
 
 __all__ = ["PGcancel", "PGcancelConn"]
@@ -33,7 +34,53 @@ def _check_process(creator_pid: int) -> None:
         )
 
 
-class PGcancel:
+class _CancelObject:
+    """What both cancel objects share: a libpq pointer, released once and counted."""
+
+    __slots__ = ("_cancel_ptr", "_creator_pid", "__weakref__")
+
+    #: What repr and errors call the object, and its states: (usable, released).
+    _noun: ClassVar[str]
+    _states: ClassVar[tuple[str, str]]
+    #: The libpq function that releases the pointer (not a descriptor: never bound).
+    _libpq_release: ClassVar[Any]
+    #: Whether a forked child releases the pointer (else it only drops it).
+    _release_in_child: ClassVar[bool]
+
+    def __init__(self, ptr: int):
+        self._cancel_ptr: int | None = ptr
+        self._creator_pid = os.getpid()
+        next(_live.PGCANCEL.made)
+
+    def __del__(self, _getpid: Any = os.getpid, _freed: Any = _live.PGCANCEL.freed) -> None:
+        # Defaults bind what __del__ needs: module globals may be gone at exit.
+        self._release(_getpid, _freed)
+
+    def __repr__(self) -> str:
+        state = self._states[self._cancel_ptr is None]
+        return f"<{type(self).__name__} [{state}] at 0x{id(self):x}>"
+
+    def _ptr(self) -> int:
+        ptr = self._cancel_ptr
+        if ptr is None:
+            raise OperationalError(f"the {self._noun} was {self._states[1]}")
+        _check_process(self._creator_pid)
+        return ptr
+
+    def _release(self, getpid: Any, freed: Any) -> None:
+        # Idempotent: __del__, free() and finish().
+        ptr = self._cancel_ptr
+        if ptr is None:
+            return
+        self._cancel_ptr = None
+        release = self._libpq_release
+        if release is not None and getpid is not None:
+            if self._release_in_child or getpid() == self._creator_pid:
+                release(ptr)
+            next(freed)
+
+
+class PGcancel(_CancelObject):
     """A cancel handle made by `PGconn.get_cancel()`.
 
     `cancel()` is blocking (it opens a new connection to the server), and
@@ -43,32 +90,17 @@ class PGcancel:
     thread is inside `cancel()` would hand libpq freed memory.
     """
 
-    __slots__ = ("_pgcancel_ptr", "_creator_pid", "__weakref__")
+    __slots__ = ()
 
-    def __init__(self, pgcancel_ptr: int):
-        self._pgcancel_ptr: int | None = pgcancel_ptr
-        self._creator_pid = os.getpid()
-        next(_live.PGCANCEL.made)
-
-    def __del__(self, _free: Any = impl.PQfreeCancel, _freed: Any = _live.PGCANCEL.freed) -> None:
-        ptr = self._pgcancel_ptr
-        if ptr is not None:
-            self._pgcancel_ptr = None
-            if _free is not None:
-                _free(ptr)
-                next(_freed)
-
-    def __repr__(self) -> str:
-        state = "freed" if self._pgcancel_ptr is None else "ready"
-        return f"<{type(self).__name__} [{state}] at 0x{id(self):x}>"
+    _noun = "cancel handle"
+    _states = ("ready", "freed")
+    _libpq_release = impl.PQfreeCancel
+    # It only frees memory: harmless in a forked child.
+    _release_in_child = True
 
     def free(self) -> None:
         """Free the handle now (idempotent)."""
-        ptr = self._pgcancel_ptr
-        if ptr is not None:
-            self._pgcancel_ptr = None
-            impl.PQfreeCancel(ptr)
-            next(_live.PGCANCEL.freed)
+        self._release(os.getpid, _live.PGCANCEL.freed)
 
     def cancel(self) -> None:
         """Ask the server to cancel the query running on the connection.
@@ -80,17 +112,18 @@ class PGcancel:
             could not be sent, with libpq's message.
         :raises InterfaceError: in a forked child of the process that made it.
         """
-        ptr = self._pgcancel_ptr
-        if ptr is None:
-            raise OperationalError("the cancel handle was freed")
-        _check_process(self._creator_pid)
+        ptr = self._ptr()
         errbuf = create_string_buffer(_ERRBUF_SIZE)
         if not impl.PQcancel(ptr, errbuf, _ERRBUF_SIZE):
             message = errbuf.value.decode("utf-8", "replace").strip()
             raise OperationalError(f"sending the cancel request failed: {message}")
 
 
-class PGcancelConn:
+def _message_text(raw: bytes | None) -> str:
+    return raw.decode("utf-8", "replace").strip() if raw else ""
+
+
+class PGcancelConn(_CancelObject):
     """A non-blocking cancel request (libpq 17+), made by `PGconn.cancel_conn()`.
 
     Like a connection of its own: `start()` it, then `poll()` until
@@ -98,66 +131,34 @@ class PGcancelConn:
     each poll asks for. Independent of the ``PGconn`` it was made from.
     """
 
-    __slots__ = ("_ptr", "_creator_pid", "__weakref__")
+    __slots__ = ()
 
-    def __init__(self, cancel_conn_ptr: int):
-        self._ptr: int | None = cancel_conn_ptr
-        self._creator_pid = os.getpid()
-        next(_live.PGCANCEL.made)
-
-    def __del__(
-        self,
-        _finish: Any = impl.PQcancelFinish,
-        _freed: Any = _live.PGCANCEL.freed,
-        _getpid: Any = os.getpid,
-    ) -> None:
-        ptr = self._ptr
-        if ptr is not None:
-            self._ptr = None
-            if _finish is not None and _getpid is not None:
-                if _getpid() == self._creator_pid:  # (in a forked child: dropped)
-                    _finish(ptr)
-                next(_freed)
-
-    def __repr__(self) -> str:
-        state = "finished" if self._ptr is None else "open"
-        return f"<{type(self).__name__} [{state}] at 0x{id(self):x}>"
-
-    def _checked(self) -> int:
-        ptr = self._ptr
-        if ptr is None:
-            raise OperationalError("the cancel connection was finished")
-        _check_process(self._creator_pid)
-        return ptr
+    _noun = "cancel connection"
+    _states = ("open", "finished")
+    _libpq_release = impl.PQcancelFinish
+    # It closes the request's socket, which a forked child shares with its
+    # parent: the child drops the pointer instead.
+    _release_in_child = False
 
     def start(self) -> None:
         """Start sending the request (``PQcancelStart``).
 
         :raises OperationalError: if it cannot start, with libpq's message.
         """
-        if not impl.PQcancelStart(self._checked()):
+        if not impl.PQcancelStart(self._ptr()):
             raise OperationalError(f"sending the cancel request failed: {self.error_message}")
 
     def poll(self) -> PollingStatus:
         """Advance the request (``PQcancelPoll``)."""
-        return polling_status(impl.PQcancelPoll(self._checked()))
+        return polling_status(impl.PQcancelPoll(self._ptr()))
 
-    @property
-    def socket(self) -> int:
-        """The socket to wait on before the next `poll()`."""
-        return int(impl.PQcancelSocket(self._checked()))
-
-    @property
-    def error_message(self) -> str:
-        """libpq's message about the request, "" if none."""
-        raw = impl.PQcancelErrorMessage(self._checked()) or b""
-        return str(raw.decode("utf-8", "replace").strip())
+    socket = libpq_property(
+        impl.PQcancelSocket, int, "The socket to wait on before the next `poll()`."
+    )
+    error_message = libpq_property(
+        impl.PQcancelErrorMessage, _message_text, 'libpq\'s message about the request, "" if none.'
+    )
 
     def finish(self) -> None:
         """Close the request's connection and free it (idempotent)."""
-        ptr = self._ptr
-        if ptr is not None:
-            self._ptr = None
-            if os.getpid() == self._creator_pid:  # (in a forked child: dropped)
-                impl.PQcancelFinish(ptr)
-            next(_live.PGCANCEL.freed)
+        self._release(os.getpid, _live.PGCANCEL.freed)

@@ -36,11 +36,11 @@ from typing import Any
 from ..errors import InterfaceError, OperationalError
 from . import _libpq as impl
 from . import _live
+from ._accessors import libpq_property, or_empty
 from ._cstrings import check_nul
 from ._enums import (
     ConnStatus,
     PollingStatus,
-    TransactionStatus,
     conn_status,
     polling_status,
     transaction_status,
@@ -264,21 +264,16 @@ class PGconn(ExecuteMixin, InfoMixin, EscapingMixin):
             ptr = self._pgconn_ptr
             return ptr is None or impl.PQstatus(ptr) == ConnStatus.BAD
 
-    @property
-    def status(self) -> ConnStatus:
-        """The connection status (``PQstatus``)."""
-        return conn_status(impl.PQstatus(self._ptr()))
-
-    @property
-    def transaction_status(self) -> TransactionStatus:
-        """The transaction status of the session (``PQtransactionStatus``)."""
-        return transaction_status(impl.PQtransactionStatus(self._ptr()))
-
-    @property
-    def error_message(self) -> bytes:
-        """The last error message of the connection, b"" if none."""
-        raw: bytes | None = impl.PQerrorMessage(self._ptr())
-        return raw or b""
+    # One libpq call each, on the connection's pointer (see ``_accessors``).
+    status = libpq_property(impl.PQstatus, conn_status, "The connection status (``PQstatus``).")
+    transaction_status = libpq_property(
+        impl.PQtransactionStatus,
+        transaction_status,
+        "The transaction status of the session (``PQtransactionStatus``).",
+    )
+    error_message = libpq_property(
+        impl.PQerrorMessage, or_empty, 'The last error message of the connection, b"" if none.'
+    )
 
     @property
     def socket(self) -> int:

@@ -14,8 +14,9 @@ from typing import Any
 from ..errors import OperationalError
 from . import _libpq as impl
 from . import _live
+from ._accessors import column_method, libpq_property, or_empty
 from ._cstrings import check_index
-from ._enums import ExecStatus, Format, exec_status, format_lookup
+from ._enums import ExecStatus, exec_status, format_lookup
 
 _MADE = _live.PGRESULT.made
 _FREED = _live.PGRESULT.freed
@@ -136,11 +137,11 @@ class PGresult:
             status = self._status = exec_status(impl.PQresultStatus(ptr))
         return status
 
-    @property
-    def error_message(self) -> bytes:
-        """The error message of the result, b"" if none (``PQresultErrorMessage``)."""
-        msg: bytes | None = impl.PQresultErrorMessage(self._ptr())
-        return msg or b""
+    error_message = libpq_property(
+        impl.PQresultErrorMessage,
+        or_empty,
+        'The error message of the result, b"" if none (``PQresultErrorMessage``).',
+    )
 
     def error_field(self, code: int) -> bytes | None:
         """Return one field of the error report, or None if absent.
@@ -159,49 +160,32 @@ class PGresult:
         shape = self._shape
         return shape[0] if shape is not None else int(impl.PQntuples(ptr))
 
-    @property
-    def nfields(self) -> int:
-        """The number of columns."""
-        return int(impl.PQnfields(self._ptr()))
-
-    @property
-    def binary_tuples(self) -> bool:
-        """True if every column is in binary format."""
-        return bool(impl.PQbinaryTuples(self._ptr()))
+    # One libpq call each, on the result's pointer (see ``_accessors``).
+    nfields = libpq_property(impl.PQnfields, int, "The number of columns.")
+    binary_tuples = libpq_property(
+        impl.PQbinaryTuples, bool, "True if every column is in binary format."
+    )
 
     def fname(self, column: int) -> bytes | None:
         """The name of a column, None if the index is out of range."""
         name: bytes | None = impl.PQfname(self._ptr(), check_index(column, "column"))
         return name
 
-    def ftable(self, column: int) -> int:
-        """The OID of the table the column comes from, 0 if none."""
-        return int(impl.PQftable(self._ptr(), check_index(column, "column")))
-
-    def ftablecol(self, column: int) -> int:
-        """The column number within its table, 0 if none."""
-        return int(impl.PQftablecol(self._ptr(), check_index(column, "column")))
-
-    def fformat(self, column: int) -> Format:
-        """The format of a column."""
-        return format_lookup(impl.PQfformat(self._ptr(), check_index(column, "column")))
-
-    def ftype(self, column: int) -> int:
-        """The type OID of a column."""
-        return int(impl.PQftype(self._ptr(), check_index(column, "column")))
-
-    def fmod(self, column: int) -> int:
-        """The type modifier of a column (-1 if none)."""
-        return int(impl.PQfmod(self._ptr(), check_index(column, "column")))
-
-    def fsize(self, column: int) -> int:
-        """The server's size of the column's type (negative: variable)."""
-        return int(impl.PQfsize(self._ptr(), check_index(column, "column")))
-
-    @property
-    def nparams(self) -> int:
-        """The number of parameters of a described statement."""
-        return int(impl.PQnparams(self._ptr()))
+    ftable = column_method(
+        impl.PQftable, int, "The OID of the table the column comes from, 0 if none."
+    )
+    ftablecol = column_method(
+        impl.PQftablecol, int, "The column number within its table, 0 if none."
+    )
+    fformat = column_method(impl.PQfformat, format_lookup, "The format of a column.")
+    ftype = column_method(impl.PQftype, int, "The type OID of a column.")
+    fmod = column_method(impl.PQfmod, int, "The type modifier of a column (-1 if none).")
+    fsize = column_method(
+        impl.PQfsize, int, "The server's size of the column's type (negative: variable)."
+    )
+    nparams = libpq_property(
+        impl.PQnparams, int, "The number of parameters of a described statement."
+    )
 
     def param_type(self, index: int) -> int:
         """The type OID of a parameter of a described statement."""
@@ -219,10 +203,7 @@ class PGresult:
         count: bytes | None = impl.PQcmdTuples(self._ptr())
         return int(count) if count else None
 
-    @property
-    def oid_value(self) -> int:
-        """The OID of an inserted row, 0 if none."""
-        return int(impl.PQoidValue(self._ptr()))
+    oid_value = libpq_property(impl.PQoidValue, int, "The OID of an inserted row, 0 if none.")
 
     # --- values ---
 
