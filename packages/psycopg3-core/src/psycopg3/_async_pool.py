@@ -88,20 +88,13 @@ class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None], PoolRow]):
     # -- the interpreter -------------------------------------------------
 
     async def _run(self, procedure: Procedure[T]) -> T:
-        # Send each effect's result back, or throw in what performing it raised.
-        value: Any = None
-        error: BaseException | None = None
-        while True:
+        run = fx.Stepper(procedure)
+        while (effect := run.advance()) is not None:
             try:
-                effect = procedure.send(value) if error is None else procedure.throw(error)
-            except StopIteration as ex:
-                result: T = ex.value
-                return result
-            value = error = None
-            try:
-                value = await self._perform(effect)
+                run.value = await self._perform(effect)
             except BaseException as ex:
-                error = ex
+                run.error = ex
+        return run.result
 
     async def _perform(self, effect: fx.Effect) -> Any:
         if isinstance(effect, fx.WaitEvent):

@@ -124,21 +124,16 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None, PoolRow]):
 
     def _run(self, procedure: Procedure[T]) -> T:
         # The procedure runs under the mutex; each effect, outside it.
-        mutex = self._books
-        value: Any = None
-        error: BaseException | None = None
+        run, mutex = fx.Stepper(procedure), self._books
         while True:
             with mutex:
-                try:
-                    effect = procedure.send(value) if error is None else procedure.throw(error)
-                except StopIteration as ex:
-                    result: T = ex.value
-                    return result
-            value = error = None
+                effect = run.advance()
+            if effect is None:
+                return run.result
             try:
-                value = self._perform(effect)
+                run.value = self._perform(effect)
             except BaseException as ex:
-                error = ex
+                run.error = ex
 
     def _perform(self, effect: fx.Effect) -> Any:
         if isinstance(effect, fx.WaitEvent):

@@ -65,7 +65,7 @@ from ._pool_effects import (
     StopBackground,
     WaitEvent,
 )
-from ._pool_io import is_clean, reset_gen
+from ._pool_io import is_clean, lock_held, reset_gen
 from .pq import TransactionStatus
 
 if TYPE_CHECKING:
@@ -75,7 +75,6 @@ __all__ = ["PoolProcedures"]
 
 logger = logging.getLogger("psycopg3")
 
-T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound=BaseConnection)
 EventT = TypeVar("EventT", bound=PoolEvent)
 #: What the user's callbacks return: an awaitable in async flavours, None in blocking ones.
@@ -313,7 +312,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT, PoolRow]):
     def _putconn_proc(self, conn: ConnT) -> Procedure[None]:
         # Order of operations, step 2.
         self._policy.take_back(conn)
-        if self._reset is None and is_clean(conn) and not _lock_held(conn):
+        if self._reset is None and is_clean(conn) and not lock_held(conn):
             # Nothing to reset: placing it back does not wait, so it needs no
             # shield (a task per return, in asyncio).
             yield from self._give_back(conn)
@@ -323,7 +322,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT, PoolRow]):
     def _reset_and_give_back(self, conn: ConnT) -> Procedure[None]:
         usable = False
         try:
-            if _lock_held(conn):
+            if lock_held(conn):
                 # Waiting for the lock could be waiting forever: whoever holds
                 # it may be the one returning the connection, from inside its
                 # COPY block. Closing wakes them.
@@ -456,10 +455,3 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT, PoolRow]):
                 yield CallBack(self._reconnect_failed, self, plain=True)
             except Exception:
                 logger.exception("pool %r: reconnect_failed callback raised", self.name)
-
-
-def _lock_held(conn: BaseConnection) -> bool:
-    # threading's, asyncio's, trio's and anyio's locks all have locked().
-    lock = getattr(conn, "lock", None)
-    locked = getattr(lock, "locked", None)
-    return bool(locked()) if locked is not None else False
