@@ -138,10 +138,11 @@ class Stepper(Generic[T]):
         self.result: T
 
     def advance(self) -> Effect | None:
-        value, error, self.value, self.error = self.value, self.error, None, None
         try:
-            if error is None:
+            if self.error is None:
+                value, self.value = self.value, None
                 return self.procedure.send(value)
+            error, self.error = self.error, None
             return self.procedure.throw(error)
         except StopIteration as ex:
             self.result = ex.value
