@@ -2,12 +2,13 @@
 
 Layer: pool drivers. ``AsyncPoolBase`` interprets the procedures of
 ``psycopg3._pool_procs`` (where the order of operations is stated) with
-plain ``await``; an adapter subclasses it and implements the few hooks only
-its framework can (a clock, events, starting and stopping its tasks), and
-names its connection class, whose framework object does the rest
-(connecting, driving a generator, shielding from cancellation). The books are touched only
-between two ``await`` s, so each stretch of a procedure is atomic without a
-lock. ``psycopg3._blocking_pool`` is the same for blocking frameworks.
+plain ``await``; an adapter subclasses it, defines the few hooks only its
+framework can (public methods: a clock, events, starting and stopping its
+tasks) and names its connection class, whose framework object does the
+rest (connecting, driving a generator, shielding from cancellation). The
+books are touched only between two ``await`` s, so each stretch of a
+procedure is atomic without a lock. ``psycopg3._blocking_pool`` is the same
+for blocking frameworks.
 
 Must not: import asyncio, trio, anyio or any other framework.
 """

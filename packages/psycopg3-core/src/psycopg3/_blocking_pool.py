@@ -4,8 +4,10 @@ Layer: pool drivers, beside ``psycopg3._async_pool``. ``BlockingPoolBase``
 interprets the procedures of ``psycopg3._pool_procs`` (where the order of
 operations is stated) for frameworks whose waits block the calling thread
 (threads, or greenlets under gevent or eventlet); an adapter subclasses it
-with the hooks of its framework: a clock, events, a mutex, starting and
-stopping its background threads, connecting, driving a generator.
+with the public hooks of its framework (a clock, events, starting and
+stopping its background threads) and names its connection class, whose
+framework object gives the rest (the books' mutex, connecting, driving a
+generator).
 
 What blocking changes:
 
