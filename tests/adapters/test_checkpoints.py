@@ -46,6 +46,10 @@ NOT_CHECKPOINTS = {
     " always closes it (trio's own resources enter without a checkpoint)",
     ("cursor", "__aenter__"): "returns the cursor, as the connection's",
     ("server cursor", "__aenter__"): "returns the cursor, as the connection's",
+    **dict.fromkeys(
+        [("pool", "wait_event"), ("pool", "stop_background")],
+        "a hook of the adapter, awaited only by the pool's coroutines (checkpoints themselves)",
+    ),
 }
 #: Coroutines meant to be checkpoints that are not yet (the test then fails
 #: as soon as they are, to be moved out of here): (kind, name) -> why.

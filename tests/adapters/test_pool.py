@@ -46,6 +46,7 @@ from fix_wait import await_until, wait_until
 from psycopg3 import errors
 from psycopg3.abc import CANCEL_TIMEOUT, DRAIN_TIMEOUT
 from psycopg3.pq import TransactionStatus
+from psycopg3.rows import dict_row
 
 #: Scheduling and teardown margin on top of a bound the pool promises.
 SLACK = 3.0
@@ -723,6 +724,23 @@ async def test_connection_block_commits_or_rolls_back(
             assert conn.pgconn.transaction_status == TransactionStatus.IDLE
         stats = await pool.settled(1)
         assert stats["returns_bad"] == 0
+
+
+@ALL_POOLS
+@pytest.mark.anyio
+async def test_row_factory_shapes_the_rows_of_every_connection(pools: PoolKit, dsn: str) -> None:
+    # As connect(..., row_factory=...) does for one connection: the
+    # connections opened at the start and those opened on demand alike.
+    async with pools.open(dsn, min_size=1, max_size=2, row_factory=dict_row) as pool:
+        first = await pool.getconn()
+        async with pool.connection() as second:
+            for conn in (first, second):
+                cur = await conn.execute("select 1 as a, 'x' as b")
+                assert await cur.fetchall() == [{"a": 1, "b": "x"}]
+        await pool.putconn(first)
+    async with pools.open(dsn, min_size=1) as pool:
+        async with pool.connection() as conn:
+            assert await (await conn.execute("select 1 as a")).fetchone() == (1,)
 
 
 #: Commands left running on a returned connection: sent, their results never read.

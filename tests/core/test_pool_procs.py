@@ -73,16 +73,16 @@ class FakeConnection:
         pass
 
 
-class FakePool(BlockingPoolBase[Any, threading.Event]):
+class FakePool(BlockingPoolBase[Any, threading.Event, Any]):
     """A blocking adapter's pool: the hooks, on threads; effects are recorded."""
 
-    _open_hint = "call open()"
+    open_hint = "call open()"
 
     def __init__(self, **kwargs: Any):
         self.performed: list[str] = []
         self.under_mutex: list[str] = []
         self.threads: list[threading.Thread] = []
-        #: Called by ``_wait_event`` before it waits (tests make things happen then).
+        #: Called by ``wait_event`` before it waits (tests make things happen then).
         self.before_wait: Callable[[threading.Event], None] | None = None
         super().__init__("", **kwargs)
 
@@ -91,28 +91,28 @@ class FakePool(BlockingPoolBase[Any, threading.Event]):
         if self._books.held_here():  # type: ignore[attr-defined]
             self.under_mutex.append(name)
 
-    def _now(self) -> float:
+    def now(self) -> float:
         return time.monotonic()
 
-    def _new_event(self) -> threading.Event:
+    def new_event(self) -> threading.Event:
         return threading.Event()
 
     def _new_mutex(self) -> Mutex:
         return Mutex()
 
-    def _wait_event(self, event: threading.Event, timeout: float | None) -> bool:
+    def wait_event(self, event: threading.Event, timeout: float | None) -> bool:
         self.effect("wait")
         if self.before_wait is not None:
             before_wait, self.before_wait = self.before_wait, None
             before_wait(event)
         return event.wait(timeout)
 
-    def _spawn(self, task: Callable[[], None], name: str) -> None:
+    def spawn(self, task: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=task, name=name, daemon=True)
         self.threads.append(thread)
         thread.start()
 
-    def _stop_background(self, timeout: float) -> None:
+    def stop_background(self, timeout: float) -> None:
         self.effect("stop")
         for thread in list(self.threads):
             if thread is not threading.current_thread():
@@ -203,7 +203,7 @@ def test_interrupted_connect_is_reported() -> None:
 #: The methods an adapter's pool may define: its hooks, and how its users
 #: open the pool (an async framework's own API for that). Connecting,
 #: driving and shielding come from its connection class's framework object.
-HOOKS = {"_now", "_new_event", "_wait_event", "_spawn", "_stop_background"}
+HOOKS = {"now", "new_event", "wait_event", "spawn", "stop_background"}
 OPENING = {"open", "__aenter__", "__aexit__", "_host"}
 
 
@@ -225,3 +225,9 @@ def test_adapter_pools_are_hooks(pool_class: type, base: type) -> None:
         "pool", "connection"
     )
     assert defined - HOOKS - OPENING == set()
+
+
+@pytest.mark.parametrize("base", [AsyncPoolBase, BlockingPoolBase])
+def test_the_hooks_are_public_and_all_an_adapter_must_define(base: type) -> None:
+    # The adapter contract has no underscore method (docs/adapters.md's tables).
+    assert base.__abstractmethods__ == HOOKS

@@ -58,3 +58,54 @@ async def trio_flavour(dsn: str) -> None:
     assert_type(conn.cursor("named"), psycopg3_trio.ServerCursor[Tuple])
     dconn = await psycopg3_trio.connect(dsn, row_factory=dict_row)
     assert_type(await (await dconn.execute("select 1")).fetchall(), list[DictRow])
+
+
+def sync_pools(dsn: str) -> None:
+    with psycopg3_sync.open_pool(dsn) as pool:
+        assert_type(pool, psycopg3_sync.ConnectionPool[Tuple])
+        with pool.connection() as conn:
+            assert_type(conn, psycopg3_sync.Connection[Tuple])
+            assert_type(conn.execute("select 1").fetchone(), Tuple | None)
+    with psycopg3_sync.open_pool(dsn, row_factory=dict_row, min_size=1) as dpool:
+        assert_type(dpool, psycopg3_sync.ConnectionPool[DictRow])
+        with dpool.connection() as dconn:
+            assert_type(dconn, psycopg3_sync.Connection[DictRow])
+            assert_type(dconn.execute("select 1").fetchone(), DictRow | None)
+        assert_type(dpool.getconn(), psycopg3_sync.Connection[DictRow])
+    cpool = psycopg3_sync.ConnectionPool(dsn, row_factory=dict_row)
+    assert_type(cpool, psycopg3_sync.ConnectionPool[DictRow])
+    assert_type(psycopg3_sync.ConnectionPool(dsn), psycopg3_sync.ConnectionPool[Tuple])
+
+
+async def asyncio_pools(dsn: str) -> None:
+    async with psycopg3_asyncio.open_pool(dsn) as pool:
+        assert_type(pool, psycopg3_asyncio.ConnectionPool[Tuple])
+        async with pool.connection() as conn:
+            assert_type(conn, psycopg3_asyncio.Connection[Tuple])
+            assert_type(await (await conn.execute("select 1")).fetchone(), Tuple | None)
+    async with psycopg3_asyncio.open_pool(dsn, row_factory=dict_row, min_size=1) as dpool:
+        assert_type(dpool, psycopg3_asyncio.ConnectionPool[DictRow])
+        async with dpool.connection() as dconn:
+            assert_type(dconn, psycopg3_asyncio.Connection[DictRow])
+            assert_type(await (await dconn.execute("select 1")).fetchone(), DictRow | None)
+        assert_type(await dpool.getconn(), psycopg3_asyncio.Connection[DictRow])
+    cpool = psycopg3_asyncio.ConnectionPool(dsn, row_factory=dict_row)
+    assert_type(cpool, psycopg3_asyncio.ConnectionPool[DictRow])
+    assert_type(psycopg3_asyncio.ConnectionPool(dsn), psycopg3_asyncio.ConnectionPool[Tuple])
+
+
+async def trio_pools(dsn: str) -> None:
+    async with psycopg3_trio.open_pool(dsn) as pool:
+        assert_type(pool, psycopg3_trio.ConnectionPool[Tuple])
+        async with pool.connection() as conn:
+            assert_type(conn, psycopg3_trio.Connection[Tuple])
+            assert_type(await (await conn.execute("select 1")).fetchone(), Tuple | None)
+    async with psycopg3_trio.open_pool(dsn, row_factory=dict_row, min_size=1) as dpool:
+        assert_type(dpool, psycopg3_trio.ConnectionPool[DictRow])
+        async with dpool.connection() as dconn:
+            assert_type(dconn, psycopg3_trio.Connection[DictRow])
+            assert_type(await (await dconn.execute("select 1")).fetchone(), DictRow | None)
+        assert_type(await dpool.getconn(), psycopg3_trio.Connection[DictRow])
+    cpool = psycopg3_trio.ConnectionPool(dsn, row_factory=dict_row)
+    assert_type(cpool, psycopg3_trio.ConnectionPool[DictRow])
+    assert_type(psycopg3_trio.ConnectionPool(dsn), psycopg3_trio.ConnectionPool[Tuple])

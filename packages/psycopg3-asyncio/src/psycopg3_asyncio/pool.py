@@ -8,16 +8,15 @@ cancels and awaits every one of them), and shielding from cancellation.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from psycopg3.abc import AsyncPoolBase
+from psycopg3.rows import ConnectionRow
 
 from .connection import Connection
 
 __all__ = ["ConnectionPool", "open_pool"]
-
-T = TypeVar("T")
 
 
 class _Event:
@@ -59,7 +58,7 @@ def _expire(future: asyncio.Future[bool]) -> None:
         future.set_result(False)
 
 
-class ConnectionPool(AsyncPoolBase[Connection[Any], _Event]):
+class ConnectionPool(AsyncPoolBase[Connection[ConnectionRow], _Event, ConnectionRow]):
     """A pool of asyncio ``Connection`` s shared by the tasks of a program.
 
     ``async with pool.connection() as conn:`` borrows one; ``async with
@@ -68,7 +67,7 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], _Event]):
     """
 
     connection_class = Connection
-    _open_hint = "call `await pool.open()` or use `async with pool:`"
+    open_hint = "call `await pool.open()` or use `async with pool:`"
     _tasks: set[asyncio.Task[None]] | None = None
 
     async def open(self, wait: bool = False, timeout: float = 30.0) -> None:
@@ -81,39 +80,34 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], _Event]):
         :raises PoolClosed: if the pool was closed (it cannot be reopened).
         :raises PoolTimeout: if ``wait`` and they were not ready in time.
         """
-        if self._tasks is None:
-            self._tasks = set()
-        self._open()
+        self.start_maintenance()
         if wait:
             await self.wait(timeout)
 
-    async def __aenter__(self) -> ConnectionPool:
+    async def __aenter__(self) -> ConnectionPool[ConnectionRow]:
         await self.open()
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
 
-    def _now(self) -> float:
+    def now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _new_event(self) -> _Event:
+    def new_event(self) -> _Event:
         return _Event()
 
-    async def _wait_event(self, event: _Event, timeout: float | None) -> bool:
+    async def wait_event(self, event: _Event, timeout: float | None) -> bool:
         return await event.wait(timeout)
 
-    def _spawn(self, task: Callable[[], Awaitable[None]]) -> None:
-        assert self._tasks is not None, "open() creates the set"
-
-        async def run() -> None:
-            await task()
-
-        handle = asyncio.get_running_loop().create_task(run(), name=f"{self.name}-task")
+    def spawn(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self._tasks is None:
+            self._tasks = set()
+        handle = asyncio.get_running_loop().create_task(task(), name=f"{self.name}-task")
         self._tasks.add(handle)
         handle.add_done_callback(self._tasks.discard)
 
-    async def _stop_background(self, timeout: float) -> None:
+    async def stop_background(self, timeout: float) -> None:
         if not self._tasks:
             return
         tasks = list(self._tasks)
@@ -122,9 +116,5 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], _Event]):
         await asyncio.wait(tasks, timeout=timeout)
 
 
-def open_pool(conninfo: str = "", **kwargs: Any) -> ConnectionPool:
-    """Return a pool to use as ``async with open_pool(dsn, min_size=4) as pool:``.
-
-    :param kwargs: ``ConnectionPool``'s parameters.
-    """
-    return ConnectionPool(conninfo, **kwargs)
+#: ``async with open_pool(dsn, min_size=4) as pool:``: the same as ``ConnectionPool(...)``.
+open_pool = ConnectionPool

@@ -2,12 +2,13 @@
 
 Layer: pool drivers. ``AsyncPoolBase`` interprets the procedures of
 ``psycopg3._pool_procs`` (where the order of operations is stated) with
-plain ``await``; an adapter subclasses it and implements the few hooks only
-its framework can (a clock, events, starting and stopping its tasks), and
-names its connection class, whose framework object does the rest
-(connecting, driving a generator, shielding from cancellation). The books are touched only
-between two ``await`` s, so each stretch of a procedure is atomic without a
-lock. ``psycopg3._blocking_pool`` is the same for blocking frameworks.
+plain ``await``; an adapter subclasses it, defines the few hooks only its
+framework can (public methods: a clock, events, starting and stopping its
+tasks) and names its connection class, whose framework object does the
+rest (connecting, driving a generator, shielding from cancellation). The
+books are touched only between two ``await`` s, so each stretch of a
+procedure is atomic without a lock. ``psycopg3._blocking_pool`` is the same
+for blocking frameworks.
 
 Must not: import asyncio, trio, anyio or any other framework.
 """
@@ -15,17 +16,17 @@ Must not: import asyncio, trio, anyio or any other framework.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from . import _pool_effects as fx
 from ._async_connection import AsyncConnectionBase
 from ._connection_base import RECOVER_POLL_INTERVAL
 from ._pool_effects import PoolEvent, Procedure
 from ._pool_io import health_gen
-from ._pool_procs import PoolProcedures
+from ._pool_procs import PoolProcedures, PoolRow
 from .pq import TransactionStatus
 from .waiting import PQGen
 
@@ -36,31 +37,40 @@ ConnT = TypeVar("ConnT", bound=AsyncConnectionBase)
 EventT = TypeVar("EventT", bound=PoolEvent)
 
 
-class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None]]):
+class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None], PoolRow]):
     """A pool of async connections, minus what only a framework can do.
 
     The parameters are ``PoolProcedures``': ``configure``, ``reset`` and
     ``check`` are ``async def`` s, ``reconnect_failed`` a plain function.
     """
 
-    # -- the framework's hooks -------------------------------------------
+    # -- the framework's hooks (with ``now()`` and ``new_event()``) ---------
 
     @abstractmethod
-    async def _wait_event(self, event: EventT, timeout: float | None) -> bool:
-        """Wait until ``event`` is set (True) or ``timeout`` seconds passed (False)."""
+    async def wait_event(self, event: EventT, timeout: float | None) -> bool:
+        """Wait until ``event`` is set (True) or ``timeout`` seconds passed (False).
+
+        :param timeout: None: no limit.
+        """
 
     @abstractmethod
-    def _spawn(self, task: Callable[[], Awaitable[None]]) -> None:
-        """Start ``task()`` in the background, where ``_stop_background()`` stops it."""
+    def spawn(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start ``task()`` in the background, where ``stop_background()`` stops it.
+
+        :raises PoolClosed: if the pool is not open (``open_hint`` says how).
+        """
 
     @abstractmethod
-    async def _stop_background(self, timeout: float) -> None:
-        """Cancel the tasks ``_spawn()`` started; wait ``timeout`` at most for them to end."""
+    async def stop_background(self, timeout: float) -> None:
+        """Cancel the tasks ``spawn()`` started; wait ``timeout`` at most for them to end.
+
+        Also when the calling task is being cancelled.
+        """
 
     # -- what the connection class's framework gives -----------------------
 
     #: The adapter's connection class: what the pool opens, on its framework.
-    connection_class: type[ConnT]
+    connection_class: type[AsyncConnectionBase]
 
     async def _run_shielded(self, task: Callable[[], Awaitable[T]]) -> T:
         # The cancellation is not lost: it is raised once the task is done.
@@ -71,7 +81,7 @@ class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None]]):
         await self.connection_class.framework.checkpoint()
 
     async def _connect(self) -> ConnT:
-        return await self.connection_class.connect(self.conninfo, **self.kwargs)
+        return cast(ConnT, await self.connection_class.connect(self.conninfo, **self.kwargs))
 
     async def _drive(self, gen: PQGen[T]) -> T:
         return await self.connection_class.framework.wait(gen, timeout=RECOVER_POLL_INTERVAL)
@@ -79,24 +89,17 @@ class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None]]):
     # -- the interpreter -------------------------------------------------
 
     async def _run(self, procedure: Procedure[T]) -> T:
-        # Send each effect's result back, or throw in what performing it raised.
-        value: Any = None
-        error: BaseException | None = None
-        while True:
+        run = fx.Stepper(procedure)
+        while (effect := run.advance()) is not None:
             try:
-                effect = procedure.send(value) if error is None else procedure.throw(error)
-            except StopIteration as ex:
-                result: T = ex.value
-                return result
-            value = error = None
-            try:
-                value = await self._perform(effect)
+                run.value = await self._perform(effect)
             except BaseException as ex:
-                error = ex
+                run.error = ex
+        return run.result
 
     async def _perform(self, effect: fx.Effect) -> Any:
         if isinstance(effect, fx.WaitEvent):
-            return await self._wait_event(effect.event, effect.timeout)  # type: ignore[arg-type]
+            return await self.wait_event(effect.event, effect.timeout)  # type: ignore[arg-type]
         if isinstance(effect, fx.Close):
             await effect.conn.close()
         elif isinstance(effect, fx.CallBack):
@@ -113,11 +116,11 @@ class AsyncPoolBase(PoolProcedures[ConnT, EventT, Awaitable[None]]):
         elif isinstance(effect, fx.Shielded):
             return await self._run_shielded(partial(self._run, effect.procedure))
         elif isinstance(effect, fx.StopBackground):
-            await self._stop_background(effect.timeout)
+            await self.stop_background(effect.timeout)
         return None
 
     def _start(self, procedure: Procedure[None], name: str) -> None:
-        self._spawn(partial(self._run, procedure))
+        self.spawn(partial(self._run, procedure))
 
     # -- the API ---------------------------------------------------------
 

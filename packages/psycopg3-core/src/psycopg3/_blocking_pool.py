@@ -4,8 +4,10 @@ Layer: pool drivers, beside ``psycopg3._async_pool``. ``BlockingPoolBase``
 interprets the procedures of ``psycopg3._pool_procs`` (where the order of
 operations is stated) for frameworks whose waits block the calling thread
 (threads, or greenlets under gevent or eventlet); an adapter subclasses it
-with the hooks of its framework: a clock, events, a mutex, starting and
-stopping its background threads, connecting, driving a generator.
+with the public hooks of its framework (a clock, events, starting and
+stopping its background threads) and names its connection class, whose
+framework object gives the rest (the books' mutex, connecting, driving a
+generator).
 
 What blocking changes:
 
@@ -34,7 +36,7 @@ from ._connection_base import RECOVER_POLL_INTERVAL
 from ._framework import PlainLock
 from ._pool_effects import PoolEvent, Procedure
 from ._pool_io import health_gen
-from ._pool_procs import PoolProcedures
+from ._pool_procs import PoolProcedures, PoolRow
 from .pq import TransactionStatus
 from .waiting import PQGen
 
@@ -43,7 +45,7 @@ __all__ = ["BlockingPoolBase"]
 T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound=BlockingConnectionBase)
 EventT = TypeVar("EventT", bound=PoolEvent)
-PoolT = TypeVar("PoolT", bound="BlockingPoolBase[Any, Any]")
+PoolT = TypeVar("PoolT", bound="BlockingPoolBase[Any, Any, Any]")
 
 
 class _Lock(Protocol):
@@ -62,7 +64,7 @@ class _BlockingConnection(Protocol):
     def close(self) -> None: ...
 
 
-class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
+class BlockingPoolBase(PoolProcedures[ConnT, EventT, None, PoolRow]):
     """A pool of blocking connections, minus what only a framework can do.
 
     ``with pool.connection() as conn:`` borrows one; ``with pool:`` (or
@@ -72,22 +74,25 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
     ``reconnect_failed`` from a background one).
     """
 
-    # -- the framework's hooks -------------------------------------------
+    # -- the framework's hooks (with ``now()`` and ``new_event()``) ---------
 
     @abstractmethod
-    def _wait_event(self, event: EventT, timeout: float | None) -> bool:
-        """Block until ``event`` is set (True) or ``timeout`` seconds passed (False)."""
+    def wait_event(self, event: EventT, timeout: float | None) -> bool:
+        """Block until ``event`` is set (True) or ``timeout`` seconds passed (False).
 
-    @abstractmethod
-    def _spawn(self, task: Callable[[], None], name: str) -> None:
-        """Start ``task()`` in a background thread named ``name``.
-
-        ``_stop_background()`` waits for it.
+        :param timeout: None: no limit.
         """
 
     @abstractmethod
-    def _stop_background(self, timeout: float) -> None:
-        """Wait for the threads ``_spawn()`` started, ``timeout`` at most.
+    def spawn(self, task: Callable[[], None], name: str) -> None:
+        """Start ``task()`` in a background thread (or greenlet) named ``name``.
+
+        ``stop_background()`` waits for it.
+        """
+
+    @abstractmethod
+    def stop_background(self, timeout: float) -> None:
+        """Wait for the threads ``spawn()`` started, ``timeout`` at most.
 
         Not for the current one: a ``reconnect_failed`` callback may close the pool.
         """
@@ -95,7 +100,7 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
     # -- what the connection class's framework gives -----------------------
 
     #: The adapter's connection class: what the pool opens, on its framework.
-    connection_class: type[ConnT]
+    connection_class: type[BlockingConnectionBase]
 
     def _new_mutex(self) -> AbstractContextManager[Any]:
         # (called in __init__) The framework's plain lock, used with `with`.
@@ -103,7 +108,7 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
         return lock if isinstance(lock, AbstractContextManager) else _Mutex(lock)
 
     def _connect(self) -> ConnT:
-        return self.connection_class.connect(self.conninfo, **self.kwargs)
+        return cast(ConnT, self.connection_class.connect(self.conninfo, **self.kwargs))
 
     def _drive(self, gen: PQGen[T]) -> T:
         return self.connection_class.framework.wait(gen, timeout=RECOVER_POLL_INTERVAL)
@@ -121,25 +126,20 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
 
     def _run(self, procedure: Procedure[T]) -> T:
         # The procedure runs under the mutex; each effect, outside it.
-        mutex = self._books
-        value: Any = None
-        error: BaseException | None = None
+        run, mutex = fx.Stepper(procedure), self._books
         while True:
             with mutex:
-                try:
-                    effect = procedure.send(value) if error is None else procedure.throw(error)
-                except StopIteration as ex:
-                    result: T = ex.value
-                    return result
-            value = error = None
+                effect = run.advance()
+            if effect is None:
+                return run.result
             try:
-                value = self._perform(effect)
+                run.value = self._perform(effect)
             except BaseException as ex:
-                error = ex
+                run.error = ex
 
     def _perform(self, effect: fx.Effect) -> Any:
         if isinstance(effect, fx.WaitEvent):
-            return self._wait_event(effect.event, effect.timeout)  # type: ignore[arg-type]
+            return self.wait_event(effect.event, effect.timeout)  # type: ignore[arg-type]
         if isinstance(effect, fx.Close):
             effect.conn.close()
         elif isinstance(effect, fx.CallBack):
@@ -161,11 +161,11 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
         elif isinstance(effect, fx.Shielded):
             return self._run(effect.procedure)
         elif isinstance(effect, fx.StopBackground):
-            self._stop_background(effect.timeout)
+            self.stop_background(effect.timeout)
         return None
 
     def _start(self, procedure: Procedure[None], name: str) -> None:
-        self._spawn(partial(self._run, procedure), f"{self.name}-{name}")
+        self.spawn(partial(self._run, procedure), f"{self.name}-{name}")
 
     # -- the API ---------------------------------------------------------
 
@@ -179,9 +179,7 @@ class BlockingPoolBase(PoolProcedures[ConnT, EventT, None]):
         :raises PoolClosed: if the pool was closed (it cannot be reopened).
         :raises PoolTimeout: if ``wait`` and they were not ready in time.
         """
-        self._policy.check_process()
-        with self._books:
-            self._open()
+        self.start_maintenance()
         if wait:
             self.wait(timeout)
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .waiting import PQGen
 
@@ -55,6 +55,7 @@ __all__ = [
     "Spawn",
     "Shielded",
     "StopBackground",
+    "Stepper",
 ]
 
 T = TypeVar("T")
@@ -115,3 +116,34 @@ class StopBackground:
 Effect = WaitEvent | Drive | Connect | Close | CallBack | Spawn | Shielded | StopBackground
 #: A pool procedure: yields effects, is sent their results, returns a ``T``.
 Procedure = Generator[Effect, Any, T]
+
+
+class Stepper(Generic[T]):
+    """A procedure run one effect at a time: what every interpreter does the same.
+
+    ``advance()`` sends the procedure the result of the last effect (or
+    throws in the exception that performing it raised) and returns the
+    next effect, or None once the procedure returned ``result``. The
+    interpreter performs each effect and sets ``value``, or ``error`` if
+    performing it raised (see the module's docstring).
+    """
+
+    __slots__ = ("procedure", "value", "error", "result")
+
+    def __init__(self, procedure: Procedure[T]):
+        self.procedure = procedure
+        #: What performing the last effect returned, or raised.
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.result: T
+
+    def advance(self) -> Effect | None:
+        try:
+            if self.error is None:
+                value, self.value = self.value, None
+                return self.procedure.send(value)
+            error, self.error = self.error, None
+            return self.procedure.throw(error)
+        except StopIteration as ex:
+            self.result = ex.value
+            return None

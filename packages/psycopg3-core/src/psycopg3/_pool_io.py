@@ -18,7 +18,15 @@ from ._connection_base import BaseConnection
 from .pq import TransactionStatus
 from .waiting import PQGen, Ready
 
-__all__ = ["RESET_TIMEOUT", "CHECK_TIMEOUT", "reset_gen", "is_clean", "health_gen", "bounded"]
+__all__ = [
+    "RESET_TIMEOUT",
+    "CHECK_TIMEOUT",
+    "reset_gen",
+    "is_clean",
+    "lock_held",
+    "health_gen",
+    "bounded",
+]
 
 T = TypeVar("T")
 
@@ -77,6 +85,13 @@ def is_clean(conn: BaseConnection) -> bool:
         and not conn._transaction_blocks
         and conn._pipeline is None
     )
+
+
+def lock_held(conn: BaseConnection) -> bool:
+    """Tell if someone holds a returned connection's lock: then it is still in use."""
+    # threading's, asyncio's, trio's and anyio's locks all have locked().
+    locked = getattr(getattr(conn, "lock", None), "locked", None)
+    return bool(locked()) if locked is not None else False
 
 
 def health_gen(conn: BaseConnection) -> PQGen[None]:

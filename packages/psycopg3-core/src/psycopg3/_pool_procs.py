@@ -48,7 +48,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import errors
 from ._connection_base import BaseConnection
@@ -65,27 +65,34 @@ from ._pool_effects import (
     StopBackground,
     WaitEvent,
 )
-from ._pool_io import is_clean, reset_gen
+from ._pool_io import is_clean, lock_held, reset_gen
 from .pq import TransactionStatus
+
+if TYPE_CHECKING:
+    from .rows import RowFactory
 
 __all__ = ["PoolProcedures"]
 
 logger = logging.getLogger("psycopg3")
 
-T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound=BaseConnection)
 EventT = TypeVar("EventT", bound=PoolEvent)
 #: What the user's callbacks return: an awaitable in async flavours, None in blocking ones.
 ResultT = TypeVar("ResultT")
+#: The row type of the pool's connections, which ``row_factory`` makes: an
+#: adapter's pool is generic in it and names its connection class with it.
+PoolRow = TypeVar("PoolRow")
 
 _names = itertools.count(1)
 
 
-class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
+class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT, PoolRow]):
     """A pool's state and procedures, minus an interpreter and a framework.
 
     :param conninfo: the connection string of every connection.
     :param kwargs: more arguments of the flavour's ``Connection.connect()``.
+    :param row_factory: the shape of the rows of the connections' cursors
+        (``psycopg3.rows``); None: the flavour's default, tuples.
     :param min_size: connections kept open, idle or not.
     :param max_size: the most connections open at once (None: ``min_size``).
     :param name: the pool's name, in errors and logs (and thread names).
@@ -107,14 +114,16 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
         it out; raising discards it, and another one is tried.
     """
 
-    #: How to open this flavour's pool, in the error of a pool not open.
-    _open_hint = "open it first"
+    #: How to open this flavour's pool, in the error of a pool not open
+    #: (an adapter's pool sets it).
+    open_hint = "open it first"
 
     def __init__(
         self,
         conninfo: str = "",
         *,
         kwargs: dict[str, Any] | None = None,
+        row_factory: RowFactory[PoolRow] | None = None,
         min_size: int = 4,
         max_size: int | None = None,
         name: str | None = None,
@@ -130,6 +139,8 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
     ):
         self.conninfo = conninfo
         self.kwargs = dict(kwargs or {})
+        if row_factory is not None:
+            self.kwargs["row_factory"] = row_factory
         self.name = name or f"pool-{next(_names)}"
         self.timeout = timeout
         self._policy: PoolPolicy[ConnT] = PoolPolicy(
@@ -150,7 +161,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
         self._books = self._new_mutex()
         # Replaced by a new one at each kick: maintenance and wait() sleep
         # on the one current when they last looked at the books.
-        self._changed = self._new_event()
+        self._changed = self.new_event()
         # One token per connect counted by start_connects() and not yet
         # reported: close() reports those whose procedure never ran.
         self._connects: set[object] = set()
@@ -158,15 +169,17 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
         self._wake_at: float | None = None
         self._connect_ids = itertools.count(1)
 
-    # -- what every interpreter provides -----------------------------------
+    # -- the framework's hooks, which an adapter's pool defines -------------
 
     @abstractmethod
-    def _now(self) -> float:
+    def now(self) -> float:
         """The framework's clock, in seconds (the policy's ``now``)."""
 
     @abstractmethod
-    def _new_event(self) -> EventT:
-        """A new event, not set (created outside any task too)."""
+    def new_event(self) -> EventT:
+        """A new event, not set, with a ``set()`` method; called in ``__init__`` too."""
+
+    # -- what every interpreter provides -----------------------------------
 
     def _new_mutex(self) -> AbstractContextManager[Any]:
         """A lock guarding the books, for interpreters that need one (blocking ones)."""
@@ -191,23 +204,30 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
     def max_size(self) -> int:
         return self._policy.max_size
 
-    def _open(self) -> None:
-        # Start maintenance, which starts the connects; opening twice does nothing.
+    def start_maintenance(self) -> None:
+        """Open the pool: start its maintenance, which opens ``min_size`` connections.
+
+        An adapter's pool calls it when its users open the pool, once
+        ``spawn()`` can start background work. Starting twice does nothing.
+
+        :raises PoolClosed: if the pool was closed (it cannot be reopened).
+        """
         self._policy.check_process()
-        if self._policy.closed:
-            raise errors.PoolClosed(f"pool {self.name!r} was closed; it cannot be reopened")
-        if not self._opened:
-            self._opened = True
-            self._start(self._maintain(), "maintenance")
+        with self._books:
+            if self._policy.closed:
+                raise errors.PoolClosed(f"pool {self.name!r} was closed; it cannot be reopened")
+            if not self._opened:
+                self._opened = True
+                self._start(self._maintain(), "maintenance")
 
     def _kick(self) -> None:
         # The books changed: maintenance and wait() look again.
-        changed, self._changed = self._changed, self._new_event()
+        changed, self._changed = self._changed, self.new_event()
         changed.set()
 
     def _check_open(self) -> None:
         if not self._opened:
-            raise errors.PoolClosed(f"pool {self.name!r} is not open: {self._open_hint}")
+            raise errors.PoolClosed(f"pool {self.name!r} is not open: {self.open_hint}")
         if self._policy.closed:
             raise errors.PoolClosed(f"pool {self.name!r} is closed")
 
@@ -216,10 +236,10 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
     def _wait_proc(self, timeout: float) -> Procedure[None]:
         # Until min_size connections are open, or PoolTimeout.
         self._check_open()
-        deadline = self._now() + timeout
+        deadline = self.now() + timeout
         while self._policy.open_count < self._policy.min_size:
             self._check_open()
-            remaining = deadline - self._now()
+            remaining = deadline - self.now()
             if remaining <= 0:
                 raise self._policy.not_ready(timeout)
             yield WaitEvent(self._changed, remaining)
@@ -233,7 +253,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
         yield StopBackground(timeout)
         # Connects whose procedure never ran (a task cancelled before it
         # started, a thread still connecting): nothing else reports them.
-        now = self._now()
+        now = self.now()
         for _ in range(len(self._connects)):
             self._policy.connect_failed(errors.PoolClosed(f"pool {self.name!r} was closed"), now)
         self._connects.clear()
@@ -242,7 +262,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
         # Order of operations, step 1.
         if timeout is None:
             timeout = self.timeout
-        deadline = self._now() + timeout
+        deadline = self.now() + timeout
         while True:
             conn = yield from self._take(deadline, timeout)
             if self._check is None:
@@ -261,7 +281,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
 
     def _take(self, deadline: float, timeout: float) -> Procedure[ConnT]:
         self._check_open()
-        started = self._now()
+        started = self.now()
         conn, expired = self._policy.checkout(started)
         if expired:
             self._kick()
@@ -269,30 +289,30 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
                 yield Close(old)
         if conn is not None:
             return conn
-        event = self._new_event()
+        event = self.new_event()
         waiter = self._policy.enqueue(event.set)
         if self._policy.size < self._policy.max_size:
             self._kick()  # maintenance may open one more (rule 4 of the policy)
         try:
-            yield WaitEvent(event, max(deadline - self._now(), 0.0))
+            yield WaitEvent(event, max(deadline - self.now(), 0.0))
         except BaseException:
             # Rule 3: a connection given meanwhile goes to the next request.
-            self._policy.abandon(waiter, self._now())
+            self._policy.abandon(waiter, self.now())
             self._kick()
             raise
         if waiter.error is not None:
             raise waiter.error
         if waiter.conn is None:
-            self._policy.abandon(waiter, self._now())
+            self._policy.abandon(waiter, self.now())
             self._kick()
             raise self._policy.timed_out(timeout)
-        self._policy.served(int((self._now() - started) * 1000.0))
+        self._policy.served(int((self.now() - started) * 1000.0))
         return waiter.conn
 
     def _putconn_proc(self, conn: ConnT) -> Procedure[None]:
         # Order of operations, step 2.
         self._policy.take_back(conn)
-        if self._reset is None and is_clean(conn) and not _lock_held(conn):
+        if self._reset is None and is_clean(conn) and not lock_held(conn):
             # Nothing to reset: placing it back does not wait, so it needs no
             # shield (a task per return, in asyncio).
             yield from self._give_back(conn)
@@ -302,7 +322,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
     def _reset_and_give_back(self, conn: ConnT) -> Procedure[None]:
         usable = False
         try:
-            if _lock_held(conn):
+            if lock_held(conn):
                 # Waiting for the lock could be waiting forever: whoever holds
                 # it may be the one returning the connection, from inside its
                 # COPY block. Closing wakes them.
@@ -326,7 +346,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
                 yield from self._discard(conn)
 
     def _give_back(self, conn: ConnT) -> Procedure[None]:
-        if self._policy.give_back(conn, self._now()):
+        if self._policy.give_back(conn, self.now()):
             # An idle connection brings its own deadlines (max_lifetime,
             # max_idle): maintenance may sleep past them, or forever.
             deadline = self._policy.next_deadline()
@@ -342,7 +362,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
         yield Close(conn)
 
     def _resize_proc(self, min_size: int, max_size: int | None) -> Procedure[None]:
-        to_close = self._policy.resize(min_size, max_size, self._now())
+        to_close = self._policy.resize(min_size, max_size, self.now())
         self._kick()
         for conn in to_close:
             yield Close(conn)
@@ -376,7 +396,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
         # Order of operations, step 4.
         while not self._policy.closed:
             changed = self._changed
-            now = self._now()
+            now = self.now()
             to_close = self._policy.expired(now)
             for _ in range(self._policy.start_connects(now)):
                 token = object()
@@ -385,12 +405,12 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
             for conn in to_close:
                 yield Close(conn)
             self._wake_at = deadline = self._policy.next_deadline()
-            timeout = None if deadline is None else max(deadline - self._now(), 0.0)
+            timeout = None if deadline is None else max(deadline - self.now(), 0.0)
             yield WaitEvent(changed, timeout)
 
     def _connect_one(self, token: object) -> Procedure[None]:
         # Order of operations, step 3.
-        started = self._now()
+        started = self.now()
         conn: ConnT | None = None
         try:
             conn = yield Connect()
@@ -415,7 +435,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
             yield Close(conn)
             return
         self._connects.discard(token)
-        now = self._now()
+        now = self.now()
         kept = self._policy.connected(conn, now, int((now - started) * 1000.0))
         self._kick()
         if not kept:
@@ -425,7 +445,7 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
         if token not in self._connects:
             return
         self._connects.discard(token)
-        call_back = self._policy.connect_failed(error, self._now())
+        call_back = self._policy.connect_failed(error, self.now())
         self._kick()
         if self._policy.closed or not isinstance(error, Exception):
             return
@@ -435,10 +455,3 @@ class PoolProcedures(ABC, Generic[ConnT, EventT, ResultT]):
                 yield CallBack(self._reconnect_failed, self, plain=True)
             except Exception:
                 logger.exception("pool %r: reconnect_failed callback raised", self.name)
-
-
-def _lock_held(conn: BaseConnection) -> bool:
-    # threading's, asyncio's, trio's and anyio's locks all have locked().
-    lock = getattr(conn, "lock", None)
-    locked = getattr(lock, "locked", None)
-    return bool(locked()) if locked is not None else False

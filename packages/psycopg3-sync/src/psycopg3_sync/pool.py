@@ -12,18 +12,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 from psycopg3.abc import BlockingPoolBase
+from psycopg3.rows import ConnectionRow
 
 from .connection import Connection
 
 __all__ = ["ConnectionPool", "open_pool"]
 
-T = TypeVar("T")
 
-
-class ConnectionPool(BlockingPoolBase[Connection[Any], threading.Event]):
+class ConnectionPool(BlockingPoolBase[Connection[ConnectionRow], threading.Event, ConnectionRow]):
     """A pool of ``Connection`` s shared by the threads of a program.
 
     ``with pool.connection() as conn:`` borrows one; ``with pool:`` (or
@@ -33,19 +31,19 @@ class ConnectionPool(BlockingPoolBase[Connection[Any], threading.Event]):
     """
 
     connection_class = Connection
-    _open_hint = "call open() or use `with pool:`"
+    open_hint = "call open() or use `with pool:`"
     _threads: tuple[threading.Thread, ...] = ()
 
-    def _now(self) -> float:
+    def now(self) -> float:
         return time.monotonic()
 
-    def _new_event(self) -> threading.Event:
+    def new_event(self) -> threading.Event:
         return threading.Event()
 
-    def _wait_event(self, event: threading.Event, timeout: float | None) -> bool:
+    def wait_event(self, event: threading.Event, timeout: float | None) -> bool:
         return event.wait(timeout)
 
-    def _spawn(self, task: Callable[[], None], name: str) -> None:
+    def spawn(self, task: Callable[[], None], name: str) -> None:
         # Called by one thread at a time (the opener, then maintenance): the
         # tuple is replaced, never changed, so close() reads a whole one.
         # Ended threads are pruned here, not by themselves: close() joins
@@ -54,7 +52,7 @@ class ConnectionPool(BlockingPoolBase[Connection[Any], threading.Event]):
         self._threads = (*(each for each in self._threads if each.is_alive()), thread)
         thread.start()
 
-    def _stop_background(self, timeout: float) -> None:
+    def stop_background(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         joined: set[threading.Thread] = {threading.current_thread()}
         while True:
@@ -68,11 +66,6 @@ class ConnectionPool(BlockingPoolBase[Connection[Any], threading.Event]):
                 joined.add(thread)
 
 
-def open_pool(conninfo: str = "", **kwargs: Any) -> ConnectionPool:
-    """Return a pool to use as ``with open_pool(dsn, min_size=4) as pool:``.
-
-    As in the async flavours; the same as ``ConnectionPool(...)``.
-
-    :param kwargs: ``ConnectionPool``'s parameters.
-    """
-    return ConnectionPool(conninfo, **kwargs)
+#: ``with open_pool(dsn, min_size=4) as pool:``, as in the async flavours: the
+#: same as ``ConnectionPool(...)``.
+open_pool = ConnectionPool

@@ -11,21 +11,20 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any, TypeVar
+from typing import Any
 
 import trio
 
 from psycopg3.abc import AsyncPoolBase
 from psycopg3.errors import PoolClosed, ProgrammingError
+from psycopg3.rows import ConnectionRow
 
 from .connection import Connection
 
 __all__ = ["ConnectionPool", "open_pool"]
 
-T = TypeVar("T")
 
-
-class ConnectionPool(AsyncPoolBase[Connection[Any], trio.Event]):
+class ConnectionPool(AsyncPoolBase[Connection[ConnectionRow], trio.Event, ConnectionRow]):
     """A pool of trio ``Connection`` s shared by the tasks of a block.
 
     Use it only as ``async with open_pool(dsn) as pool:`` (or ``async with
@@ -34,12 +33,12 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], trio.Event]):
     """
 
     connection_class = Connection
-    _open_hint = "use `async with open_pool(...) as pool:`"
+    open_hint = "use `async with open_pool(...) as pool:`"
     _stack: AsyncExitStack | None = None
     _nursery: trio.Nursery | None = None
     _stopped: trio.Event | None = None
 
-    async def __aenter__(self) -> ConnectionPool:
+    async def __aenter__(self) -> ConnectionPool[ConnectionRow]:
         if self._stack is not None:
             raise ProgrammingError(f"pool {self.name!r} is already open")
         stack = AsyncExitStack()
@@ -47,7 +46,7 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], trio.Event]):
         try:
             self._stopped = trio.Event()
             self._nursery = await outer.start(self._host)
-            self._open()
+            self.start_maintenance()
         except BaseException:
             outer.cancel_scope.cancel()
             await stack.aclose()
@@ -75,24 +74,24 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], trio.Event]):
             assert self._stopped is not None
             self._stopped.set()
 
-    def _now(self) -> float:
+    def now(self) -> float:
         return trio.current_time()
 
-    def _new_event(self) -> trio.Event:
+    def new_event(self) -> trio.Event:
         return trio.Event()
 
-    async def _wait_event(self, event: trio.Event, timeout: float | None) -> bool:
+    async def wait_event(self, event: trio.Event, timeout: float | None) -> bool:
         with trio.move_on_after(math.inf if timeout is None else timeout):
             await event.wait()
             return True
         return False
 
-    def _spawn(self, task: Callable[[], Awaitable[None]]) -> None:
+    def spawn(self, task: Callable[[], Awaitable[None]]) -> None:
         if self._nursery is None:
-            raise PoolClosed(f"pool {self.name!r} is not open: {self._open_hint}")
+            raise PoolClosed(f"pool {self.name!r} is not open: {self.open_hint}")
         self._nursery.start_soon(task)
 
-    async def _stop_background(self, timeout: float) -> None:
+    async def stop_background(self, timeout: float) -> None:
         if self._nursery is None or self._stopped is None:
             return
         self._nursery.cancel_scope.cancel()
@@ -102,9 +101,5 @@ class ConnectionPool(AsyncPoolBase[Connection[Any], trio.Event]):
             await self._stopped.wait()
 
 
-def open_pool(conninfo: str = "", **kwargs: Any) -> ConnectionPool:
-    """Return a pool to use as ``async with open_pool(dsn, min_size=4) as pool:``.
-
-    :param kwargs: ``ConnectionPool``'s parameters.
-    """
-    return ConnectionPool(conninfo, **kwargs)
+#: ``async with open_pool(dsn, min_size=4) as pool:``: the same as ``ConnectionPool(...)``.
+open_pool = ConnectionPool
