@@ -2,7 +2,7 @@
 
 Each adapter pins the core at the very same version (one version for the
 project, written in the core), declares its framework, and ships
-``py.typed``.
+``py.typed``; its sdist builds the same wheel away from the repository.
 """
 
 from __future__ import annotations
