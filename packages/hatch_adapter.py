@@ -13,7 +13,7 @@ into a dependency, so a metadata hook is needed. Hatchling loads a hook from
 a path inside the project, so each adapter keeps a ``hatch_build.py`` of
 two statements that runs this file; this file is the only place holding the
 logic. Symlinks would avoid those two statements, but break on checkouts
-without symlink support and in sdists.
+without symlink support (git on Windows, by default).
 
 An sdist builds alone: hatchling (1.22 and later, hence the adapters'
 ``build-system.requires``) takes the version and the dependencies of a
