@@ -19,26 +19,16 @@ from ._adapt import defaults as _defaults  # noqa: F401 - fills psycopg3.adapter
 from ._column import Column
 from ._conn_info import ConnectionInfo
 from ._copy import AsyncCopy, Copy
+from ._dbapi_errors import *  # noqa: F403 - the DB-API exceptions (psycopg3.errors.Error...)
+from ._dbapi_errors import __all__ as __all__  # the exports start with their names
 from ._notify import Notify
 from ._pipeline import AsyncPipeline, Pipeline
 from ._tpc import Xid
 from ._transaction import AsyncTransaction, IsolationLevel, Rollback, Transaction
 from ._version import __version__
 from .adapt import adapters
-from .errors import (
-    DatabaseError,
-    DataError,
-    Error,
-    IntegrityError,
-    InterfaceError,
-    InternalError,
-    NotSupportedError,
-    OperationalError,
-    ProgrammingError,
-    Warning,
-)
 
-__all__ = [
+__all__ += (
     "__version__",
     "errors",
     "pq",
@@ -55,14 +45,4 @@ __all__ = [
     "Pipeline",
     "AsyncPipeline",
     "Xid",
-    "Warning",
-    "Error",
-    "InterfaceError",
-    "DatabaseError",
-    "DataError",
-    "OperationalError",
-    "IntegrityError",
-    "InternalError",
-    "ProgrammingError",
-    "NotSupportedError",
-]
+)

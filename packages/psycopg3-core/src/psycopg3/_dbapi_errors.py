@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .pq import PGresult
 
-__all__ = [
+#: The exceptions PEP 249 asks of a driver: the one list of their names.
+#: ``psycopg3``, ``psycopg3.errors`` and ``psycopg3.dbapi20`` (hence
+#: ``psycopg3_sync``) start their ``__all__`` from it: ``from ._dbapi_errors
+#: import *`` and ``from ._dbapi_errors import __all__ as __all__`` (the form
+#: from which mypy, too, learns the names), then ``__all__ += (...)`` for
+#: their own names. A tuple, so that ``+=`` makes a new one instead of
+#: growing this. ``Diagnostic`` is imported by name where it is re-exported.
+__all__: tuple[str, ...] = (
     "Warning",
     "Error",
     "InterfaceError",
@@ -28,8 +35,7 @@ __all__ = [
     "InternalError",
     "ProgrammingError",
     "NotSupportedError",
-    "Diagnostic",
-]
+)
 
 
 class Warning(Exception):  # noqa: A001 - the DB-API name

@@ -1,4 +1,4 @@
-"""The type objects and constructors that PEP 249 asks a driver module to export.
+"""The type objects, constructors and exceptions that PEP 249 asks a driver module to export.
 
 Must not: do I/O or import any concurrency framework; it only names types.
 
@@ -20,6 +20,9 @@ Rules:
    `Timestamp`'s caller instead when the zone matters.
 4. The constructors return the plain ``datetime`` and ``bytes`` objects that
    the adapters already dump: there is no wrapper type to learn.
+5. The exceptions are the DB-API classes of ``psycopg3.errors`` (the same
+   objects). ``DBAPITypeObject``, the class of the type objects, is public
+   but not in ``__all__``: PEP 249 asks for the type objects, not their class.
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ import datetime as _dt
 
 from ._adapt.base import Buffer
 from ._adapt.typeinfo import builtin_types
+from ._dbapi_errors import *  # noqa: F403 - the exceptions, named in its __all__
+from ._dbapi_errors import __all__ as __all__  # the exports start with their names
 
-__all__ = [
-    "DBAPITypeObject",
+# With the exceptions, what PEP 249 asks a driver module to export besides
+# ``connect`` and the module globals: ``psycopg3_sync`` re-exports it all.
+__all__ += (
     "STRING",
     "BINARY",
     "NUMBER",
@@ -43,7 +49,7 @@ __all__ = [
     "TimeFromTicks",
     "TimestampFromTicks",
     "Binary",
-]
+)
 
 
 class DBAPITypeObject:

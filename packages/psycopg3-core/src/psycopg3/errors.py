@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import _sqlstate
+from . import _dbapi_errors, _sqlstate
+from ._dbapi_errors import *  # noqa: F403 - the DB-API classes, named in its __all__
 from ._dbapi_errors import (
     _FIELDS,
     DatabaseError,
@@ -24,29 +25,18 @@ from ._dbapi_errors import (
     Diagnostic,
     Error,
     IntegrityError,
-    InterfaceError,
     InternalError,
     NotSupportedError,
     OperationalError,
     ProgrammingError,
-    Warning,
 )
+from ._dbapi_errors import __all__ as __all__  # this module's exports start with those
 from ._sqlstate import *  # noqa: F403
 
 if TYPE_CHECKING:
     from .pq import PGresult
 
-__all__ = [
-    "Warning",
-    "Error",
-    "InterfaceError",
-    "DatabaseError",
-    "DataError",
-    "OperationalError",
-    "IntegrityError",
-    "InternalError",
-    "ProgrammingError",
-    "NotSupportedError",
+__all__ += (
     "PipelineAborted",
     "PoolTimeout",
     "PoolClosed",
@@ -55,7 +45,7 @@ __all__ = [
     "error_from_result",
     "class_for_sqlstate",
     "lookup",
-]
+)
 
 
 class PipelineAborted(OperationalError):
@@ -174,24 +164,12 @@ def error_from_result(pgresult: PGresult, encoding: str = "utf-8") -> Error:
     return cls(message, pgresult=pgresult, encoding=encoding)
 
 
-__all__ += _sqlstate.__all__
+__all__ += tuple(_sqlstate.__all__)
 
 # Tracebacks and pickles name this public module, not the modules defining the classes.
-_DEFINED_ELSEWHERE: tuple[type, ...] = (
-    Warning,
-    Error,
-    InterfaceError,
-    DatabaseError,
-    DataError,
-    OperationalError,
-    IntegrityError,
-    InternalError,
-    ProgrammingError,
-    NotSupportedError,
-    Diagnostic,
-)
-for _moved in _DEFINED_ELSEWHERE:
-    _moved.__module__ = __name__
+for _moved in list(vars(_dbapi_errors).values()):
+    if isinstance(_moved, type) and _moved.__module__ == _dbapi_errors.__name__:
+        _moved.__module__ = __name__
 del _moved
 
 _BY_SQLSTATE: dict[str, type[DatabaseError]] = {}

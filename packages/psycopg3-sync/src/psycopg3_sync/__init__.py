@@ -1,37 +1,15 @@
-"""psycopg3 for blocking code: a DB-API 2.0 module on psycopg3's core."""
+"""psycopg3 for blocking code: a DB-API 2.0 module on psycopg3's core.
+
+The exceptions, type objects and constructors that PEP 249 asks of the
+module come from ``psycopg3.dbapi20``, which lists them once.
+"""
 
 from __future__ import annotations
 
 from psycopg3 import __version__, errors
-from psycopg3.dbapi20 import (
-    BINARY,
-    DATETIME,
-    NUMBER,
-    ROWID,
-    STRING,
-    Binary,
-    Date,
-    DateFromTicks,
-    Time,
-    TimeFromTicks,
-    Timestamp,
-    TimestampFromTicks,
-)
-from psycopg3.errors import (
-    DatabaseError,
-    DataError,
-    Error,
-    IntegrityError,
-    InterfaceError,
-    InternalError,
-    NotSupportedError,
-    OperationalError,
-    PoolClosed,
-    PoolTimeout,
-    ProgrammingError,
-    TooManyRequests,
-    Warning,
-)
+from psycopg3.dbapi20 import *  # noqa: F403 - PEP 249's exceptions, type objects, constructors
+from psycopg3.dbapi20 import __all__ as __all__  # the exports start with those
+from psycopg3.errors import PoolClosed, PoolTimeout, TooManyRequests
 
 from .connection import Connection, connect
 from .cursor import Cursor, ServerCursor
@@ -44,7 +22,7 @@ apilevel = "2.0"
 threadsafety = 2
 paramstyle = "pyformat"
 
-__all__ = [
+__all__ += (
     "__version__",
     "apilevel",
     "threadsafety",
@@ -57,29 +35,7 @@ __all__ = [
     "open_pool",
     "wait_select",
     "errors",
-    "Warning",
-    "Error",
-    "InterfaceError",
-    "DatabaseError",
-    "DataError",
-    "OperationalError",
-    "IntegrityError",
-    "InternalError",
-    "ProgrammingError",
-    "NotSupportedError",
     "PoolTimeout",
     "PoolClosed",
     "TooManyRequests",
-    "STRING",
-    "BINARY",
-    "NUMBER",
-    "DATETIME",
-    "ROWID",
-    "Date",
-    "Time",
-    "Timestamp",
-    "DateFromTicks",
-    "TimeFromTicks",
-    "TimestampFromTicks",
-    "Binary",
-]
+)
