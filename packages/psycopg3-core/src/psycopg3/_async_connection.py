@@ -16,16 +16,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from . import errors
+from ._async_blocks import AsyncPipeline, AsyncTransaction
 from ._block_lock import AsyncConnectionLock
 from ._connection_base import DRAIN_TIMEOUT, RECOVER_POLL_INTERVAL, BaseConnection, shutdown_socket
 from ._cursor_base import CursorFactory, Params, Query
 from ._dns import resolve_conninfo
 from ._framework import AsyncFramework, AsyncLock
 from ._notify import AsyncNotifies
-from ._pipeline import AsyncPipeline
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._tpc import Xid
-from ._transaction import AsyncTransaction
 from .conninfo import conninfo_to_dict, make_conninfo
 from .rows import RowFactory
 from .waiting import PQGen

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._async_blocks import AsyncCopy
 from ._block_lock import CHECKPOINT_ROWS
-from ._copy import AsyncCopy
 from ._cursor_base import BaseCursor, Params, Query
 from .rows import Row, RowFactory
 

@@ -27,15 +27,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from ._block_lock import ConnectionLock
+from ._blocking_blocks import Pipeline, Transaction
 from ._connection_base import RECOVER_POLL_INTERVAL, BaseConnection, shutdown_socket
 from ._cursor_base import CursorFactory, Params, Query
 from ._dns import resolve_conninfo_blocking
 from ._framework import BlockingFramework, PlainLock
 from ._notify import Notify, NotifyIteration
-from ._pipeline import Pipeline
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._tpc import Xid
-from ._transaction import Transaction
 from .conninfo import conninfo_to_dict, make_conninfo
 from .rows import RowFactory
 from .waiting import PQGen

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._copy import Copy
+from ._blocking_blocks import Copy
 from ._cursor_base import BaseCursor, Params, Query
 from ._server_cursor import BaseServerCursor
 from .rows import Row, RowFactory

@@ -35,7 +35,7 @@ from ._interruption import DRAIN_TIMEOUT as DRAIN_TIMEOUT
 from ._interruption import RECOVER_POLL_INTERVAL as RECOVER_POLL_INTERVAL
 from ._interruption import Interruption
 from ._notify import NotifyState
-from ._pipeline import PipelineState, unsupported
+from ._pipeline_queue import PipelineState, unsupported
 from ._prepare import DEFAULT_PREPARE_THRESHOLD, MISSING_STATEMENT_SQLSTATE, PrepareManager
 from ._server_messages import NoticeHandler as NoticeHandler
 from ._server_messages import ServerMessages, _forward_notices

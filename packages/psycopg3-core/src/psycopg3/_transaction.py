@@ -1,8 +1,9 @@
 """Transaction blocks (``conn.transaction()``), savepoints and transaction characteristics.
 
-Must not: wait, sleep, or import a concurrency framework. The sync and async
-context managers take the connection's lock and hand the generators below to
-the connection's ``_wait()``, like an adapter method does.
+Must not: wait, sleep, or import a concurrency framework. The blocking and
+async blocks (``_blocking_blocks``, ``_async_blocks``) take the connection's
+lock and hand the generators below to the connection's ``_wait()``, like an
+adapter method does. Layer: bases.
 
 The rules of a transaction block:
 
@@ -47,17 +48,14 @@ from __future__ import annotations
 
 import logging
 from enum import IntEnum
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Literal
 
 from . import errors
 from ._arguments import check_bool, check_str, wrong_argument
-from ._block_lock import AsyncConnectionLock, ConnectionLock
 from .pq import PGconn, TransactionStatus
 from .waiting import PQGen
 
 if TYPE_CHECKING:
-    from ._async_connection import AsyncConnectionBase
     from ._connection_base import BaseConnection
 
 logger = logging.getLogger("psycopg3")
@@ -67,11 +65,7 @@ __all__ = [
     "Rollback",
     "TransactionCharacteristics",
     "BaseTransaction",
-    "Transaction",
-    "AsyncTransaction",
 ]
-
-T = TypeVar("T")
 
 #: The life of a transaction block: ``"pending"`` before ``with``, ``"active"``
 #: inside, then ``"committed"``, ``"rolled_back"``, or ``"failed"`` if its
@@ -426,108 +420,3 @@ class BaseTransaction:
         elif self._savepoint is not None:
             yield from conn._exec_command_gen(b"ROLLBACK TO SAVEPOINT " + self._savepoint)
             yield from conn._exec_command_gen(b"RELEASE SAVEPOINT " + self._savepoint)
-
-
-class _BlockingDriver(Protocol):
-    lock: ConnectionLock[Any]
-
-    def _wait(self, gen: PQGen[T]) -> T: ...
-
-
-class Transaction(BaseTransaction):
-    """A transaction block for blocking connections: ``with conn.transaction() as tx:``."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> Transaction:
-        conn = self._conn
-        driver = cast(_BlockingDriver, conn)
-        lock = driver.lock
-        with lock:
-            lock.claim()
-            try:
-                driver._wait(self._enter_gen())
-            except BaseException:
-                sent = self._sent
-                if sent is not None:
-                    try:
-                        driver._wait(self._undo_enter_gen())
-                    finally:
-                        self._check_undone(sent)
-                raise
-            finally:
-                lock.settle(conn._in_block())
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        conn = self._conn
-        driver = cast(_BlockingDriver, conn)
-        lock = driver.lock
-        lock.check_owner("leave a transaction block")
-        with lock:
-            try:
-                return driver._wait(self._exit_gen(exc))
-            except BaseException:
-                self._check_exit_after_failure()
-                raise
-            finally:
-                lock.settle(conn._in_block())
-
-
-class AsyncTransaction(BaseTransaction):
-    """A transaction block for async connections: ``async with conn.transaction() as tx:``.
-
-    Leaving the block, and undoing an entering that did not finish, run
-    through the connection's ``_wait_shielded()``: the COMMIT or ROLLBACK
-    completes (within a deadline) even when the task is cancelled again.
-    """
-
-    __slots__ = ()
-
-    _conn: AsyncConnectionBase
-
-    async def __aenter__(self) -> AsyncTransaction:
-        conn = self._conn
-        lock: AsyncConnectionLock = conn.lock
-        entered = False
-        try:
-            async with lock:
-                await lock.claim()
-                await conn._wait(self._enter_gen())
-                entered = True
-        finally:
-            if not entered:
-                try:
-                    sent = self._sent
-                    if sent is not None:
-                        try:
-                            await conn._wait_shielded(self._undo_enter_gen())
-                        finally:
-                            self._check_undone(sent)
-                finally:
-                    # Even when the shielded undo is left by a new cancellation
-                    # (it goes on in its own task): a claim never given back
-                    # would make every other task wait for ever.
-                    lock.settle(conn._in_block())
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        conn = self._conn
-        conn.lock.check_owner("leave a transaction block")
-        try:
-            return await conn._wait_shielded(self._exit_gen(exc))
-        except BaseException:
-            self._check_exit_after_failure()
-            raise
-        finally:
-            conn.lock.settle(conn._in_block())
