@@ -33,8 +33,8 @@ The layers, bottom to top (names relative to ``psycopg3``):
    (``_connection_base``, ``_interruption``, ``_server_messages``,
    ``_cursor_base``, ``_cursor_fetch``, ``_cursor_many``, ``_server_cursor``,
    ``_copy``, ``_copy_format``, ``_pipeline``, ``_pipeline_queue``,
-   ``_transaction``, ``_tpc``, ``_prepare``, ``_notify``, ``_block_lock``,
-   ``_conn_info``).
+   ``_transaction``, ``_transaction_control``, ``_tpc``, ``_prepare``,
+   ``_notify``, ``_block_lock``, ``_conn_info``).
 4. drivers: the blocking and async drivers and the pool (``_async_*``,
    ``_framework``, ``_blocking_*``, ``_pool*``), and ``abc``, their public face.
    The blocks (transaction, pipeline, COPY) of each flavour are here too
@@ -106,6 +106,7 @@ LAYERS: dict[str, list[str]] = {
         "psycopg3._pipeline",
         "psycopg3._pipeline_queue",
         "psycopg3._transaction",
+        "psycopg3._transaction_control",
         "psycopg3._tpc",
         "psycopg3._prepare",
         "psycopg3._notify",

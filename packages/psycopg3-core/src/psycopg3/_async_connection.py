@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Awaitable, Callable, Generator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from . import errors
@@ -51,6 +50,16 @@ class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
 
     #: Serialises the commands and owns the blocks (see ``_block_lock``).
     lock: AsyncConnectionLock
+
+    _transaction_class = AsyncTransaction
+    _pipeline_class = AsyncPipeline
+
+    if TYPE_CHECKING:  # (TransactionControl's, making this flavour's blocks)
+
+        def transaction(
+            self, savepoint_name: str | None = None, force_rollback: bool = False
+        ) -> AsyncTransaction: ...
+        def pipeline(self) -> AsyncPipeline: ...
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -183,12 +192,7 @@ class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
     async def __aenter__(self: ConnT) -> ConnT:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
             async with self.lock:
                 await self._wait(self._exit_gen(exc))
@@ -242,30 +246,6 @@ class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
             iterating.
         """
         return AsyncNotifies(self, timeout, stop_after)
-
-    def pipeline(self) -> AsyncPipeline:
-        """Return a pipeline block: ``async with conn.pipeline() as p:`` (libpq >= 14).
-
-        Inside it, ``execute()`` sends without waiting; each cursor gets its
-        result when it fetches, or at ``await p.sync()`` and the block's end
-        (see ``psycopg3._pipeline`` and ``docs/pipeline.md``).
-
-        :raises NotSupportedError: on entering, if libpq is older than 14.
-        """
-        return AsyncPipeline(self)
-
-    def transaction(
-        self, savepoint_name: str | None = None, force_rollback: bool = False
-    ) -> AsyncTransaction:
-        """Return a transaction block: ``async with conn.transaction() as tx:``.
-
-        See ``psycopg3._transaction`` for the rules (BEGIN or SAVEPOINT,
-        commit on success, rollback on error, ``psycopg3.Rollback``).
-
-        :param savepoint_name: the name of the block's savepoint, if it uses one.
-        :param force_rollback: roll back at the end even if the block succeeds.
-        """
-        return AsyncTransaction(self, savepoint_name, force_rollback)
 
     async def _wait_shielded(self, gen: PQGen[T]) -> T:
         """Drive ``gen`` under the lock to its end, even if the caller is being cancelled.
@@ -341,11 +321,6 @@ class ConnectContext(Generic[ConnT]):
         self._conn = await self._connect()
         return self._conn
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if self._conn is not None:
             await self._conn.__aexit__(exc_type, exc, tb)

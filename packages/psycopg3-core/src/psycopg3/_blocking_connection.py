@@ -141,6 +141,16 @@ class BlockingConnectionBase(BaseConnection, CursorFactory, ABC):
     #: Serialises the commands and owns the blocks (see ``_block_lock``).
     lock: ConnectionLock[BlockingLock]
 
+    _transaction_class = Transaction
+    _pipeline_class = Pipeline
+
+    if TYPE_CHECKING:  # (TransactionControl's, making this flavour's blocks)
+
+        def transaction(
+            self, savepoint_name: str | None = None, force_rollback: bool = False
+        ) -> Transaction: ...
+        def pipeline(self) -> Pipeline: ...
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         framework = self.framework
@@ -268,30 +278,6 @@ class BlockingConnectionBase(BaseConnection, CursorFactory, ABC):
         """Roll back the current transaction."""
         with self.lock:
             self._wait(self._rollback_gen())
-
-    def transaction(
-        self, savepoint_name: str | None = None, force_rollback: bool = False
-    ) -> Transaction:
-        """Return a transaction block: ``with conn.transaction() as tx:``.
-
-        See ``psycopg3._transaction`` for the rules (BEGIN or SAVEPOINT,
-        commit on success, rollback on error, ``psycopg3.Rollback``).
-
-        :param savepoint_name: the name of the block's savepoint, if it uses one.
-        :param force_rollback: roll back at the end even if the block succeeds.
-        """
-        return Transaction(self, savepoint_name, force_rollback)
-
-    def pipeline(self) -> Pipeline:
-        """Return a pipeline block: ``with conn.pipeline() as p:`` (libpq >= 14).
-
-        Inside it, ``execute()`` sends without waiting; each cursor gets its
-        result when it fetches, or at ``p.sync()`` and the block's end (see
-        ``psycopg3._pipeline`` and ``docs/pipeline.md``).
-
-        :raises NotSupportedError: on entering, if libpq is older than 14.
-        """
-        return Pipeline(self)
 
     def notifies(
         self, *, timeout: float | None = None, stop_after: int | None = None

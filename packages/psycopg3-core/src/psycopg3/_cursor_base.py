@@ -31,8 +31,8 @@ from .rows import Row, RowFactory, RowMaker, tuple_row
 from .waiting import PQGen
 
 if TYPE_CHECKING:
-    from ._pipeline_queue import PipelineEntry
     from ._connection_base import BaseConnection
+    from ._pipeline_queue import PipelineEntry
 
 __all__ = ["BaseCursor", "CursorFactory", "Params", "Query", "Row"]
 

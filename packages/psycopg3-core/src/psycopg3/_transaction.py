@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import logging
 from enum import IntEnum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import errors
 from ._arguments import check_bool, check_str, wrong_argument
@@ -97,6 +97,36 @@ class Rollback(Exception):
         return f"{type(self).__qualname__}({self.transaction!r})"
 
 
+class _Switch:
+    """A yes/no/default transaction characteristic of ``TransactionCharacteristics``.
+
+    Stored in ``_<name>``; setting it checks the value and that no
+    transaction is open, then rebuilds the ``BEGIN`` statement.
+    """
+
+    def __init__(self, doc: str):
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+        self._attr = "_" + name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Switch: ...
+
+    @overload
+    def __get__(self, obj: TransactionCharacteristics, owner: type) -> bool | None: ...
+
+    def __get__(self, obj: TransactionCharacteristics | None, owner: type) -> Any:
+        return self if obj is None else getattr(obj, self._attr)
+
+    def __set__(self, obj: TransactionCharacteristics, value: bool | None) -> None:
+        check_bool(self._name, value, none_ok=True)
+        obj._check_characteristic_change(self._name)
+        setattr(obj, self._attr, None if value is None else bool(value))
+        obj._begin_statement = obj._build_begin()
+
+
 class TransactionCharacteristics:
     """Connection settings applied to the transactions psycopg3 begins.
 
@@ -132,29 +162,10 @@ class TransactionCharacteristics:
         self._isolation_level = None if value is None else IsolationLevel(value)
         self._begin_statement = self._build_begin()
 
-    @property
-    def read_only(self) -> bool | None:
-        """Whether the next transaction is READ ONLY; None for the server's default."""
-        return self._read_only
-
-    @read_only.setter
-    def read_only(self, value: bool | None) -> None:
-        check_bool("read_only", value, none_ok=True)
-        self._check_characteristic_change("read_only")
-        self._read_only = None if value is None else bool(value)
-        self._begin_statement = self._build_begin()
-
-    @property
-    def deferrable(self) -> bool | None:
-        """Whether the next transaction is DEFERRABLE; None for the server's default."""
-        return self._deferrable
-
-    @deferrable.setter
-    def deferrable(self, value: bool | None) -> None:
-        check_bool("deferrable", value, none_ok=True)
-        self._check_characteristic_change("deferrable")
-        self._deferrable = None if value is None else bool(value)
-        self._begin_statement = self._build_begin()
+    read_only = _Switch("Whether the next transaction is READ ONLY; None for the server's default.")
+    deferrable = _Switch(
+        "Whether the next transaction is DEFERRABLE; None for the server's default."
+    )
 
     def _check_characteristic_change(self, name: str) -> None:
         self._check_usable()
@@ -387,10 +398,10 @@ class BaseTransaction:
                     unreported = ex  # a queued command failed: the block must not commit
             in_error = conn.pgconn.transaction_status == TransactionStatus.INERROR
             if exc is None and not self.force_rollback and not in_error:
-                yield from self._commit_gen()
+                yield from self._end_gen(commit=True)
                 self.status = "committed"
             else:
-                yield from self._rollback_gen()
+                yield from self._end_gen(commit=False)
                 self.status = "rolled_back"
         except errors.Error as ex:
             self.status = "failed"
@@ -406,17 +417,12 @@ class BaseTransaction:
             raise unreported  # rolled back: the error of a queued command says why
         return isinstance(exc, Rollback) and exc.transaction in (None, self)
 
-    def _commit_gen(self) -> PQGen[None]:
-        conn = self._conn
+    def _end_gen(self, *, commit: bool) -> PQGen[None]:
+        """Commit or roll back what the block began: the transaction, or its savepoint."""
+        run = self._conn._exec_command_gen
         if self._begins:
-            yield from conn._exec_command_gen(b"COMMIT")
-        elif self._savepoint is not None:
-            yield from conn._exec_command_gen(b"RELEASE SAVEPOINT " + self._savepoint)
-
-    def _rollback_gen(self) -> PQGen[None]:
-        conn = self._conn
-        if self._begins:
-            yield from conn._exec_command_gen(b"ROLLBACK")
-        elif self._savepoint is not None:
-            yield from conn._exec_command_gen(b"ROLLBACK TO SAVEPOINT " + self._savepoint)
-            yield from conn._exec_command_gen(b"RELEASE SAVEPOINT " + self._savepoint)
+            yield from run(b"COMMIT" if commit else b"ROLLBACK")
+        elif (savepoint := self._savepoint) is not None:
+            if not commit:
+                yield from run(b"ROLLBACK TO SAVEPOINT " + savepoint)
+            yield from run(b"RELEASE SAVEPOINT " + savepoint)
