@@ -24,6 +24,7 @@ from ._framework import AsyncFramework, AsyncLock
 from ._notify import AsyncNotifies
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._tpc import Xid
+from ._transaction_control import BlockFactory
 from .conninfo import conninfo_to_dict, make_conninfo
 from .rows import RowFactory
 from .waiting import PQGen
@@ -38,7 +39,9 @@ T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound="AsyncConnectionBase")
 
 
-class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
+class AsyncConnectionBase(
+    BaseConnection, BlockFactory[AsyncTransaction, AsyncPipeline], CursorFactory, ABC
+):
     """The async connection API, on the primitives of ``framework``."""
 
     #: The framework's primitives: the adapter's one ``AsyncFramework``.
@@ -53,13 +56,6 @@ class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
 
     _transaction_class = AsyncTransaction
     _pipeline_class = AsyncPipeline
-
-    if TYPE_CHECKING:  # (TransactionControl's, making this flavour's blocks)
-
-        def transaction(
-            self, savepoint_name: str | None = None, force_rollback: bool = False
-        ) -> AsyncTransaction: ...
-        def pipeline(self) -> AsyncPipeline: ...
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -35,6 +35,7 @@ from ._framework import BlockingFramework, PlainLock
 from ._notify import Notify, NotifyIteration
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._tpc import Xid
+from ._transaction_control import BlockFactory
 from .conninfo import conninfo_to_dict, make_conninfo
 from .rows import RowFactory
 from .waiting import PQGen
@@ -128,7 +129,9 @@ class DeferringLock:
             self.release()
 
 
-class BlockingConnectionBase(BaseConnection, CursorFactory, ABC):
+class BlockingConnectionBase(
+    BaseConnection, BlockFactory[Transaction, Pipeline], CursorFactory, ABC
+):
     """The blocking connection API, on the primitives of ``framework``."""
 
     #: The framework's primitives: the adapter's one ``BlockingFramework``.
@@ -143,13 +146,6 @@ class BlockingConnectionBase(BaseConnection, CursorFactory, ABC):
 
     _transaction_class = Transaction
     _pipeline_class = Pipeline
-
-    if TYPE_CHECKING:  # (TransactionControl's, making this flavour's blocks)
-
-        def transaction(
-            self, savepoint_name: str | None = None, force_rollback: bool = False
-        ) -> Transaction: ...
-        def pipeline(self) -> Pipeline: ...
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -1,10 +1,10 @@
 """Ending transactions from a connection, and making its transaction and pipeline blocks.
 
 ``TransactionControl`` is the part of ``BaseConnection`` that runs
-``commit()``, ``rollback()`` and the end of a ``with conn:`` block, refuses
-them where they would break a block, and makes the ``transaction()`` and
-``pipeline()`` blocks of the flavour's classes (``_transaction_class``,
-``_pipeline_class``, set by the blocking and async connection bases).
+``commit()``, ``rollback()`` and the end of a ``with conn:`` block, and
+refuses them where they would break a block. ``BlockFactory`` makes the
+``transaction()`` and ``pipeline()`` blocks of a flavour's classes, for the
+blocking and async connection bases.
 Layer: bases.
 
 Must not: wait, take a lock, or import a concurrency framework.
@@ -13,7 +13,7 @@ Must not: wait, take a lock, or import a concurrency framework.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from . import errors
 from ._pipeline_queue import unsupported
@@ -27,17 +27,13 @@ if TYPE_CHECKING:
     from ._transaction import BaseTransaction
     from .pq import PGconn
 
-__all__ = ["TransactionControl"]
+__all__ = ["TransactionControl", "BlockFactory"]
 
 logger = logging.getLogger("psycopg3")
 
 
 class TransactionControl:
-    """``commit()``, ``rollback()``, their checks, and the block factories of a connection."""
-
-    #: The classes of the blocks ``transaction()`` and ``pipeline()`` return.
-    _transaction_class: ClassVar[type[BaseTransaction]]
-    _pipeline_class: ClassVar[type[BasePipeline]]
+    """``commit()``, ``rollback()`` and their checks, for ``BaseConnection``."""
 
     if TYPE_CHECKING:  # provided by BaseConnection
         pgconn: PGconn
@@ -49,30 +45,6 @@ class TransactionControl:
         def _check_usable(self) -> None: ...
         def _check_not_tpc(self, method: str) -> None: ...
         def _exec_command_gen(self, command: bytes) -> PQGen[None]: ...
-
-    def transaction(
-        self, savepoint_name: str | None = None, force_rollback: bool = False
-    ) -> BaseTransaction:
-        """Return a transaction block: ``with conn.transaction() as tx:`` (``async with``).
-
-        See ``psycopg3._transaction`` for the rules (BEGIN or SAVEPOINT,
-        commit on success, rollback on error, ``psycopg3.Rollback``).
-
-        :param savepoint_name: the name of the block's savepoint, if it uses one.
-        :param force_rollback: roll back at the end even if the block succeeds.
-        """
-        return self._transaction_class(cast("BaseConnection", self), savepoint_name, force_rollback)
-
-    def pipeline(self) -> BasePipeline:
-        """Return a pipeline block: ``with conn.pipeline() as p:`` (``async with``; libpq >= 14).
-
-        Inside it, ``execute()`` sends without waiting; each cursor gets its
-        result when it fetches, or at ``p.sync()`` and the block's end (see
-        ``psycopg3._pipeline`` and ``docs/pipeline.md``).
-
-        :raises NotSupportedError: on entering, if libpq is older than 14.
-        """
-        return self._pipeline_class(cast("BaseConnection", self))
 
     def _check_no_pipeline(self, method: str) -> None:
         if self._pipeline is not None:
@@ -129,3 +101,43 @@ class TransactionControl:
         except errors.Error as ex:
             # The user's exception matters more than a failed rollback.
             logger.warning("rollback on leaving the connection block failed: %s", ex)
+
+
+TransactionT = TypeVar("TransactionT", bound="BaseTransaction")
+PipelineT = TypeVar("PipelineT", bound="BasePipeline")
+
+
+class BlockFactory(Generic[TransactionT, PipelineT]):
+    """``transaction()`` and ``pipeline()`` for a connection base naming its block classes.
+
+    Shared by the blocking and the async connection bases, each giving its
+    flavour's classes as the type parameters and ``_transaction_class``,
+    ``_pipeline_class``.
+    """
+
+    _transaction_class: type[TransactionT]
+    _pipeline_class: type[PipelineT]
+
+    def transaction(
+        self, savepoint_name: str | None = None, force_rollback: bool = False
+    ) -> TransactionT:
+        """Return a transaction block: ``with conn.transaction() as tx:`` (``async with``).
+
+        See ``psycopg3._transaction`` for the rules (BEGIN or SAVEPOINT,
+        commit on success, rollback on error, ``psycopg3.Rollback``).
+
+        :param savepoint_name: the name of the block's savepoint, if it uses one.
+        :param force_rollback: roll back at the end even if the block succeeds.
+        """
+        return self._transaction_class(cast("BaseConnection", self), savepoint_name, force_rollback)
+
+    def pipeline(self) -> PipelineT:
+        """Return a pipeline block: ``with conn.pipeline() as p:`` (``async with``; libpq >= 14).
+
+        Inside it, ``execute()`` sends without waiting; each cursor gets its
+        result when it fetches, or at ``p.sync()`` and the block's end (see
+        ``psycopg3._pipeline`` and ``docs/pipeline.md``).
+
+        :raises NotSupportedError: on entering, if libpq is older than 14.
+        """
+        return self._pipeline_class(cast("BaseConnection", self))
