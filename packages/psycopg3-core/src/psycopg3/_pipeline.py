@@ -55,8 +55,8 @@ Rules:
    refused before it is sent: libpq cannot feed or read a COPY in pipeline
    mode, and the server, switched to COPY mode, would take the commands
    queued after it for a protocol violation and end the session. (Found by
-   its text; a COPY reaching the pipeline anyway fails as ``_complete()``
-   says.)
+   its text; a COPY reaching the pipeline anyway fails as
+   ``PipelineState._complete()`` says.)
 """
 
 from __future__ import annotations
