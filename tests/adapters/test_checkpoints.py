@@ -27,8 +27,7 @@ from trio.testing import assert_checkpoints
 import psycopg3_trio
 import psycopg3_trio.pool
 from fix_flavours import load_doc_adapter
-from psycopg3._copy import _AsyncReader
-from psycopg3._transaction import AsyncTransaction
+from psycopg3._async_blocks import AsyncTransaction, _AsyncReader
 from psycopg3.abc import AsyncCopy, AsyncNotifies, AsyncPipeline
 from psycopg3.pq import TransactionStatus
 

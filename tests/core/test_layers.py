@@ -31,11 +31,14 @@ The layers, bottom to top (names relative to ``psycopg3``):
    ``_transformer``, ``_queries``, ``_column``, ``dbapi20``.
 3. bases: the connection and cursor bases and what they are made of
    (``_connection_base``, ``_interruption``, ``_server_messages``,
-   ``_cursor_base``, ``_cursor_fetch``, ``_cursor_many``, ``_server_cursor``, ``_copy``,
-   ``_copy_format``, ``_pipeline``, ``_transaction``, ``_tpc``, ``_prepare``,
+   ``_cursor_base``, ``_cursor_fetch``, ``_cursor_many``, ``_server_cursor``,
+   ``_copy``, ``_copy_format``, ``_pipeline``, ``_pipeline_queue``,
+   ``_transaction``, ``_transaction_control``, ``_tpc``, ``_prepare``,
    ``_notify``, ``_block_lock``, ``_conn_info``).
 4. drivers: the blocking and async drivers and the pool (``_async_*``,
    ``_framework``, ``_blocking_*``, ``_pool*``), and ``abc``, their public face.
+   The blocks (transaction, pipeline, COPY) of each flavour are here too
+   (``_blocking_blocks``, ``_async_blocks``), over their bases' generators.
 5. package: ``psycopg3`` itself, the public facade, which also registers the
    built-in adapters on the global map by importing ``_adapt.defaults``.
 6. adapters: ``psycopg3_sync``, ``psycopg3_asyncio``, ``psycopg3_trio``.
@@ -101,7 +104,9 @@ LAYERS: dict[str, list[str]] = {
         "psycopg3._copy",
         "psycopg3._copy_format",
         "psycopg3._pipeline",
+        "psycopg3._pipeline_queue",
         "psycopg3._transaction",
+        "psycopg3._transaction_control",
         "psycopg3._tpc",
         "psycopg3._prepare",
         "psycopg3._notify",
@@ -110,8 +115,10 @@ LAYERS: dict[str, list[str]] = {
     ],
     "drivers": [
         "psycopg3._async_*",
+        "psycopg3._async_blocks",
         "psycopg3._framework",
         "psycopg3._blocking_*",
+        "psycopg3._blocking_blocks",
         "psycopg3._pool",
         "psycopg3._pool_*",
         "psycopg3.abc",

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from . import errors, pq
 from ._adapt import defaults as _defaults  # noqa: F401 - fills psycopg3.adapters, once
+from ._async_blocks import AsyncCopy, AsyncPipeline, AsyncTransaction
+from ._blocking_blocks import Copy, Pipeline, Transaction
 from ._column import Column
 from ._conn_info import ConnectionInfo
-from ._copy import AsyncCopy, Copy
 from ._dbapi_errors import *  # noqa: F403 - the DB-API exceptions (psycopg3.errors.Error...)
 from ._dbapi_errors import __all__ as __all__  # the exports start with their names
 from ._notify import Notify
-from ._pipeline import AsyncPipeline, Pipeline
 from ._tpc import Xid
-from ._transaction import AsyncTransaction, IsolationLevel, Rollback, Transaction
+from ._transaction import IsolationLevel, Rollback
 from ._version import __version__
 from .adapt import adapters
 

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Awaitable, Callable, Generator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from . import errors
+from ._async_blocks import AsyncPipeline, AsyncTransaction
 from ._block_lock import AsyncConnectionLock
 from ._connection_base import DRAIN_TIMEOUT, RECOVER_POLL_INTERVAL, BaseConnection, shutdown_socket
 from ._cursor_base import CursorFactory, Params, Query
 from ._dns import resolve_conninfo
 from ._framework import AsyncFramework, AsyncLock
 from ._notify import AsyncNotifies
-from ._pipeline import AsyncPipeline
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._tpc import Xid
-from ._transaction import AsyncTransaction
+from ._transaction_control import BlockFactory
 from .conninfo import conninfo_to_dict, make_conninfo
 from .rows import RowFactory
 from .waiting import PQGen
@@ -40,7 +39,9 @@ T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound="AsyncConnectionBase")
 
 
-class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
+class AsyncConnectionBase(
+    BaseConnection, BlockFactory[AsyncTransaction, AsyncPipeline], CursorFactory, ABC
+):
     """The async connection API, on the primitives of ``framework``."""
 
     #: The framework's primitives: the adapter's one ``AsyncFramework``.
@@ -52,6 +53,9 @@ class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
 
     #: Serialises the commands and owns the blocks (see ``_block_lock``).
     lock: AsyncConnectionLock
+
+    _transaction_class = AsyncTransaction
+    _pipeline_class = AsyncPipeline
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -199,12 +203,7 @@ class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
     async def __aenter__(self: ConnT) -> ConnT:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
             async with self.lock:
                 await self._wait(self._exit_gen(exc))
@@ -258,30 +257,6 @@ class AsyncConnectionBase(BaseConnection, CursorFactory, ABC):
             iterating.
         """
         return AsyncNotifies(self, timeout, stop_after)
-
-    def pipeline(self) -> AsyncPipeline:
-        """Return a pipeline block: ``async with conn.pipeline() as p:`` (libpq >= 14).
-
-        Inside it, ``execute()`` sends without waiting; each cursor gets its
-        result when it fetches, or at ``await p.sync()`` and the block's end
-        (see ``psycopg3._pipeline`` and ``docs/pipeline.md``).
-
-        :raises NotSupportedError: on entering, if libpq is older than 14.
-        """
-        return AsyncPipeline(self)
-
-    def transaction(
-        self, savepoint_name: str | None = None, force_rollback: bool = False
-    ) -> AsyncTransaction:
-        """Return a transaction block: ``async with conn.transaction() as tx:``.
-
-        See ``psycopg3._transaction`` for the rules (BEGIN or SAVEPOINT,
-        commit on success, rollback on error, ``psycopg3.Rollback``).
-
-        :param savepoint_name: the name of the block's savepoint, if it uses one.
-        :param force_rollback: roll back at the end even if the block succeeds.
-        """
-        return AsyncTransaction(self, savepoint_name, force_rollback)
 
     async def _wait_shielded(self, gen: PQGen[T]) -> T:
         """Drive ``gen`` under the lock to its end, even if the caller is being cancelled.
@@ -357,11 +332,6 @@ class ConnectContext(Generic[ConnT]):
         self._conn = await self._connect()
         return self._conn
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if self._conn is not None:
             await self._conn.__aexit__(exc_type, exc, tb)

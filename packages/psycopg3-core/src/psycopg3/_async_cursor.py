@@ -12,11 +12,10 @@ Must not: import asyncio, trio, anyio or any other framework.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._async_blocks import AsyncCopy
 from ._block_lock import CHECKPOINT_ROWS
-from ._copy import AsyncCopy
 from ._cursor_base import BaseCursor, Params, Query
 from .rows import Row, RowFactory
 
@@ -35,12 +34,7 @@ class AsyncCursorBase(BaseCursor[Row]):
     async def __aenter__(self: T) -> T:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if exc is None:
             await self.close()
         else:
@@ -68,24 +62,13 @@ class AsyncCursorBase(BaseCursor[Row]):
     ) -> AsyncCursorBase[R]: ...
 
     async def execute(
-        self,
-        query: Query,
-        params: Params | None = None,
-        *,
-        binary: bool | None = None,
-        row_factory: RowFactory[Any] | None = None,
-        prepare: bool | None = None,
+        self, query: Query, params: Params | None = None, **options: Any
     ) -> AsyncCursorBase[Any]:
         """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``.
 
-        :param row_factory: the shape of this execution's rows, instead of the
-            cursor's ``row_factory``.
-        :param prepare: prepare the statement on the server (True), never
-            (False), or after ``conn.prepare_threshold`` executions (None).
+        The options are those of ``BlockingCursorBase.execute()``.
         """
-        gen = self._execute_gen(
-            query, params, binary=binary, row_factory=row_factory, prepare=prepare
-        )
+        gen = self._execute_gen(query, params, **options)
         async with self._conn.lock:
             await self._conn._wait(gen)
         return self

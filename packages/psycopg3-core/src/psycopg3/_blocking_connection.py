@@ -27,15 +27,15 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from ._block_lock import ConnectionLock
+from ._blocking_blocks import Pipeline, Transaction
 from ._connection_base import RECOVER_POLL_INTERVAL, BaseConnection, shutdown_socket
 from ._cursor_base import CursorFactory, Params, Query
 from ._dns import resolve_conninfo_blocking
 from ._framework import BlockingFramework, PlainLock
 from ._notify import Notify, NotifyIteration
-from ._pipeline import Pipeline
 from ._prepare import DEFAULT_PREPARE_THRESHOLD
 from ._tpc import Xid
-from ._transaction import Transaction
+from ._transaction_control import BlockFactory
 from .conninfo import conninfo_to_dict, make_conninfo
 from .rows import RowFactory
 from .waiting import PQGen
@@ -129,7 +129,9 @@ class DeferringLock:
             self.release()
 
 
-class BlockingConnectionBase(BaseConnection, CursorFactory, ABC):
+class BlockingConnectionBase(
+    BaseConnection, BlockFactory[Transaction, Pipeline], CursorFactory, ABC
+):
     """The blocking connection API, on the primitives of ``framework``."""
 
     #: The framework's primitives: the adapter's one ``BlockingFramework``.
@@ -141,6 +143,9 @@ class BlockingConnectionBase(BaseConnection, CursorFactory, ABC):
 
     #: Serialises the commands and owns the blocks (see ``_block_lock``).
     lock: ConnectionLock[BlockingLock]
+
+    _transaction_class = Transaction
+    _pipeline_class = Pipeline
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -276,30 +281,6 @@ class BlockingConnectionBase(BaseConnection, CursorFactory, ABC):
         """Roll back the current transaction."""
         with self.lock:
             self._wait(self._rollback_gen())
-
-    def transaction(
-        self, savepoint_name: str | None = None, force_rollback: bool = False
-    ) -> Transaction:
-        """Return a transaction block: ``with conn.transaction() as tx:``.
-
-        See ``psycopg3._transaction`` for the rules (BEGIN or SAVEPOINT,
-        commit on success, rollback on error, ``psycopg3.Rollback``).
-
-        :param savepoint_name: the name of the block's savepoint, if it uses one.
-        :param force_rollback: roll back at the end even if the block succeeds.
-        """
-        return Transaction(self, savepoint_name, force_rollback)
-
-    def pipeline(self) -> Pipeline:
-        """Return a pipeline block: ``with conn.pipeline() as p:`` (libpq >= 14).
-
-        Inside it, ``execute()`` sends without waiting; each cursor gets its
-        result when it fetches, or at ``p.sync()`` and the block's end (see
-        ``psycopg3._pipeline`` and ``docs/pipeline.md``).
-
-        :raises NotSupportedError: on entering, if libpq is older than 14.
-        """
-        return Pipeline(self)
 
     def notifies(
         self, *, timeout: float | None = None, stop_after: int | None = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._copy import Copy
+from ._blocking_blocks import Copy
 from ._cursor_base import BaseCursor, Params, Query
 from ._server_cursor import BaseServerCursor
 from .rows import Row, RowFactory
@@ -29,8 +29,8 @@ R = TypeVar("R")
 ServerCursorT = TypeVar("ServerCursorT", bound="BlockingServerCursorBase[Any]")
 
 
-class BlockingCursorBase(BaseCursor[Row]):
-    """The blocking cursor API: the DB-API cursor, for any blocking framework."""
+class _BlockingCursorFace:
+    """What both blocking cursors share: ``with`` closes, ``connection`` is public."""
 
     _conn: BlockingConnectionBase
 
@@ -44,6 +44,16 @@ class BlockingCursorBase(BaseCursor[Row]):
     def connection(self) -> BlockingConnectionBase:
         """The connection this cursor belongs to."""
         return self._conn
+
+    if TYPE_CHECKING:
+
+        def close(self) -> None: ...
+
+
+class BlockingCursorBase(_BlockingCursorFace, BaseCursor[Row]):
+    """The blocking cursor API: the DB-API cursor, for any blocking framework."""
+
+    _conn: BlockingConnectionBase
 
     @overload
     def execute(
@@ -67,27 +77,19 @@ class BlockingCursorBase(BaseCursor[Row]):
     ) -> BlockingCursorBase[R]: ...
 
     def execute(
-        self,
-        query: Query,
-        params: Params | None = None,
-        *,
-        binary: bool | None = None,
-        row_factory: RowFactory[Any] | None = None,
-        prepare: bool | None = None,
+        self, query: Query, params: Params | None = None, **options: Any
     ) -> BlockingCursorBase[Any]:
         """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``.
 
+        :param binary: ask for results in binary format (default: the cursor's).
         :param row_factory: the shape of this execution's rows, instead of the
             cursor's ``row_factory``.
         :param prepare: prepare the statement on the server (True), never
             (False), or after ``conn.prepare_threshold`` executions (None).
         """
+        gen = self._execute_gen(query, params, **options)
         with self._conn.lock:
-            self._conn._wait(
-                self._execute_gen(
-                    query, params, binary=binary, row_factory=row_factory, prepare=prepare
-                )
-            )
+            self._conn._wait(gen)
         return self
 
     def executemany(
@@ -162,7 +164,7 @@ class BlockingCursorBase(BaseCursor[Row]):
         self._close()
 
 
-class BlockingServerCursorBase(BaseServerCursor[Row]):
+class BlockingServerCursorBase(_BlockingCursorFace, BaseServerCursor[Row]):
     """The blocking API of a server-side cursor: rows come in ``FETCH`` batches.
 
     ``fetchmany(n)`` asks the server for ``n`` rows, iteration for
@@ -170,17 +172,6 @@ class BlockingServerCursorBase(BaseServerCursor[Row]):
     """
 
     _conn: BlockingConnectionBase
-
-    def __enter__(self: T) -> T:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def connection(self) -> BlockingConnectionBase:
-        """The connection this cursor belongs to."""
-        return self._conn
 
     def execute(
         self: ServerCursorT,

@@ -11,7 +11,8 @@ It is made of mixins, one module per concern, all in the bases layer:
 ``_interruption`` (what an interrupted wait leads to: the interruption policy
 and its deadlines, ``CANCEL_TIMEOUT``, ``DRAIN_TIMEOUT``…, re-exported here),
 ``_server_messages`` (notices and notifications), ``_transaction``
-(transaction characteristics) and ``_tpc`` (two-phase commit).
+(transaction characteristics), ``_transaction_control`` (commit, rollback,
+the block factories) and ``_tpc`` (two-phase commit).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from ._interruption import DRAIN_TIMEOUT as DRAIN_TIMEOUT
 from ._interruption import RECOVER_POLL_INTERVAL as RECOVER_POLL_INTERVAL
 from ._interruption import Interruption
 from ._notify import NotifyState
-from ._pipeline import PipelineState, unsupported
+from ._pipeline_queue import PipelineState, unsupported
 from ._prepare import DEFAULT_PREPARE_THRESHOLD, MISSING_STATEMENT_SQLSTATE, PrepareManager
 from ._server_messages import NoticeHandler as NoticeHandler
 from ._server_messages import ServerMessages, _forward_notices
 from ._tpc import TwoPhaseCommit
 from ._transaction import BaseTransaction, TransactionCharacteristics
+from ._transaction_control import TransactionControl
 from .adapt import AdaptersMap
 from .adapt import adapters as global_adapters
 from .conninfo import conninfo_to_dict, make_conninfo, timeout_from_conninfo
@@ -88,7 +90,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class BaseConnection(TransactionCharacteristics, TwoPhaseCommit, ServerMessages, Interruption):
+class BaseConnection(
+    TransactionCharacteristics, TransactionControl, TwoPhaseCommit, ServerMessages, Interruption
+):
     """Framework-free state and generators of a connection.
 
     :param pgconn: a connected ``PGconn`` in non-blocking mode.
@@ -260,15 +264,12 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit, ServerMessages,
             raise errors.ProgrammingError(
                 "cannot change autocommit inside a transaction() block: leave the block first"
             )
-        if self._tpc_xid is not None:
-            raise errors.ProgrammingError(
-                "cannot change autocommit in a two-phase transaction:"
-                " call tpc_commit() or tpc_rollback() first"
-            )
-        if self.pgconn.transaction_status != TransactionStatus.IDLE:
-            raise errors.ProgrammingError(
-                "cannot change autocommit inside a transaction: call commit() or rollback() first"
-            )
+        self._check_no_transaction(
+            in_tpc="cannot change autocommit in a two-phase transaction:"
+            " call tpc_commit() or tpc_rollback() first",
+            in_transaction="cannot change autocommit inside a transaction:"
+            " call commit() or rollback() first",
+        )
         self._autocommit = value
 
     @property
@@ -393,57 +394,3 @@ class BaseConnection(TransactionCharacteristics, TwoPhaseCommit, ServerMessages,
                     "COPY cannot run through execute(): it was aborted, and the"
                     " transaction with it if one was open"
                 )
-
-    def _check_no_pipeline(self, method: str) -> None:
-        if self._pipeline is not None:
-            raise unsupported(f"{method}()")
-
-    def _in_block(self) -> bool:
-        """Tell if a ``transaction()`` or ``pipeline()`` block is open (it owns the lock)."""
-        return bool(self._transaction_blocks) or self._pipeline is not None
-
-    def _check_no_transaction_block(self, method: str) -> None:
-        if self._transaction_blocks:
-            raise errors.ProgrammingError(
-                f"{method}() cannot be used inside a transaction() block: leave the block to"
-                " commit, or raise psycopg3.Rollback in it to roll back"
-            )
-
-    def _commit_gen(self) -> PQGen[None]:
-        self._check_usable()
-        self._check_no_transaction_block("commit")
-        self._check_not_tpc("commit")
-        if self._pipeline is not None:
-            # The status is exact only after a sync; the batch's first error
-            # is raised here, and nothing is committed.
-            yield from self._pipeline.sync_gen()
-            self._pipeline.raise_unreported()
-        if self.pgconn.transaction_status == TransactionStatus.IDLE:
-            return
-        yield from self._exec_command_gen(b"COMMIT")
-
-    def _rollback_gen(self) -> PQGen[None]:
-        self._check_usable()
-        self._check_no_transaction_block("rollback")
-        self._check_not_tpc("rollback")
-        if self._pipeline is not None:
-            yield from self._pipeline.sync_gen()
-            if self.pgconn.transaction_status == TransactionStatus.INERROR:
-                # The errors that failed the transaction go with it.
-                self._pipeline.discard_unreported()
-        if self.pgconn.transaction_status == TransactionStatus.IDLE:
-            return
-        yield from self._exec_command_gen(b"ROLLBACK")
-
-    def _exit_gen(self, exc: BaseException | None) -> PQGen[None]:
-        """What leaving a ``with`` block does before closing: commit or roll back."""
-        if self.closed:
-            return
-        if exc is None:
-            yield from self._commit_gen()
-            return
-        try:
-            yield from self._rollback_gen()
-        except errors.Error as ex:
-            # The user's exception matters more than a failed rollback.
-            logger.warning("rollback on leaving the connection block failed: %s", ex)

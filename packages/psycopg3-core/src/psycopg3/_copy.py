@@ -1,4 +1,4 @@
-"""COPY FROM STDIN and COPY TO STDOUT: the ``Copy`` and ``AsyncCopy`` blocks.
+"""COPY FROM STDIN and COPY TO STDOUT: the state and generators of a COPY block.
 
 ``cur.copy(statement)`` returns a block object; entering it runs the COPY
 statement, leaving it ends the COPY. The COPY data formats (text rows with
@@ -7,8 +7,10 @@ I/O; the waiting goes through the connection's ``_wait()`` like every other
 command, with the generators of ``generators`` (``copy_put``, ``copy_end``,
 ``copy_get``).
 
-Must not: import a concurrency framework, wait other than through the
-connection's ``_wait()``, or sleep.
+``BaseCopy`` is shared by the blocking ``Copy`` (``_blocking_blocks``) and
+the ``AsyncCopy`` (``_async_blocks``). Layer: bases.
+
+Must not: import a concurrency framework, wait, or sleep.
 
 The rules of a COPY block:
 
@@ -63,14 +65,12 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from . import errors, generators
 from ._adapt.base import Buffer
-from ._block_lock import CHECKPOINT_ROWS
 from ._copy_format import (
     BINARY_HEADER,
     BINARY_TRAILER,
@@ -93,14 +93,11 @@ from .pq import ExecStatus, Format, PGresult, PipelineStatus, TransactionStatus
 from .waiting import PQGen
 
 if TYPE_CHECKING:
-    from ._async_connection import AsyncConnectionBase
     from ._cursor_base import BaseCursor
 
-__all__ = ["BaseCopy", "Copy", "AsyncCopy", "BUFFER_SIZE"]
+__all__ = ["BaseCopy", "BUFFER_SIZE"]
 
 logger = logging.getLogger("psycopg3")
-
-T = TypeVar("T")
 
 #: Bytes of COPY data gathered before they are handed to libpq, and the
 #: most taken from libpq in one read.
@@ -397,6 +394,21 @@ class BaseCopy:
         cursor._results = results
         cursor._select_result(0)
 
+    @contextmanager
+    def _ending(self, exc: BaseException | None) -> Iterator[None]:
+        """Around the wait on ``_exit_gen()``: what its failure means, then the block is closed."""
+        try:
+            yield
+        except _CopyAbandoned:
+            pass  # (cancelled and drained by the connection's recovery: rule 5)
+        except Exception as ex:
+            if exc is None:
+                raise
+            # The block's own exception says more than a failed abort.
+            logger.warning("aborting the COPY failed: %s", ex)
+        finally:
+            self._state = "closed"
+
     def _exit_gen(self, exc: BaseException | None) -> PQGen[None]:
         """End the COPY as the block is left (rules 4 to 6)."""
         if self._state != "active":
@@ -431,198 +443,3 @@ class BaseCopy:
             self._buffer += BINARY_TRAILER
         yield from self._flush_gen()
         self._end_with((yield from generators.copy_end(pgconn, None)))
-
-
-class _BlockingDriver(Protocol):
-    lock: AbstractContextManager[Any]
-
-    def _wait(self, gen: PQGen[T]) -> T: ...
-
-
-class Copy(BaseCopy):
-    """A COPY block for blocking connections: ``with cur.copy("COPY …") as copy:``.
-
-    Write with `write()` / `write_row()` (``COPY … FROM STDIN``); read with
-    `read()`, `read_row()`, `rows()` or by iterating blocks (``COPY … TO
-    STDOUT``). See the module's rules for what leaving the block does.
-    """
-
-    def _driver(self) -> _BlockingDriver:
-        return cast(_BlockingDriver, self._conn)
-
-    def __enter__(self) -> Copy:
-        driver = self._driver()
-        driver.lock.__enter__()
-        try:
-            driver._wait(self._start_gen())
-        except BaseException:
-            driver.lock.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        driver = self._driver()
-        try:
-            driver._wait(self._exit_gen(exc))
-        except _CopyAbandoned:
-            pass
-        except Exception as ex:
-            if exc is None:
-                raise
-            # The block's own exception says more than a failed abort.
-            logger.warning("aborting the COPY failed: %s", ex)
-        finally:
-            self._state = "closed"
-            driver.lock.__exit__(None, None, None)
-
-    def write(self, buffer: Buffer | str) -> None:
-        """Send raw COPY data (in the COPY's format); ``str`` is encoded first."""
-        self._driver()._wait(self._write_gen(buffer))
-
-    def write_row(self, values: Sequence[Any]) -> None:
-        """Send a row, its values adapted like query parameters.
-
-        :raises ProgrammingError: if a value cannot be adapted, or in binary
-            format without `set_types()`.
-        :raises DataError: if a value does not fit its column's type.
-        """
-        if self._add_row(values):
-            self._driver()._wait(self._flush_gen())
-
-    def read(self) -> bytes:
-        """Return the next block of raw COPY data; ``b""`` at the end."""
-        return self._driver()._wait(self._read_gen())
-
-    def read_row(self) -> tuple[Any, ...] | None:
-        """Return the next row, or None at the end.
-
-        Values are loaded with the types of `set_types()`; without them (text
-        format only) they are ``str``, None for NULL.
-        """
-        row = self._parsed_row()
-        return row if row is not None else self._driver()._wait(self._read_row_gen())
-
-    def rows(self) -> Iterator[tuple[Any, ...]]:
-        """Iterate over the rows (see `read_row()`)."""
-        while (row := self.read_row()) is not None:
-            yield row
-
-    def __iter__(self) -> Iterator[bytes]:
-        while data := self.read():
-            yield data
-
-
-class AsyncCopy(BaseCopy):
-    """A COPY block for async connections: ``async with cur.copy("COPY …") as copy:``.
-
-    The methods of `Copy`, awaited; ``async for`` gives raw blocks and
-    ``async for row in copy.rows()`` rows.
-    """
-
-    _conn: AsyncConnectionBase
-    _rows_to_checkpoint = 1  # (write_row(), rule 8)
-
-    async def __aenter__(self) -> AsyncCopy:
-        conn = self._conn
-        await conn.lock.__aenter__()
-        try:
-            await conn._wait(self._start_gen())
-        except BaseException:
-            await conn.lock.__aexit__(None, None, None)
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        conn = self._conn
-        try:
-            if exc is None and self._state != "active":
-                await conn.lock.checkpoint()  # (nothing left to end: no wait)
-            await conn._wait(self._exit_gen(exc))
-        except _CopyAbandoned:
-            pass
-        except Exception as ex:
-            if exc is None:
-                raise
-            logger.warning("aborting the COPY failed: %s", ex)
-        finally:
-            self._state = "closed"
-            await conn.lock.__aexit__(None, None, None)
-
-    async def write(self, buffer: Buffer | str) -> None:
-        """Send raw COPY data (in the COPY's format); ``str`` is encoded first."""
-        await self._conn.lock.checkpoint()
-        await self._conn._wait(self._write_gen(buffer))
-
-    async def write_row(self, values: Sequence[Any]) -> None:
-        """Send a row, its values adapted like query parameters (see `Copy.write_row()`)."""
-        self._rows_to_checkpoint -= 1
-        if not self._rows_to_checkpoint:
-            self._rows_to_checkpoint = CHECKPOINT_ROWS
-            await self._conn.lock.checkpoint()
-        if self._add_row(values):
-            await self._conn._wait(self._flush_gen())
-
-    async def read(self) -> bytes:
-        """Return the next block of raw COPY data; ``b""`` at the end."""
-        await self._conn.lock.checkpoint()
-        return await self._next_block()
-
-    async def _next_block(self) -> bytes:
-        return await self._conn._wait(self._read_gen())
-
-    async def read_row(self) -> tuple[Any, ...] | None:
-        """Return the next row, or None at the end (see `Copy.read_row()`)."""
-        await self._conn.lock.checkpoint()
-        return await self._next_row()
-
-    async def _next_row(self) -> tuple[Any, ...] | None:
-        row = self._parsed_row()
-        return row if row is not None else await self._conn._wait(self._read_row_gen())
-
-    def rows(self) -> AsyncIterator[tuple[Any, ...]]:
-        """Iterate over the rows (see `read_row()`): ``async for row in copy.rows()``."""
-        return _AsyncReader(self._next_row, self._conn.lock.checkpoint, CHECKPOINT_ROWS)
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return _AsyncReader(self._next_block, self._conn.lock.checkpoint, 1)
-
-
-class _AsyncReader(AsyncIterator[T]):
-    """Iterate over what ``read`` returns until None or ``b""``.
-
-    ``checkpoint`` is awaited before the first item, then every ``every``
-    items. An iterator object rather than an async generator: one left
-    before its end (``break``) holds nothing to finalise, where an async
-    generator would be reported by trio as garbage collected unexhausted.
-    """
-
-    def __init__(
-        self,
-        read: Callable[[], Awaitable[T | None]],
-        checkpoint: Callable[[], Awaitable[Any]],
-        every: int,
-    ):
-        self._read = read
-        self._checkpoint = checkpoint
-        self._every = every
-        self._countdown = 1
-
-    async def __anext__(self) -> T:
-        self._countdown -= 1
-        if not self._countdown:
-            self._countdown = self._every
-            await self._checkpoint()
-        item = await self._read()
-        if item is None or item == b"":
-            raise StopAsyncIteration
-        return item

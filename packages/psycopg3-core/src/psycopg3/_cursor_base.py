@@ -32,6 +32,7 @@ from .waiting import PQGen
 
 if TYPE_CHECKING:
     from ._connection_base import BaseConnection
+    from ._pipeline_queue import PipelineEntry
 
 __all__ = ["BaseCursor", "CursorFactory", "Params", "Query", "Row"]
 
@@ -81,7 +82,7 @@ class BaseCursor(RowFetching[Row], ExecuteMany):
         self._rowcount = -1
         # In a pipeline block: the entry of the command whose result is due
         # (see ``psycopg3._pipeline``). Fetch methods check it first.
-        self._pending: _pipeline.PipelineEntry | None = None
+        self._pending: PipelineEntry | None = None
 
     def __repr__(self) -> str:
         cls = f"{type(self).__module__}.{type(self).__qualname__}"

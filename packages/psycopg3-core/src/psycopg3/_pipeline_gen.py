@@ -12,6 +12,7 @@ this module's public names); decide what a failed result means.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeGuard
 
 from . import errors
 from ._exec_gen import COPY_STATUSES, fetch, has_fatal, send
@@ -62,16 +63,14 @@ def pipeline_execute_many(
     # libpq is idle and get_result() returns NULL for nothing: never count
     # those, or the real results of the commands sent next are lost.
 
-    def take_ready() -> PQGen[None]:
+    def take(result: PGresult | None) -> TypeGuard[PGresult]:
+        # Count a NULL, file a result; True for a COPY, which the caller ends.
         nonlocal done
-        while done < sent and not pgconn.is_busy():
-            result = pgconn.get_result()
-            if result is None:
-                done += 1
-            else:
-                results[done].append(result)
-                if result.status in COPY_STATUSES:
-                    yield from end_copy(pgconn, result.status)
+        if result is None:
+            done += 1
+            return False
+        results[done].append(result)
+        return result.status in COPY_STATUSES
 
     pgconn.enter_pipeline_mode()
     for start in range(0, len(commands), batch_size):
@@ -84,17 +83,14 @@ def pipeline_execute_many(
         pgconn.send_flush_request()
         yield from send(pgconn)
         pgconn.consume_input()
-        yield from take_ready()
+        while done < sent and not pgconn.is_busy():
+            if take(result := pgconn.get_result()):
+                yield from end_copy(pgconn, result.status)
     pgconn.pipeline_sync()
     yield from send(pgconn)
     while done < sent:
-        result = yield from fetch(pgconn)
-        if result is None:
-            done += 1
-        else:
-            results[done].append(result)
-            if result.status in COPY_STATUSES:
-                yield from end_copy(pgconn, result.status)
+        if take(result := (yield from fetch(pgconn))):
+            yield from end_copy(pgconn, result.status)
     after_error = False
     while True:
         result = yield from fetch(pgconn)

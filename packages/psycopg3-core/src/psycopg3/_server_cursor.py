@@ -15,7 +15,6 @@ Must not: wait, take a lock, or import a concurrency framework.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import errors
@@ -300,12 +299,7 @@ class AsyncServerCursorBase(BaseServerCursor[Row]):
     async def __aenter__(self: T) -> T:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         await self.close()
 
     async def execute(

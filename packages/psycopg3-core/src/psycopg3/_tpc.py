@@ -190,6 +190,13 @@ class TwoPhaseCommit:
                 " use tpc_prepare(), tpc_commit() or tpc_rollback()"
             )
 
+    def _check_no_transaction(self, *, in_tpc: str, in_transaction: str) -> None:
+        """Raise ``ProgrammingError`` in a two-phase transaction, or in any open one."""
+        if self._tpc_xid is not None:
+            raise errors.ProgrammingError(in_tpc)
+        if self.pgconn.transaction_status != TransactionStatus.IDLE:
+            raise errors.ProgrammingError(in_transaction)
+
     def _xid_literal(self, xid: Xid) -> bytes:
         return self.pgconn.escape_literal(str(xid).encode(self.encoding))
 
@@ -199,15 +206,12 @@ class TwoPhaseCommit:
             if not isinstance(xid, str):
                 raise wrong_argument("tpc_begin() xid", xid, "an Xid (from conn.xid()) or a str")
             xid = Xid.from_string(xid)
-        if self._tpc_xid is not None:
-            raise errors.ProgrammingError(
-                "a two-phase transaction is already in progress: end it with"
-                " tpc_commit() or tpc_rollback() first"
-            )
-        if self.pgconn.transaction_status != TransactionStatus.IDLE:
-            raise errors.ProgrammingError(
-                "tpc_begin() must start a new transaction: call commit() or rollback() first"
-            )
+        self._check_no_transaction(
+            in_tpc="a two-phase transaction is already in progress: end it with"
+            " tpc_commit() or tpc_rollback() first",
+            in_transaction="tpc_begin() must start a new transaction:"
+            " call commit() or rollback() first",
+        )
         if self._autocommit:
             raise errors.ProgrammingError(
                 "two-phase transactions cannot be used in autocommit mode:"

@@ -1,8 +1,9 @@
 """Transaction blocks (``conn.transaction()``), savepoints and transaction characteristics.
 
-Must not: wait, sleep, or import a concurrency framework. The sync and async
-context managers take the connection's lock and hand the generators below to
-the connection's ``_wait()``, like an adapter method does.
+Must not: wait, sleep, or import a concurrency framework. The blocking and
+async blocks (``_blocking_blocks``, ``_async_blocks``) take the connection's
+lock and hand the generators below to the connection's ``_wait()``, like an
+adapter method does. Layer: bases.
 
 The rules of a transaction block:
 
@@ -47,17 +48,14 @@ from __future__ import annotations
 
 import logging
 from enum import IntEnum
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import errors
 from ._arguments import check_bool, check_str, wrong_argument
-from ._block_lock import AsyncConnectionLock, ConnectionLock
 from .pq import PGconn, TransactionStatus
 from .waiting import PQGen
 
 if TYPE_CHECKING:
-    from ._async_connection import AsyncConnectionBase
     from ._connection_base import BaseConnection
 
 logger = logging.getLogger("psycopg3")
@@ -67,11 +65,7 @@ __all__ = [
     "Rollback",
     "TransactionCharacteristics",
     "BaseTransaction",
-    "Transaction",
-    "AsyncTransaction",
 ]
-
-T = TypeVar("T")
 
 #: The life of a transaction block: ``"pending"`` before ``with``, ``"active"``
 #: inside, then ``"committed"``, ``"rolled_back"``, or ``"failed"`` if its
@@ -101,6 +95,36 @@ class Rollback(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__qualname__}({self.transaction!r})"
+
+
+class _Switch:
+    """A yes/no/default transaction characteristic of ``TransactionCharacteristics``.
+
+    Stored in ``_<name>``; setting it checks the value and that no
+    transaction is open, then rebuilds the ``BEGIN`` statement.
+    """
+
+    def __init__(self, doc: str):
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+        self._attr = "_" + name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Switch: ...
+
+    @overload
+    def __get__(self, obj: TransactionCharacteristics, owner: type) -> bool | None: ...
+
+    def __get__(self, obj: TransactionCharacteristics | None, owner: type) -> Any:
+        return self if obj is None else getattr(obj, self._attr)
+
+    def __set__(self, obj: TransactionCharacteristics, value: bool | None) -> None:
+        check_bool(self._name, value, none_ok=True)
+        obj._check_characteristic_change(self._name)
+        setattr(obj, self._attr, None if value is None else bool(value))
+        obj._begin_statement = obj._build_begin()
 
 
 class TransactionCharacteristics:
@@ -138,29 +162,10 @@ class TransactionCharacteristics:
         self._isolation_level = None if value is None else IsolationLevel(value)
         self._begin_statement = self._build_begin()
 
-    @property
-    def read_only(self) -> bool | None:
-        """Whether the next transaction is READ ONLY; None for the server's default."""
-        return self._read_only
-
-    @read_only.setter
-    def read_only(self, value: bool | None) -> None:
-        check_bool("read_only", value, none_ok=True)
-        self._check_characteristic_change("read_only")
-        self._read_only = None if value is None else bool(value)
-        self._begin_statement = self._build_begin()
-
-    @property
-    def deferrable(self) -> bool | None:
-        """Whether the next transaction is DEFERRABLE; None for the server's default."""
-        return self._deferrable
-
-    @deferrable.setter
-    def deferrable(self, value: bool | None) -> None:
-        check_bool("deferrable", value, none_ok=True)
-        self._check_characteristic_change("deferrable")
-        self._deferrable = None if value is None else bool(value)
-        self._begin_statement = self._build_begin()
+    read_only = _Switch("Whether the next transaction is READ ONLY; None for the server's default.")
+    deferrable = _Switch(
+        "Whether the next transaction is DEFERRABLE; None for the server's default."
+    )
 
     def _check_characteristic_change(self, name: str) -> None:
         self._check_usable()
@@ -393,10 +398,10 @@ class BaseTransaction:
                     unreported = ex  # a queued command failed: the block must not commit
             in_error = conn.pgconn.transaction_status == TransactionStatus.INERROR
             if exc is None and not self.force_rollback and not in_error:
-                yield from self._commit_gen()
+                yield from self._end_gen(commit=True)
                 self.status = "committed"
             else:
-                yield from self._rollback_gen()
+                yield from self._end_gen(commit=False)
                 self.status = "rolled_back"
         except errors.Error as ex:
             self.status = "failed"
@@ -412,122 +417,12 @@ class BaseTransaction:
             raise unreported  # rolled back: the error of a queued command says why
         return isinstance(exc, Rollback) and exc.transaction in (None, self)
 
-    def _commit_gen(self) -> PQGen[None]:
-        conn = self._conn
+    def _end_gen(self, *, commit: bool) -> PQGen[None]:
+        """Commit or roll back what the block began: the transaction, or its savepoint."""
+        run = self._conn._exec_command_gen
         if self._begins:
-            yield from conn._exec_command_gen(b"COMMIT")
-        elif self._savepoint is not None:
-            yield from conn._exec_command_gen(b"RELEASE SAVEPOINT " + self._savepoint)
-
-    def _rollback_gen(self) -> PQGen[None]:
-        conn = self._conn
-        if self._begins:
-            yield from conn._exec_command_gen(b"ROLLBACK")
-        elif self._savepoint is not None:
-            yield from conn._exec_command_gen(b"ROLLBACK TO SAVEPOINT " + self._savepoint)
-            yield from conn._exec_command_gen(b"RELEASE SAVEPOINT " + self._savepoint)
-
-
-class _BlockingDriver(Protocol):
-    lock: ConnectionLock[Any]
-
-    def _wait(self, gen: PQGen[T]) -> T: ...
-
-
-class Transaction(BaseTransaction):
-    """A transaction block for blocking connections: ``with conn.transaction() as tx:``."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> Transaction:
-        conn = self._conn
-        driver = cast(_BlockingDriver, conn)
-        lock = driver.lock
-        with lock:
-            lock.claim()
-            try:
-                driver._wait(self._enter_gen())
-            except BaseException:
-                sent = self._sent
-                if sent is not None:
-                    try:
-                        driver._wait(self._undo_enter_gen())
-                    finally:
-                        self._check_undone(sent)
-                raise
-            finally:
-                lock.settle(conn._in_block())
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        conn = self._conn
-        driver = cast(_BlockingDriver, conn)
-        lock = driver.lock
-        lock.check_owner("leave a transaction block")
-        with lock:
-            try:
-                return driver._wait(self._exit_gen(exc))
-            except BaseException:
-                self._check_exit_after_failure()
-                raise
-            finally:
-                lock.settle(conn._in_block())
-
-
-class AsyncTransaction(BaseTransaction):
-    """A transaction block for async connections: ``async with conn.transaction() as tx:``.
-
-    Leaving the block, and undoing an entering that did not finish, run
-    through the connection's ``_wait_shielded()``: the COMMIT or ROLLBACK
-    completes (within a deadline) even when the task is cancelled again.
-    """
-
-    __slots__ = ()
-
-    _conn: AsyncConnectionBase
-
-    async def __aenter__(self) -> AsyncTransaction:
-        conn = self._conn
-        lock: AsyncConnectionLock = conn.lock
-        entered = False
-        try:
-            async with lock:
-                await lock.claim()
-                await conn._wait(self._enter_gen())
-                entered = True
-        finally:
-            if not entered:
-                try:
-                    sent = self._sent
-                    if sent is not None:
-                        try:
-                            await conn._wait_shielded(self._undo_enter_gen())
-                        finally:
-                            self._check_undone(sent)
-                finally:
-                    # Even when the shielded undo is left by a new cancellation
-                    # (it goes on in its own task): a claim never given back
-                    # would make every other task wait for ever.
-                    lock.settle(conn._in_block())
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        conn = self._conn
-        conn.lock.check_owner("leave a transaction block")
-        try:
-            return await conn._wait_shielded(self._exit_gen(exc))
-        except BaseException:
-            self._check_exit_after_failure()
-            raise
-        finally:
-            conn.lock.settle(conn._in_block())
+            yield from run(b"COMMIT" if commit else b"ROLLBACK")
+        elif (savepoint := self._savepoint) is not None:
+            if not commit:
+                yield from run(b"ROLLBACK TO SAVEPOINT " + savepoint)
+            yield from run(b"RELEASE SAVEPOINT " + savepoint)

@@ -7,10 +7,12 @@ example. Must not: import any concurrency framework.
 
 from __future__ import annotations
 
+from ._async_blocks import AsyncCopy, AsyncPipeline
 from ._async_connection import AsyncConnectionBase, AsyncLock, ConnectContext
 from ._async_cursor import AsyncCursorBase
 from ._async_pool import AsyncPoolBase
 from ._block_lock import AsyncConnectionLock, ConnectionLock
+from ._blocking_blocks import Copy
 from ._blocking_connection import BlockingConnectionBase, BlockingLock, DeferringLock
 from ._blocking_cursor import BlockingCursorBase, BlockingServerCursorBase
 from ._blocking_pool import BlockingPoolBase
@@ -23,11 +25,11 @@ from ._connection_base import (
     BaseConnection,
     shutdown_socket,
 )
-from ._copy import AsyncCopy, BaseCopy, Copy
+from ._copy import BaseCopy
 from ._cursor_base import BaseCursor, Params, Query, Row
 from ._framework import AsyncEvent, AsyncFramework, BlockingFramework, PlainLock
 from ._notify import AsyncNotifies, NotifyIteration
-from ._pipeline import AsyncPipeline, BasePipeline
+from ._pipeline import BasePipeline
 from ._pool import PoolPolicy, PoolWaiter
 from ._pool_effects import PoolEvent
 from ._pool_io import health_gen, is_clean, reset_gen

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import trio
@@ -109,12 +108,7 @@ class Connection(AsyncConnectionBase, Generic[ConnectionRow]):
             prepare: bool | None = None,
         ) -> Cursor[ConnectionRow]: ...
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         # Commit or roll back even when the block is left by a cancellation
         # (level-triggered: the first wait would be cancelled again).
         with trio.CancelScope(shield=True):
