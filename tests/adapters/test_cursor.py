@@ -251,3 +251,13 @@ async def test_dropped_cursor_frees_its_result_at_once(aconn: Any) -> None:
         assert pq.live_objects()["PGresult"] == before
     finally:
         gc.enable()
+
+
+async def test_unknown_execute_option_names_execute(aconn: Any) -> None:
+    # The error names the method the user called and the unknown option, and
+    # leaves the cursor usable.
+    cur = aconn.cursor()
+    with pytest.raises(TypeError, match=r"execute\(\) got an unexpected keyword argument 'binery'"):
+        await cur.execute("select 1", binery=True)
+    await cur.execute("select 2")
+    assert await cur.fetchone() == (2,)

@@ -62,13 +62,21 @@ class AsyncCursorBase(BaseCursor[Row]):
     ) -> AsyncCursorBase[R]: ...
 
     async def execute(
-        self, query: Query, params: Params | None = None, **options: Any
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool | None = None,
+        row_factory: RowFactory[Any] | None = None,
+        prepare: bool | None = None,
     ) -> AsyncCursorBase[Any]:
         """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``.
 
         The options are those of ``BlockingCursorBase.execute()``.
         """
-        gen = self._execute_gen(query, params, **options)
+        gen = self._execute_gen(
+            query, params, binary=binary, row_factory=row_factory, prepare=prepare
+        )
         async with self._conn.lock:
             await self._conn._wait(gen)
         return self

@@ -77,7 +77,13 @@ class BlockingCursorBase(_BlockingCursorFace, BaseCursor[Row]):
     ) -> BlockingCursorBase[R]: ...
 
     def execute(
-        self, query: Query, params: Params | None = None, **options: Any
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool | None = None,
+        row_factory: RowFactory[Any] | None = None,
+        prepare: bool | None = None,
     ) -> BlockingCursorBase[Any]:
         """Execute a query, with ``%s`` or ``%(name)s`` placeholders for ``params``.
 
@@ -87,7 +93,9 @@ class BlockingCursorBase(_BlockingCursorFace, BaseCursor[Row]):
         :param prepare: prepare the statement on the server (True), never
             (False), or after ``conn.prepare_threshold`` executions (None).
         """
-        gen = self._execute_gen(query, params, **options)
+        gen = self._execute_gen(
+            query, params, binary=binary, row_factory=row_factory, prepare=prepare
+        )
         with self._conn.lock:
             self._conn._wait(gen)
         return self
