@@ -124,6 +124,7 @@ def listening(flavour: Any, dsn: str) -> Any:
 @BLOCKING
 def test_idle_blocking_listener_does_not_wake(listening: Any) -> None:
     watch = Watch(listening)
+    pipes_before = _pipes_open()
     # Time is the subject: an idle second, in which a listener waking in
     # 50 ms slices took the lock 20 times. Here it reads once, then waits
     # once until the deadline.
@@ -131,6 +132,31 @@ def test_idle_blocking_listener_does_not_wake(listening: Any) -> None:
     assert len(watch.lock.asked) <= 2, watch.lock.asked
     assert watch.started <= 2, watch.started
     assert watch.timeouts[0] is not None and watch.timeouts[0] > 0.5
+    # A wait that timed out, unwoken, closed its wake-up pipe too.
+    assert _pipes_open() <= pipes_before
+
+
+@BLOCKING
+def test_a_notification_queued_before_the_wait_wakes_it(listening: Any) -> None:
+    # The lost wake-up, step by step: the wait is registered under the
+    # lock, and another thread's command reads a notification before the
+    # listener is in poll(). The socket has nothing left to read; the
+    # wake-up pipe has.
+    conn = listening
+    iteration = conn._start_notifies(None, None)
+    try:
+        with conn.lock:
+            wait = iteration.start_wait(conn, wakeable=True)
+        assert wait is not None
+        with wait:
+            conn.execute("notify lockless_blocking, 'meanwhile'")
+            assert conn.framework.wait_any_readable(wait.filenos, timeout=30) is True
+            wait.ended(True)
+        assert iteration.pop() == psycopg3.Notify(
+            "lockless_blocking", "meanwhile", conn.info.backend_pid
+        )
+    finally:
+        iteration.close()
 
 
 @BLOCKING

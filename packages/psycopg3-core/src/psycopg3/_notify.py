@@ -52,9 +52,10 @@ never stands in the way of the connection's other users:
     notification among them). So a blocking listener's wait is *wakeable*:
     it is also made on a pipe of its own, written to under the lock by
     whoever queues a notification while the wait is registered, or closes
-    the connection; one byte at most, as a wait ends once woken. The write
-    end is closed only under the lock (or once the connection is closed):
-    its number is never reused by another file while someone may write to it.
+    the connection. The write end is closed once, by whoever takes it
+    first: the waker, having written its byte (a wait ends once woken), or
+    the wait as it ends, unwoken. Neither uses it after the other took it:
+    its number is never written to once another file may have it.
 """
 
 from __future__ import annotations
@@ -99,16 +100,7 @@ NotifyHandler = Callable[[Notify], None]
 class NotifyState:
     """A connection's notification queue, handlers and running iterations."""
 
-    __slots__ = (
-        "queue",
-        "handlers",
-        "iterations",
-        "dropping",
-        "_dup",
-        "_watches",
-        "_ended",
-        "_spare",
-    )
+    __slots__ = ("queue", "handlers", "iterations", "dropping", "_dup", "_watches", "_ended")
 
     def __init__(self) -> None:
         self.queue: deque[Notify] = deque()
@@ -116,14 +108,12 @@ class NotifyState:
         self.iterations = 0
         self.dropping = False
         # The duplicate of the socket that waits are made on (rule 8), if
-        # any; the waits using it; whether the connection is closed; the
-        # write ends of ended wakeable waits, to close under the lock (rule
-        # 10). (Lists: ``pop()`` is atomic, so an fd is closed once though
-        # a wait's end and the connection's close run together.)
+        # any (a list: ``pop()`` is atomic, so it is closed once though the
+        # last wait's end and the connection's close run together); the
+        # waits using it; whether the connection is closed.
         self._dup: list[int] = []
         self._watches: set[SocketWait] = set()
         self._ended = False
-        self._spare: list[int] = []
 
     @property
     def waiting(self) -> bool:
@@ -137,19 +127,15 @@ class NotifyState:
 
     def _watch(self, wait: SocketWait, fileno: int) -> int:
         # Under the lock, the connection open: ``fileno`` is its socket's.
-        _close_all(self._spare)
         if not self._dup:
             self._dup.append(os.dup(fileno))
         self._watches.add(wait)
         return self._dup[0]
 
-    def _unwatch(self, wait: SocketWait, spare: int) -> None:
-        # Without the lock: ``spare``, the wait's write end, is closed later, under it.
-        if spare >= 0:
-            self._spare.append(spare)
+    def _unwatch(self, wait: SocketWait) -> None:
         self._watches.discard(wait)
         if self._ended and not self._watches:
-            self._close_fds()
+            _close_taken(self._dup)
 
     def _wake(self) -> None:
         # Under the lock (rule 10). (``tuple()`` of a set runs without
@@ -159,20 +145,14 @@ class NotifyState:
 
     def end(self) -> None:
         """The connection is closed: wake the waits, close the fds once unused (rules 8-10)."""
-        # Woken before the connection counts as ended: until then, a wait
-        # that ends leaves its write end open for this to write to.
         self._wake()
         self._ended = True
         if not self._watches:
-            self._close_fds()
-
-    def _close_fds(self) -> None:
-        _close_all(self._dup)
-        _close_all(self._spare)
+            _close_taken(self._dup)
 
     def __del__(self) -> None:
         # A connection dropped without close(): its PGconn is finished the same way.
-        self._close_fds()
+        _close_taken(self._dup)
 
     def deliver(self, pgconn: PGconn, received: list[PGnotify]) -> None:
         """Deliver notifications received on ``pgconn``, in order (rules 2-4)."""
@@ -211,13 +191,13 @@ class NotifyState:
         queue.append(notify)
 
 
-def _close_all(fds: list[int]) -> None:
-    while fds:
-        try:
-            fd = fds.pop()
-        except IndexError:  # emptied by another thread meanwhile
-            return
-        os.close(fd)
+def _close_taken(holder: list[int]) -> None:
+    # Close the fd in ``holder`` (one or none) if this thread takes it first.
+    try:
+        fd = holder.pop()
+    except IndexError:  # none, or taken by another thread
+        return
+    os.close(fd)
 
 
 class NotifyIteration:
@@ -332,7 +312,7 @@ class SocketWait:
     ``with wait:`` around the wait ends it, whatever happens.
     """
 
-    __slots__ = ("_iteration", "fileno", "filenos", "timeout", "_wake_fd", "_woken")
+    __slots__ = ("_iteration", "fileno", "filenos", "timeout", "_wake_write")
 
     def __init__(
         self, iteration: NotifyIteration, socket: int, timeout: float | None, wakeable: bool
@@ -340,15 +320,19 @@ class SocketWait:
         self._iteration = iteration
         #: The timeout to give the waiter: the iteration's time left, None for no limit.
         self.timeout = timeout
-        self._woken = False
-        wake_read, self._wake_fd = os.pipe() if wakeable else (-1, -1)
+        # The pipe's write end, until the waker or the wait's end takes it (rule 10).
+        self._wake_write: list[int] = []
+        wake_read = -1
+        if wakeable:
+            wake_read, wake_write = os.pipe()
+            self._wake_write.append(wake_write)
         try:
             #: The file descriptor waited on: a duplicate of the socket (rule 8).
             self.fileno = iteration._state._watch(self, socket)
         except BaseException:
             if wakeable:
                 os.close(wake_read)
-                os.close(self._wake_fd)
+                _close_taken(self._wake_write)
             raise
         #: What a wakeable wait waits on, for reading: the socket's
         #: duplicate and its wake-up pipe (rule 10); else ``fileno`` alone.
@@ -364,22 +348,26 @@ class SocketWait:
             self._iteration._read_due = True
 
     def _wake(self) -> None:
-        # Under the lock (rule 10): the write end is open until the next
-        # holder of the lock closes it, after this wait's end.
-        if self._wake_fd >= 0 and not self._woken:
-            self._woken = True
-            try:
-                os.write(self._wake_fd, b"!")
-            except OSError:
-                pass  # (EPIPE: the wait ended meanwhile, its read end is closed)
+        # Rule 10: once, by whoever takes the write end first.
+        try:
+            wake_write = self._wake_write.pop()
+        except IndexError:  # not wakeable, woken already, or ended
+            return
+        try:
+            os.write(wake_write, b"!")
+        except OSError:
+            pass  # (EPIPE: the wait ended meanwhile, its read end is closed)
+        finally:
+            os.close(wake_write)
 
     def __enter__(self) -> SocketWait:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._iteration._state._unwatch(self)
+        _close_taken(self._wake_write)
         if len(self.filenos) > 1:
             os.close(self.filenos[1])
-        self._iteration._state._unwatch(self, self._wake_fd)
 
 
 class AsyncNotifies:
