@@ -14,12 +14,12 @@ framework, nor a selector when imported (``BlockingFramework``'s default
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from .waiting import PQGen
+from .generators import wait_readable
+from .waiting import PQGen, Ready
 
 __all__ = ["AsyncFramework", "AsyncLock", "AsyncEvent", "BlockingFramework", "PlainLock"]
 
@@ -190,9 +190,11 @@ class BlockingFramework(ABC):
         ``psycopg3._notify``, rule 10). A hang-up or an error counts as
         readable.
 
-        The default blocks the OS thread in ``poll()`` (``select()`` where
-        there is none): right for threads. A framework of green threads
-        overrides it with its own (gevent: ``gevent.select.poll``).
+        The default gathers the fds in one ``epoll`` fd, readable when one
+        of them is, and waits on it with ``wait()``: right for any
+        framework, whose waiter (and interruption) it uses. Where there is
+        no ``epoll`` it blocks the OS thread in ``select()``: a framework
+        of green threads there overrides it with its own.
 
         :param timeout: give up after this many seconds; None: no limit.
         :return: whether one of them is readable (False: the timeout expired).
@@ -201,11 +203,10 @@ class BlockingFramework(ABC):
         # the core imports no selector; only this wait, when made, needs one.)
         import select
 
-        if not hasattr(select, "poll"):
+        if not hasattr(select, "epoll"):
             readable, _, errors = select.select(filenos, [], filenos, timeout)
             return bool(readable or errors)
-        poller = select.poll()
-        for fileno in filenos:
-            poller.register(fileno, select.POLLIN)
-        # (In whole milliseconds, rounded up: never back before the timeout.)
-        return bool(poller.poll(None if timeout is None else math.ceil(timeout * 1000.0)))
+        with select.epoll() as gathered:
+            for fileno in filenos:
+                gathered.register(fileno, select.EPOLLIN)
+            return self.wait(wait_readable(gathered.fileno()), timeout=timeout) != Ready.NONE
