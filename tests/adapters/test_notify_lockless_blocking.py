@@ -282,6 +282,32 @@ def test_notification_read_by_another_thread_reaches_the_listener(flavour: Any, 
             conn.close()
 
 
+@BLOCKING
+def test_notification_read_by_another_threads_copy_reaches_the_listener(
+    flavour: Any, dsn: str
+) -> None:
+    # The same, through a COPY: its end reads the notification (sent at its
+    # commit) with its last results, outside the paths that deliver a
+    # command's notifications; the listener, whose poll() saw nothing, gets
+    # it all the same.
+    spawn, join, _ = _runner(flavour.name)
+    statement = "copy (select pg_notify('lost_copy', 'x')) to stdout"
+    for round in range(30):
+        conn = flavour._connect(dsn, autocommit=True)
+        try:
+            conn.execute("listen lost_copy")
+            received: list[Any] = []
+            listener = spawn(
+                lambda conn=conn, got=received: got.extend(conn.notifies(stop_after=1))
+            )
+            with conn.cursor() as cur, cur.copy(statement) as copy:
+                assert [bytes(data) for data in copy] == [b"\n"]
+            join(listener)
+            assert len(received) == 1, f"round {round}"
+        finally:
+            conn.close()
+
+
 def _runner(name: str) -> tuple[Any, Any, Any]:
     """How the flavour runs a listener beside the test, and waits for a condition."""
     if name == "gevent":

@@ -188,6 +188,9 @@ class BlockingConnectionBase(BaseConnection, CursorFactory, ABC):
             elif (closed := self._closed_while_waiting(ex)) is not None:
                 raise closed from ex
             raise
+        finally:
+            if self._notify.waiting:
+                self._deliver_to_listeners()
 
     def __enter__(self: ConnT) -> ConnT:
         return self
@@ -228,6 +231,14 @@ class BlockingConnectionBase(BaseConnection, CursorFactory, ABC):
             self.pgconn.with_socket(shutdown_socket)
         self.lock.operation.run_when_free(self._close)
         self.lock.abandon()
+
+    def _deliver_to_listeners(self) -> None:
+        # A step of a command ran while a listener waits (``_wait``): the
+        # data it read (a COPY's end, a drain's) may have held notifications,
+        # which libpq parsed and the listener's poll() will not see (``_notify``
+        # rule 10). Delivered now, they wake it.
+        if not self.pgconn.closed:
+            self._deliver_pending_notifies()
 
     def _wait_for_notifies(self, filenos: Sequence[int], timeout: float | None) -> bool:
         # The framework's wait alone: notifies() waits with it, without the

@@ -52,10 +52,13 @@ never stands in the way of the connection's other users:
     notification among them). So a blocking listener's wait is *wakeable*:
     it is also made on a pipe of its own, written to under the lock by
     whoever queues a notification while the wait is registered, or closes
-    the connection. The write end is closed once, by whoever takes it
-    first: the waker, having written its byte (a wait ends once woken), or
-    the wait as it ends, unwoken. Neither uses it after the other took it:
-    its number is never written to once another file may have it.
+    the connection. (While a listener waits, the blocking connection
+    delivers what libpq parsed after each step of a command, whatever read
+    it: a COPY's end, a drain.) The write end is closed once, by whoever
+    takes it first: the waker, having written its byte (a wait ends once
+    woken), or the wait as it ends, unwoken. Neither uses it after the
+    other took it: its number is never written to once another file may
+    have it.
 """
 
 from __future__ import annotations
