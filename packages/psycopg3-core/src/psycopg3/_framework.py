@@ -14,6 +14,7 @@ framework, nor a selector when imported (``BlockingFramework``'s default
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -193,8 +194,10 @@ class BlockingFramework(ABC):
         The default gathers the fds in one ``epoll`` fd, readable when one
         of them is, and waits on it with ``wait()``: right for any
         framework, whose waiter (and interruption) it uses. Where there is
-        no ``epoll`` it blocks the OS thread in ``select()``: a framework
-        of green threads there overrides it with its own.
+        no ``epoll`` (other systems; gevent's ``monkey.patch_all()``
+        removes it) it calls ``select.poll()`` itself: right for threads,
+        and for gevent once patched; another framework of green threads
+        there overrides this method.
 
         :param timeout: give up after this many seconds; None: no limit.
         :return: whether one of them is readable (False: the timeout expired).
@@ -203,10 +206,13 @@ class BlockingFramework(ABC):
         # the core imports no selector; only this wait, when made, needs one.)
         import select
 
-        if not hasattr(select, "epoll"):
-            readable, _, errors = select.select(filenos, [], filenos, timeout)
-            return bool(readable or errors)
-        with select.epoll() as gathered:
-            for fileno in filenos:
-                gathered.register(fileno, select.EPOLLIN)
-            return self.wait(wait_readable(gathered.fileno()), timeout=timeout) != Ready.NONE
+        if hasattr(select, "epoll"):
+            with select.epoll() as gathered:
+                for fileno in filenos:
+                    gathered.register(fileno, select.EPOLLIN)
+                return self.wait(wait_readable(gathered.fileno()), timeout=timeout) != Ready.NONE
+        poller = select.poll()
+        for fileno in filenos:
+            poller.register(fileno, select.POLLIN)
+        # (In whole milliseconds, rounded up: never back before the timeout.)
+        return bool(poller.poll(None if timeout is None else math.ceil(timeout * 1000.0)))
