@@ -22,7 +22,7 @@ other than through the framework's waiter.
 from __future__ import annotations
 
 from abc import ABC
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -44,11 +44,6 @@ if TYPE_CHECKING:
     from ._blocking_cursor import BlockingCursorBase, BlockingServerCursorBase
 
 __all__ = ["BlockingConnectionBase", "BlockingLock", "DeferringLock"]
-
-#: How long a blocking listener waits before looking at the queue again
-#: (see ``_iterate_notifies()``): the latency of a notification that another
-#: thread's command read from the socket.
-NOTIFY_SLICE = 0.05
 
 T = TypeVar("T")
 ConnT = TypeVar("ConnT", bound="BlockingConnectionBase")
@@ -205,6 +200,9 @@ class BlockingConnectionBase(
             elif (closed := self._closed_while_waiting(ex)) is not None:
                 raise closed from ex
             raise
+        finally:
+            if self._notify.waiting:
+                self._deliver_to_listeners()
 
     def __enter__(self: ConnT) -> ConnT:
         return self
@@ -246,10 +244,18 @@ class BlockingConnectionBase(
         self.lock.operation.run_when_free(self._close)
         self.lock.abandon()
 
-    def _wait_plain(self, gen: PQGen[T], *, timeout: float | None = None) -> T:
-        # The framework's waiter alone: notifies() waits with it, without the
+    def _deliver_to_listeners(self) -> None:
+        # A step of a command ran while a listener waits (``_wait``): the
+        # data it read (a COPY's end, a drain's) may have held notifications,
+        # which libpq parsed and the listener's poll() will not see (``_notify``
+        # rule 10). Delivered now, they wake it.
+        if not self.pgconn.closed:
+            self._deliver_pending_notifies()
+
+    def _wait_for_notifies(self, filenos: Sequence[int], timeout: float | None) -> bool:
+        # The framework's wait alone: notifies() waits with it, without the
         # lock and without the interruption policy (no command is its own).
-        return self.framework.wait(gen, timeout=timeout)
+        return self.framework.wait_any_readable(filenos, timeout=timeout)
 
     def cancel(self) -> None:
         """Ask the server to cancel the command in progress; callable from any thread.
@@ -301,14 +307,12 @@ class BlockingConnectionBase(
         return self._iterate_notifies(self._start_notifies(timeout, stop_after))
 
     def _iterate_notifies(self, iteration: NotifyIteration) -> Generator[Notify, None, None]:
-        # The lock only to read what arrived; the wait without it (see the
-        # rules of ``psycopg3._notify``): other threads' commands run
-        # meanwhile. In slices, unlike the async flavours: a thread blocked
-        # in poll() is not woken when another thread reads the data that
-        # made the socket readable (its command's results, with a
-        # notification among them, now in the queue): poll() wakes, finds
-        # nothing left to read, and sleeps on. Each slice ends by looking
-        # at the queue (``start_wait()``).
+        # The lock only to read what arrived; the wait, for as long as the
+        # iteration allows, without it (see the rules of ``psycopg3._notify``):
+        # other threads' commands run meanwhile, and an idle listener sleeps.
+        # A wakeable wait (rule 10): a thread blocked in poll() is not woken
+        # when another thread reads the data that made the socket readable,
+        # so whoever queues a notification meanwhile wakes it through a pipe.
         try:
             while True:
                 notify = iteration.pop()
@@ -318,13 +322,10 @@ class BlockingConnectionBase(
                 if iteration.is_over():
                     return
                 with self.lock:
-                    wait = iteration.start_wait(self)
+                    wait = iteration.start_wait(self, wakeable=True)
                 if wait is not None:
-                    timeout = NOTIFY_SLICE
-                    if wait.timeout is not None:
-                        timeout = min(wait.timeout, NOTIFY_SLICE)
                     with wait:
-                        self._wait_plain(wait.gen(), timeout=timeout)
+                        wait.ended(self._wait_for_notifies(wait.filenos, wait.timeout))
         finally:
             iteration.close()
 

@@ -7,16 +7,20 @@ waiting with the interruption policy, closing while another task or thread
 waits, cancel requests, ending blocks under cancellation — is written once,
 in ``AsyncConnectionBase`` or ``BlockingConnectionBase``, on these methods.
 
-Must not: import asyncio, trio, anyio, threading, gevent or any other framework.
+Must not: import asyncio, trio, anyio, threading, gevent or any other
+framework, nor a selector when imported (``BlockingFramework``'s default
+``wait_any_readable`` imports ``select`` when it first waits).
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from .waiting import PQGen
+from .generators import wait_readable
+from .waiting import PQGen, Ready
 
 __all__ = ["AsyncFramework", "AsyncLock", "AsyncEvent", "BlockingFramework", "PlainLock"]
 
@@ -178,3 +182,37 @@ class BlockingFramework(ABC):
         Used when ``resolve_names`` is True.
         """
         raise NotImplementedError(f"{self.name} does not resolve host names")
+
+    def wait_any_readable(self, filenos: Sequence[int], *, timeout: float | None = None) -> bool:
+        """Block the running thread (or greenlet) until one of ``filenos`` is readable.
+
+        ``notifies()`` waits with it on the socket and on a wake-up pipe
+        that another thread writes to when it queues a notification (see
+        ``psycopg3._notify``, rule 10). A hang-up or an error counts as
+        readable.
+
+        The default gathers the fds in one ``epoll`` fd, readable when one
+        of them is, and waits on it with ``wait()``: right for any
+        framework, whose waiter (and interruption) it uses. Where there is
+        no ``epoll`` (other systems; gevent's ``monkey.patch_all()``
+        removes it) it calls ``select.poll()`` itself: right for threads,
+        and for gevent once patched; another framework of green threads
+        there overrides this method.
+
+        :param timeout: give up after this many seconds; None: no limit.
+        :return: whether one of them is readable (False: the timeout expired).
+        """
+        # (Imported here, like ``socket`` in ``shutdown_socket``: importing
+        # the core imports no selector; only this wait, when made, needs one.)
+        import select
+
+        if hasattr(select, "epoll"):
+            with select.epoll() as gathered:
+                for fileno in filenos:
+                    gathered.register(fileno, select.EPOLLIN)
+                return self.wait(wait_readable(gathered.fileno()), timeout=timeout) != Ready.NONE
+        poller = select.poll()
+        for fileno in filenos:
+            poller.register(fileno, select.POLLIN)
+        # (In whole milliseconds, rounded up: never back before the timeout.)
+        return bool(poller.poll(None if timeout is None else math.ceil(timeout * 1000.0)))

@@ -47,6 +47,18 @@ never stands in the way of the connection's other users:
 9. ``close()`` with a wait in progress shuts the socket down
    (``shutdown_socket``): the wait returns at once, and the listener finds
    the connection closed (``OperationalError``, "closed while waiting").
+10. A thread blocked in ``poll()`` is not woken when another thread reads
+    the data that made the socket readable (a command's results, with a
+    notification among them). So a blocking listener's wait is *wakeable*:
+    it is also made on a pipe of its own, written to under the lock by
+    whoever queues a notification while the wait is registered, or closes
+    the connection. (While a listener waits, the blocking connection
+    delivers what libpq parsed after each step of a command, whatever read
+    it: a COPY's end, a drain.) The write end is closed once, by whoever
+    takes it first: the waker, having written its byte (a wait ends once
+    woken), or the wait as it ends, unwoken. Neither uses it after the
+    other took it: its number is never written to once another file may
+    have it.
 """
 
 from __future__ import annotations
@@ -91,16 +103,18 @@ NotifyHandler = Callable[[Notify], None]
 class NotifyState:
     """A connection's notification queue, handlers and running iterations."""
 
-    __slots__ = ("queue", "handlers", "iterations", "dropping", "_watch_fd", "_watches", "_ended")
+    __slots__ = ("queue", "handlers", "iterations", "dropping", "_dup", "_watches", "_ended")
 
     def __init__(self) -> None:
         self.queue: deque[Notify] = deque()
         self.handlers: list[NotifyHandler] = []
         self.iterations = 0
         self.dropping = False
-        # The duplicate of the socket that waits are made on (rule 8), -1 if
-        # none; the waits using it; whether the connection is closed.
-        self._watch_fd = -1
+        # The duplicate of the socket that waits are made on (rule 8), if
+        # any (a list: ``pop()`` is atomic, so it is closed once though the
+        # last wait's end and the connection's close run together); the
+        # waits using it; whether the connection is closed.
+        self._dup: list[int] = []
         self._watches: set[SocketWait] = set()
         self._ended = False
 
@@ -109,32 +123,39 @@ class NotifyState:
         """Tell if a ``notifies()`` wait is in progress without the lock (rule 9)."""
         return bool(self._watches)
 
+    @property
+    def _watch_fd(self) -> int:
+        # The socket's duplicate, -1 if none.
+        return self._dup[0] if self._dup else -1
+
     def _watch(self, wait: SocketWait, fileno: int) -> int:
         # Under the lock, the connection open: ``fileno`` is its socket's.
-        if self._watch_fd < 0:
-            self._watch_fd = os.dup(fileno)
+        if not self._dup:
+            self._dup.append(os.dup(fileno))
         self._watches.add(wait)
-        return self._watch_fd
+        return self._dup[0]
 
     def _unwatch(self, wait: SocketWait) -> None:
         self._watches.discard(wait)
         if self._ended and not self._watches:
-            self._close_watch_fd()
+            _close_taken(self._dup)
+
+    def _wake(self) -> None:
+        # Under the lock (rule 10). (``tuple()`` of a set runs without
+        # letting another thread in: a wait ending meanwhile cannot break it.)
+        for wait in tuple(self._watches):
+            wait._wake()
 
     def end(self) -> None:
-        """The connection is closed: close the socket's duplicate once no wait uses it (rule 8)."""
+        """The connection is closed: wake the waits, close the fds once unused (rules 8-10)."""
+        self._wake()
         self._ended = True
         if not self._watches:
-            self._close_watch_fd()
-
-    def _close_watch_fd(self) -> None:
-        fd, self._watch_fd = self._watch_fd, -1
-        if fd >= 0:
-            os.close(fd)
+            _close_taken(self._dup)
 
     def __del__(self) -> None:
         # A connection dropped without close(): its PGconn is finished the same way.
-        self._close_watch_fd()
+        _close_taken(self._dup)
 
     def deliver(self, pgconn: PGconn, received: list[PGnotify]) -> None:
         """Deliver notifications received on ``pgconn``, in order (rules 2-4)."""
@@ -157,6 +178,8 @@ class NotifyState:
                     logger.exception("the notify handler %r failed", handler)
             if self.iterations or not self.handlers:
                 self._enqueue(notify)
+                if self._watches:
+                    self._wake()
 
     def _enqueue(self, notify: Notify) -> None:
         queue = self.queue
@@ -171,6 +194,15 @@ class NotifyState:
         queue.append(notify)
 
 
+def _close_taken(holder: list[int]) -> None:
+    # Close the fd in ``holder`` (one or none) if this thread takes it first.
+    try:
+        fd = holder.pop()
+    except IndexError:  # none, or taken by another thread
+        return
+    os.close(fd)
+
+
 class NotifyIteration:
     """The bookkeeping of one ``notifies()`` iteration: what to yield, how long to wait.
 
@@ -182,6 +214,14 @@ class NotifyIteration:
             if wait is not None:
                 with wait:  # (without the lock)
                     waiter(wait.gen(), timeout=wait.timeout)
+
+    A blocking flavour asks for a wakeable wait (rule 10), and waits on
+    its ``filenos``, telling it how the wait ended::
+
+            wait = iteration.start_wait(conn, wakeable=True)
+            ...
+                with wait:
+                    wait.ended(wait_any_readable(wait.filenos, timeout=wait.timeout))
 
     :param state: the connection's ``NotifyState``.
     :param timeout: seconds the whole iteration may last, None for no limit.
@@ -234,11 +274,15 @@ class NotifyIteration:
             return None
         return max(0.0, self._deadline - time.monotonic())
 
-    def start_wait(self, conn: BaseConnection) -> SocketWait | None:
-        """Read what arrived; if nothing is queued, return the wait to make next (rules 6-8).
+    def start_wait(self, conn: BaseConnection, *, wakeable: bool = False) -> SocketWait | None:
+        """Read what arrived; if nothing is queued, return the wait to make next (rules 6-10).
 
         Call it holding the connection's lock; make the wait returned
         without it, then call ``pop()`` again. None: make no wait, go on.
+
+        :param wakeable: give the wait a wake-up pipe (rule 10): for
+            listeners that are threads, which another thread's command
+            must be able to wake.
 
         :raises OperationalError: if the connection is closed or lost.
         """
@@ -250,7 +294,7 @@ class NotifyIteration:
         timeout = self._remaining()
         if timeout == 0.0:
             return None
-        return SocketWait(self, conn.pgconn.socket, timeout)
+        return SocketWait(self, conn.pgconn.socket, timeout, wakeable)
 
     def close(self) -> None:
         """End the iteration (idempotent): its notifications are no longer kept for it."""
@@ -268,28 +312,65 @@ class SocketWait:
 
     Made by ``NotifyIteration.start_wait()`` under the lock (the duplicate of
     the socket is made there, while the connection is surely open);
-    ``with wait:`` around driving ``gen()`` ends it, whatever happens.
+    ``with wait:`` around the wait ends it, whatever happens.
     """
 
-    __slots__ = ("_iteration", "fileno", "timeout")
+    __slots__ = ("_iteration", "fileno", "filenos", "timeout", "_wake_write")
 
-    def __init__(self, iteration: NotifyIteration, socket: int, timeout: float | None):
+    def __init__(
+        self, iteration: NotifyIteration, socket: int, timeout: float | None, wakeable: bool
+    ):
         self._iteration = iteration
         #: The timeout to give the waiter: the iteration's time left, None for no limit.
         self.timeout = timeout
-        #: The file descriptor waited on: a duplicate of the socket (rule 8).
-        self.fileno = iteration._state._watch(self, socket)
+        # The pipe's write end, until the waker or the wait's end takes it (rule 10).
+        self._wake_write: list[int] = []
+        wake_read = -1
+        if wakeable:
+            wake_read, wake_write = os.pipe()
+            self._wake_write.append(wake_write)
+        try:
+            #: The file descriptor waited on: a duplicate of the socket (rule 8).
+            self.fileno = iteration._state._watch(self, socket)
+        except BaseException:
+            if wakeable:
+                os.close(wake_read)
+                _close_taken(self._wake_write)
+            raise
+        #: What a wakeable wait waits on, for reading: the socket's
+        #: duplicate and its wake-up pipe (rule 10); else ``fileno`` alone.
+        self.filenos = (self.fileno, wake_read) if wakeable else (self.fileno,)
 
     def gen(self) -> PQGen[None]:
         """Wait once for the socket to be readable (or the timeout to expire)."""
-        if (yield from generators.wait_readable(self.fileno)):
+        self.ended((yield from generators.wait_readable(self.fileno)) != 0)
+
+    def ended(self, ready: bool) -> None:
+        """Tell how the wait ended: ``ready`` if one of ``filenos`` was readable."""
+        if ready:
             self._iteration._read_due = True
+
+    def _wake(self) -> None:
+        # Rule 10: once, by whoever takes the write end first.
+        try:
+            wake_write = self._wake_write.pop()
+        except IndexError:  # not wakeable, woken already, or ended
+            return
+        try:
+            os.write(wake_write, b"!")
+        except OSError:
+            pass  # (EPIPE: the wait ended meanwhile, its read end is closed)
+        finally:
+            os.close(wake_write)
 
     def __enter__(self) -> SocketWait:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._iteration._state._unwatch(self)
+        _close_taken(self._wake_write)
+        if len(self.filenos) > 1:
+            os.close(self.filenos[1])
 
 
 class AsyncNotifies:
