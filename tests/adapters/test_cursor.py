@@ -261,3 +261,13 @@ async def test_unknown_execute_option_names_execute(aconn: Any) -> None:
         await cur.execute("select 1", binery=True)
     await cur.execute("select 2")
     assert await cur.fetchone() == (2,)
+
+
+async def test_cursors_name_their_connection(aconn: Any) -> None:
+    # Every flavour's cursors, the adapters written from docs/adapters.md
+    # included, get ``connection`` from the core.
+    conn = getattr(aconn, "target", aconn)  # (the blocking flavours' facade)
+    assert aconn.cursor().connection is conn
+    assert aconn.cursor("named").connection is conn
+    cur = await aconn.execute("select 1")
+    assert cur.connection is conn

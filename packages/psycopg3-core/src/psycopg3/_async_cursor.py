@@ -31,6 +31,11 @@ class AsyncCursorBase(BaseCursor[Row]):
 
     _conn: AsyncConnectionBase
 
+    if TYPE_CHECKING:
+
+        @property
+        def connection(self) -> AsyncConnectionBase: ...
+
     async def __aenter__(self: T) -> T:
         return self
 

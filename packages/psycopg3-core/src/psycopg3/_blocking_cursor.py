@@ -30,7 +30,7 @@ ServerCursorT = TypeVar("ServerCursorT", bound="BlockingServerCursorBase[Any]")
 
 
 class _BlockingCursorFace:
-    """What both blocking cursors share: ``with`` closes, ``connection`` is public."""
+    """What both blocking cursors share: ``with`` closes the cursor."""
 
     _conn: BlockingConnectionBase
 
@@ -40,12 +40,10 @@ class _BlockingCursorFace:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @property
-    def connection(self) -> BlockingConnectionBase:
-        """The connection this cursor belongs to."""
-        return self._conn
-
     if TYPE_CHECKING:
+
+        @property
+        def connection(self) -> BlockingConnectionBase: ...
 
         def close(self) -> None: ...
 

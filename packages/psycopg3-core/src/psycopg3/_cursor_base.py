@@ -120,6 +120,11 @@ class BaseCursor(RowFetching[Row], ExecuteMany):
             self._pos = pos  # (a callable that iterated the cursor took no row)
 
     @property
+    def connection(self) -> BaseConnection:
+        """The connection this cursor belongs to (typed by each flavour)."""
+        return self._conn
+
+    @property
     def pgconn(self) -> Any:
         """The libpq connection of the cursor's connection."""
         return self._conn.pgconn

@@ -296,6 +296,11 @@ class AsyncServerCursorBase(BaseServerCursor[Row]):
 
     _conn: AsyncConnectionBase
 
+    if TYPE_CHECKING:
+
+        @property
+        def connection(self) -> AsyncConnectionBase: ...
+
     async def __aenter__(self: T) -> T:
         return self
 

@@ -19,15 +19,12 @@ __all__ = ["Cursor", "ServerCursor"]
 class Cursor(AsyncCursorBase[Row]):
     """A cursor for trio: the DB-API cursor with ``await`` where it waits."""
 
-    _conn: Connection[Any]
+    if TYPE_CHECKING:  # typing only: the base's methods run
+        _conn: Connection[Any]
 
-    @property
-    def connection(self) -> Connection[Any]:
-        """The connection this cursor belongs to."""
-        return self._conn
+        @property
+        def connection(self) -> Connection[Any]: ...
 
-    if TYPE_CHECKING:
-        # The core's method, typed to return this flavour's cursor.
         @overload
         async def execute(
             self,
@@ -55,9 +52,8 @@ class Cursor(AsyncCursorBase[Row]):
 class ServerCursor(AsyncServerCursorBase[Row]):
     """A server-side (named) cursor for trio: rows stay on the server until fetched."""
 
-    _conn: Connection[Any]
+    if TYPE_CHECKING:  # typing only: the base's methods run
+        _conn: Connection[Any]
 
-    @property
-    def connection(self) -> Connection[Any]:
-        """The connection this cursor belongs to."""
-        return self._conn
+        @property
+        def connection(self) -> Connection[Any]: ...
