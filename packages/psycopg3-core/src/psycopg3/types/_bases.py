@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BuiltinDumper",
     "StructDumper",
+    "BuiltinLoader",
     "FunctionLoader",
     "StructLoader",
     "register_dumpers",
@@ -70,7 +71,16 @@ class StructDumper(BuiltinDumper):
         raise NotImplementedError("a StructDumper subclass gives its layout=")
 
 
-class FunctionLoader(Loader):
+class BuiltinLoader(Loader):
+    """A loader whose format is a class keyword (``format=``)."""
+
+    def __init_subclass__(cls, *, format: Format | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if format is not None:
+            cls.format = format
+
+
+class FunctionLoader(BuiltinLoader):
     """A loader that is one function of the value's bytes (class keyword ``function=``).
 
     The row loop calls that function for each value (rule 2); ``load()`` calls
@@ -79,19 +89,11 @@ class FunctionLoader(Loader):
 
     function: LoadFunction = bytes
 
-    def __init_subclass__(
-        cls,
-        *,
-        function: LoadFunction | None = None,
-        format: Format | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init_subclass__(cls, *, function: LoadFunction | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if function is not None:
             # staticmethod: a Python function must not become a bound method.
             cls.function = staticmethod(function)
-        if format is not None:
-            cls.format = format
 
     def load(self, data: Buffer) -> Any:
         return self.function(bytes(data))
@@ -100,7 +102,7 @@ class FunctionLoader(Loader):
         return self.function
 
 
-class StructLoader(Loader):
+class StructLoader(BuiltinLoader):
     """A binary loader of one ``struct`` layout (class keyword ``layout="!h"``).
 
     The row loop unpacks a whole column with its ``fixed_struct``.

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from .. import errors
@@ -111,6 +112,8 @@ def fixed_offset(zone: tzinfo) -> timedelta | None:
     return None
 
 
+_T = TypeVar("_T")
+
 # Parsing PostgreSQL's ISO output where ``fromisoformat`` refuses it (Python 3.10
 # wants 3 or 6 fraction digits and "+HH:MM" offsets), and diagnosing failures.
 
@@ -132,29 +135,27 @@ def _usec(fraction: str | None) -> int:
     return int(fraction.ljust(6, "0")) if fraction else 0
 
 
-def parse_datetime(text: str) -> datetime | None:
-    """Parse an ISO timestamp the way PostgreSQL writes it; None if it is not one."""
-    m = _DATETIME_RE.fullmatch(text)
+def _parse(pattern: re.Pattern[str], text: str, make: Callable[..., _T]) -> _T | None:
+    # The groups: integers, then the fraction of a second and the 4 of the offset.
+    m = pattern.fullmatch(text)
     if m is None:
         return None
     g = m.groups()
+    nints = len(g) - 5
     try:
-        y, mo, d, hh, mi, ss = (int(x) for x in g[:6])
-        return datetime(y, mo, d, hh, mi, ss, _usec(g[6]), _offset(g[7:]))
+        return make(*(int(x) for x in g[:nints]), _usec(g[nints]), _offset(g[nints + 1 :]))
     except ValueError:
         return None
+
+
+def parse_datetime(text: str) -> datetime | None:
+    """Parse an ISO timestamp the way PostgreSQL writes it; None if it is not one."""
+    return _parse(_DATETIME_RE, text, datetime)
 
 
 def parse_time(text: str) -> time | None:
     """Parse an ISO time or timetz the way PostgreSQL writes it; None if it is not one."""
-    m = _TIME_RE.fullmatch(text)
-    if m is None:
-        return None
-    g = m.groups()
-    try:
-        return time(int(g[0]), int(g[1]), int(g[2]), _usec(g[3]), _offset(g[4:]))
-    except ValueError:
-        return None
+    return _parse(_TIME_RE, text, time)
 
 
 def load_error(pgtype: str, pytype: str, value: Any, pgconn: Any = None) -> errors.DataError:

@@ -26,12 +26,14 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._adapt.base import Buffer, Dumper, DumperKey, Loader, LoadFunction, PyFormat
 from . import _datetime_binary as binary
+from ._bases import BuiltinDumper, register_dumpers, register_loaders
 from ._datetime_common import (
     DATE_OID,
     INTERVAL_OID,
@@ -56,19 +58,15 @@ _UTC = timezone.utc
 # Dumpers
 
 
-class DateDumper(Dumper):
+class DateDumper(BuiltinDumper, oid=DATE_OID):
     """Dump a date as date (text)."""
-
-    oid = DATE_OID
 
     def dump(self, obj: Any) -> Buffer:
         return date.isoformat(obj).encode()
 
 
-class TimeTzDumper(Dumper):
+class TimeTzDumper(BuiltinDumper, oid=TIMETZ_OID):
     """Dump an aware time as timetz (text)."""
-
-    oid = TIMETZ_OID
 
     def dump(self, obj: Any) -> Buffer:
         offset = obj.utcoffset()
@@ -77,10 +75,8 @@ class TimeTzDumper(Dumper):
         return time.isoformat(obj).encode()
 
 
-class TimeDumper(Dumper):
+class TimeDumper(BuiltinDumper, oid=TIME_OID):
     """Dump a naive time as time, an aware one as timetz (text)."""
-
-    oid = TIME_OID
 
     def dump(self, obj: Any) -> Buffer:
         return time.isoformat(obj).encode()
@@ -92,10 +88,8 @@ class TimeDumper(Dumper):
         return self if obj.tzinfo is None else TimeTzDumper(self.cls, self.context)
 
 
-class DatetimeTzDumper(Dumper):
+class DatetimeTzDumper(BuiltinDumper, oid=TIMESTAMPTZ_OID):
     """Dump an aware datetime as timestamptz (text)."""
-
-    oid = TIMESTAMPTZ_OID
 
     def dump(self, obj: Any) -> Buffer:
         offset = obj.utcoffset()
@@ -110,10 +104,8 @@ class DatetimeTzDumper(Dumper):
         return datetime.isoformat(obj, sep=" ").encode()
 
 
-class DatetimeDumper(Dumper):
+class DatetimeDumper(BuiltinDumper, oid=TIMESTAMP_OID):
     """Dump a naive datetime as timestamp, an aware one as timestamptz (text)."""
-
-    oid = TIMESTAMP_OID
 
     def dump(self, obj: Any) -> Buffer:
         return datetime.isoformat(obj, sep=" ").encode()
@@ -125,10 +117,8 @@ class DatetimeDumper(Dumper):
         return self if obj.tzinfo is None else DatetimeTzDumper(self.cls, self.context)
 
 
-class TimedeltaDumper(Dumper):
+class TimedeltaDumper(BuiltinDumper, oid=INTERVAL_OID):
     """Dump a timedelta as interval (text)."""
-
-    oid = INTERVAL_OID
 
     def dump(self, obj: Any) -> Buffer:
         # Every timedelta fits: its days (at most 999999999) are within int32.
@@ -155,42 +145,44 @@ class _TextLoader(Loader):
         return load_error(self.pgtype, self.pytype, data, self._pgconn)
 
 
-class DateLoader(_TextLoader):
-    """Load date in text format (DateStyle ISO)."""
-
-    pgtype, pytype = "date", "datetime.date"
-
-    def load_function(self) -> LoadFunction:
-        fromisoformat = date.fromisoformat
-
-        def load(data: bytes) -> Any:
-            try:
-                return fromisoformat(data.decode())
-            except ValueError:
-                raise self._error(data) from None
-
-        return load
+def _no_fallback(text: str) -> None:
+    return None
 
 
-class TimeLoader(_TextLoader):
-    """Load time in text format."""
-
-    pgtype, pytype = "time", "datetime.time"
+class _IsoLoader(_TextLoader):
+    # Tries fromisoformat(), then a parser of PostgreSQL's ISO output for what
+    # it refuses (None: neither can read the value).
+    fromisoformat: Callable[[str], Any]
+    parse: Callable[[str], Any] = staticmethod(_no_fallback)
 
     def load_function(self) -> LoadFunction:
-        fromisoformat = time.fromisoformat
+        fromisoformat, parse = self.fromisoformat, self.parse
 
         def load(data: bytes) -> Any:
             text = data.decode()
             try:
                 return fromisoformat(text)
             except ValueError:
-                value = parse_time(text)
+                value = parse(text)
                 if value is None:
                     raise self._error(data) from None
                 return value
 
         return load
+
+
+class DateLoader(_IsoLoader):
+    """Load date in text format (DateStyle ISO)."""
+
+    pgtype, pytype = "date", "datetime.date"
+    fromisoformat = staticmethod(date.fromisoformat)
+
+
+class TimeLoader(_IsoLoader):
+    """Load time in text format."""
+
+    pgtype, pytype = "time", "datetime.time"
+    fromisoformat, parse = staticmethod(time.fromisoformat), staticmethod(parse_time)
 
 
 class TimeTzLoader(TimeLoader):
@@ -199,25 +191,11 @@ class TimeTzLoader(TimeLoader):
     pgtype = "timetz"
 
 
-class TimestampLoader(_TextLoader):
+class TimestampLoader(_IsoLoader):
     """Load timestamp in text format (DateStyle ISO) as a naive datetime."""
 
     pgtype, pytype = "timestamp", "datetime.datetime"
-
-    def load_function(self) -> LoadFunction:
-        fromisoformat = datetime.fromisoformat
-
-        def load(data: bytes) -> Any:
-            text = data.decode()
-            try:
-                return fromisoformat(text)
-            except ValueError:
-                value = parse_datetime(text)
-                if value is None:
-                    raise self._error(data) from None
-                return value
-
-        return load
+    fromisoformat, parse = staticmethod(datetime.fromisoformat), staticmethod(parse_datetime)
 
 
 class TimestamptzLoader(_TextLoader):
@@ -279,14 +257,23 @@ class IntervalLoader(_TextLoader):
 
 def register_default_adapters(adapters: AdaptersMap) -> None:
     """Install the date/time dumpers and loaders on *adapters* (text is the ``%s`` choice)."""
-    binary.register_binary_adapters(adapters)
-    adapters.register_dumper(date, DateDumper)
-    adapters.register_dumper(time, TimeDumper)
-    adapters.register_dumper(datetime, DatetimeDumper)
-    adapters.register_dumper(timedelta, TimedeltaDumper)
-    adapters.register_loader(DATE_OID, DateLoader)
-    adapters.register_loader(TIME_OID, TimeLoader)
-    adapters.register_loader(TIMETZ_OID, TimeTzLoader)
-    adapters.register_loader(TIMESTAMP_OID, TimestampLoader)
-    adapters.register_loader(TIMESTAMPTZ_OID, TimestamptzLoader)
-    adapters.register_loader(INTERVAL_OID, IntervalLoader)
+    register_dumpers(
+        adapters,
+        [
+            (date, binary.DateBinaryDumper, DateDumper),
+            (time, binary.TimeBinaryDumper, TimeDumper),
+            (datetime, binary.DatetimeBinaryDumper, DatetimeDumper),
+            (timedelta, binary.TimedeltaBinaryDumper, TimedeltaDumper),
+        ],
+    )
+    register_loaders(
+        adapters,
+        [
+            (DATE_OID, DateLoader, binary.DateBinaryLoader),
+            (TIME_OID, TimeLoader, binary.TimeBinaryLoader),
+            (TIMETZ_OID, TimeTzLoader, binary.TimeTzBinaryLoader),
+            (TIMESTAMP_OID, TimestampLoader, binary.TimestampBinaryLoader),
+            (TIMESTAMPTZ_OID, TimestamptzLoader, binary.TimestamptzBinaryLoader),
+            (INTERVAL_OID, IntervalLoader, binary.IntervalBinaryLoader),
+        ],
+    )
