@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .. import errors
-from .global_map import adapters as global_adapters
+from .global_map import adapters_of
 from .registry import TypesRegistry
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ where t.oid = to_regtype(%s)"""
         :param context: a connection or a cursor (only it and what it later
             creates see the type), or None for the global adapters.
         """
-        (global_adapters if context is None else context.adapters).types.add(self)
+        adapters_of(context).types.add(self)
 
 
 # name, oid, array oid, regtype name when different (from pg_type, PostgreSQL 15).

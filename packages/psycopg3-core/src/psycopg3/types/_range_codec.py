@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._adapt.base import Dumper, DumperKey, Loader, PyFormat, row_load_function
-from .._adapt.global_map import adapters as global_adapters
 from .._adapt.typeinfo import TypeInfo
-from .._transformer import Transformer
+from .._transformer import Transformer, transformer_of
 from ..pq import Format
 from ._range_object import Range
 
@@ -137,16 +136,6 @@ where t.oid = to_regtype(%s)"""
     ) -> MultirangeInfo:
         range_oid, subtype = rows[0][5:7]
         return cls(name, oid, array_oid, regtype=regtype, range_oid=range_oid, subtype_oid=subtype)
-
-
-def transformer_of(context: AdaptContext | None) -> Transformer:
-    """Return *context* if it is a transformer, else a new one made from it."""
-    return context if isinstance(context, Transformer) else Transformer(context)
-
-
-def adapters_of(context: AdaptContext | None) -> AdaptersMap:
-    """Return the adapters map of a context; the global one for None."""
-    return global_adapters if context is None else context.adapters
 
 
 def range_info_of_subtype(adapters: AdaptersMap, subtype_oid: int) -> RangeInfo | None:

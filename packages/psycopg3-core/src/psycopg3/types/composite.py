@@ -38,9 +38,10 @@ from .._adapt.base import (
     PyFormat,
     row_load_function,
 )
+from .._adapt.global_map import adapters_of
 from .._adapt.typeinfo import TypeInfo
+from .._transformer import transformer_of
 from ..pq import Format
-from ._range_codec import adapters_of, transformer_of
 from .array import register_array
 
 if TYPE_CHECKING:

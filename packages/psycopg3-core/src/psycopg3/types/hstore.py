@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._adapt.base import AdaptContext, Buffer, Dumper, Loader, context_codec
+from .._adapt.global_map import adapters_of
 from .._adapt.typeinfo import TypeInfo
 from ..pq import Format
-from ._range_codec import adapters_of
 from .array import register_array
 
 if TYPE_CHECKING:
