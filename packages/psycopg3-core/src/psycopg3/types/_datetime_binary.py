@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
 from .. import errors
-from .._adapt.base import Buffer, Dumper, DumperKey, LoadFunction, PyFormat
+from .._adapt.base import Buffer, LoadFunction
 from ..pq import Format
 from ._bases import BuiltinDumper, BuiltinLoader
 from ._datetime_common import (
@@ -42,6 +42,7 @@ from ._datetime_common import (
     TIMESTAMPTZ_OID,
     TIMETZ_OID,
     USEC_PER_DAY,
+    NaiveOrAwareDumper,
     dump_offset_error,
     fixed_offset,
     interval_to_timedelta,
@@ -85,17 +86,11 @@ class TimeTzBinaryDumper(BuiltinDumper, oid=TIMETZ_OID, format=_BINARY):
         return _timetz.pack(_time_usecs(obj), -(offset.days * 86_400 + offset.seconds))
 
 
-class TimeBinaryDumper(BuiltinDumper, oid=TIME_OID, format=_BINARY):
+class TimeBinaryDumper(NaiveOrAwareDumper, oid=TIME_OID, format=_BINARY, aware=TimeTzBinaryDumper):
     """Dump a naive time as time, an aware one as timetz (binary)."""
 
     def dump(self, obj: Any) -> Buffer:
         return _int8.pack(_time_usecs(obj))
-
-    def get_key(self, obj: Any, format: PyFormat) -> DumperKey:
-        return self.cls if obj.tzinfo is None else TimeTzBinaryDumper
-
-    def upgrade(self, obj: Any, format: PyFormat) -> Dumper:
-        return self if obj.tzinfo is None else TimeTzBinaryDumper(self.cls, self.context)
 
 
 class DatetimeTzBinaryDumper(BuiltinDumper, oid=TIMESTAMPTZ_OID, format=_BINARY):
@@ -107,17 +102,13 @@ class DatetimeTzBinaryDumper(BuiltinDumper, oid=TIMESTAMPTZ_OID, format=_BINARY)
         return _int8.pack(_delta_usecs(obj - PG_EPOCH_UTC))
 
 
-class DatetimeBinaryDumper(BuiltinDumper, oid=TIMESTAMP_OID, format=_BINARY):
+class DatetimeBinaryDumper(
+    NaiveOrAwareDumper, oid=TIMESTAMP_OID, format=_BINARY, aware=DatetimeTzBinaryDumper
+):
     """Dump a naive datetime as timestamp, an aware one as timestamptz (binary)."""
 
     def dump(self, obj: Any) -> Buffer:
         return _int8.pack(_delta_usecs(obj - PG_EPOCH))
-
-    def get_key(self, obj: Any, format: PyFormat) -> DumperKey:
-        return self.cls if obj.tzinfo is None else DatetimeTzBinaryDumper
-
-    def upgrade(self, obj: Any, format: PyFormat) -> Dumper:
-        return self if obj.tzinfo is None else DatetimeTzBinaryDumper(self.cls, self.context)
 
 
 class TimedeltaBinaryDumper(BuiltinDumper, oid=INTERVAL_OID, format=_BINARY):

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from .. import errors
+from .._adapt.base import Dumper, DumperKey, PyFormat
+from ._bases import BuiltinDumper
 
 logger = logging.getLogger("psycopg3")
 
@@ -248,3 +250,26 @@ def parse_interval(data: bytes, pgconn: Any = None) -> timedelta:
         usecs = -usecs
     total_months = int(months or 0) + MONTHS_PER_YEAR * int(years or 0)
     return interval_to_timedelta(total_months, int(days or 0), usecs, f"'{text}'")
+
+
+class NaiveOrAwareDumper(BuiltinDumper):
+    """A dumper of naive times or datetimes handing aware ones to another (``aware=``)."""
+
+    aware_dumper: type[Dumper]
+
+    def __init_subclass__(cls, *, aware: type[Dumper] | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if aware is not None:
+            cls.aware_dumper = aware
+            # On the class itself, beside its own dump(): a dump() below the
+            # class giving upgrade() reads as a user's override (_adapt.base, rule 5).
+            cls.get_key = _naive_or_aware_key  # type: ignore[method-assign,assignment]
+            cls.upgrade = _naive_or_aware_upgrade  # type: ignore[method-assign,assignment]
+
+
+def _naive_or_aware_key(self: NaiveOrAwareDumper, obj: Any, format: PyFormat) -> DumperKey:
+    return self.cls if obj.tzinfo is None else self.aware_dumper
+
+
+def _naive_or_aware_upgrade(self: NaiveOrAwareDumper, obj: Any, format: PyFormat) -> Dumper:
+    return self if obj.tzinfo is None else self.aware_dumper(self.cls, self.context)

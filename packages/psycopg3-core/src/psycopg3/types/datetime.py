@@ -31,7 +31,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .._adapt.base import Buffer, Dumper, DumperKey, Loader, LoadFunction, PyFormat
+from .._adapt.base import Buffer, Loader, LoadFunction
 from . import _datetime_binary as binary
 from ._bases import BuiltinDumper, register_dumpers, register_loaders
 from ._datetime_common import (
@@ -41,6 +41,7 @@ from ._datetime_common import (
     TIMESTAMP_OID,
     TIMESTAMPTZ_OID,
     TIMETZ_OID,
+    NaiveOrAwareDumper,
     dump_offset_error,
     is_pg_offset,
     load_error,
@@ -75,17 +76,11 @@ class TimeTzDumper(BuiltinDumper, oid=TIMETZ_OID):
         return time.isoformat(obj).encode()
 
 
-class TimeDumper(BuiltinDumper, oid=TIME_OID):
+class TimeDumper(NaiveOrAwareDumper, oid=TIME_OID, aware=TimeTzDumper):
     """Dump a naive time as time, an aware one as timetz (text)."""
 
     def dump(self, obj: Any) -> Buffer:
         return time.isoformat(obj).encode()
-
-    def get_key(self, obj: Any, format: PyFormat) -> DumperKey:
-        return self.cls if obj.tzinfo is None else TimeTzDumper
-
-    def upgrade(self, obj: Any, format: PyFormat) -> Dumper:
-        return self if obj.tzinfo is None else TimeTzDumper(self.cls, self.context)
 
 
 class DatetimeTzDumper(BuiltinDumper, oid=TIMESTAMPTZ_OID):
@@ -104,17 +99,11 @@ class DatetimeTzDumper(BuiltinDumper, oid=TIMESTAMPTZ_OID):
         return datetime.isoformat(obj, sep=" ").encode()
 
 
-class DatetimeDumper(BuiltinDumper, oid=TIMESTAMP_OID):
+class DatetimeDumper(NaiveOrAwareDumper, oid=TIMESTAMP_OID, aware=DatetimeTzDumper):
     """Dump a naive datetime as timestamp, an aware one as timestamptz (text)."""
 
     def dump(self, obj: Any) -> Buffer:
         return datetime.isoformat(obj, sep=" ").encode()
-
-    def get_key(self, obj: Any, format: PyFormat) -> DumperKey:
-        return self.cls if obj.tzinfo is None else DatetimeTzDumper
-
-    def upgrade(self, obj: Any, format: PyFormat) -> Dumper:
-        return self if obj.tzinfo is None else DatetimeTzDumper(self.cls, self.context)
 
 
 class TimedeltaDumper(BuiltinDumper, oid=INTERVAL_OID):
