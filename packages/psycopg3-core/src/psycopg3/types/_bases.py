@@ -9,15 +9,17 @@ Rules:
 
 1. A built-in dumper or loader says what it is as class keywords:
    ``class UUIDBinaryLoader(FunctionLoader, function=..., format=BINARY)``.
-   Each keyword sets a class attribute once, when the class is made; what a
-   class does for each value is then exactly what a hand-written one does.
+   The keywords are read once, when the class is made; what the class then
+   does for each value is exactly what a hand-written class would do.
 2. Speed: the per-value path is never longer than a hand-written class's.
    A loader made of one function gives that function itself to the row loop
-   (``load_function()``); a dumper made of a ``struct`` layout *is* the
-   layout's ``pack`` (no Python frame per value).
-3. The class keywords install attributes only: the methods stay on the base
-   classes here, above the concrete ones, so a user subclass that overrides
-   ``load``/``dump`` is still seen as an override (see ``_adapt.base``, rule 5).
+   (``load_function()``) and calls it from ``load()`` as a closure variable
+   (as fast as a module global); a dumper made of a ``struct`` layout *is*
+   the layout's ``pack`` (no Python frame per value).
+3. Methods that a keyword makes are set on the class being made, never on a
+   base, and together (``load`` with ``load_function``): a user subclass that
+   overrides ``load``/``dump`` is then seen as an override, and a built-in
+   class is not (see ``_adapt.base``, rule 5).
 """
 
 from __future__ import annotations
@@ -91,9 +93,21 @@ class FunctionLoader(BuiltinLoader):
 
     def __init_subclass__(cls, *, function: LoadFunction | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if function is not None:
-            # staticmethod: a Python function must not become a bound method.
-            cls.function = staticmethod(function)
+        if function is None:
+            return
+        # staticmethod: a Python function must not become a bound method.
+        cls.function = staticmethod(function)
+
+        def load(self: FunctionLoader, data: Buffer) -> Any:
+            return function(bytes(data))
+
+        def load_function(self: FunctionLoader) -> LoadFunction:
+            return function
+
+        # Rule 3. bytes() takes any buffer: it is its own load().
+        own_load = staticmethod(bytes) if function is bytes else load
+        cls.load = own_load  # type: ignore[method-assign,assignment]
+        cls.load_function = load_function  # type: ignore[method-assign]
 
     def load(self, data: Buffer) -> Any:
         return self.function(bytes(data))

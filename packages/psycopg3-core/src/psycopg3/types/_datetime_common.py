@@ -255,21 +255,19 @@ def parse_interval(data: bytes, pgconn: Any = None) -> timedelta:
 class NaiveOrAwareDumper(BuiltinDumper):
     """A dumper of naive times or datetimes handing aware ones to another (``aware=``)."""
 
-    aware_dumper: type[Dumper]
-
     def __init_subclass__(cls, *, aware: type[Dumper] | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if aware is not None:
-            cls.aware_dumper = aware
-            # On the class itself, beside its own dump(): a dump() below the
-            # class giving upgrade() reads as a user's override (_adapt.base, rule 5).
-            cls.get_key = _naive_or_aware_key  # type: ignore[method-assign,assignment]
-            cls.upgrade = _naive_or_aware_upgrade  # type: ignore[method-assign,assignment]
+        if aware is None:
+            return
 
+        # Called for every value: the class is a closure variable, as fast as a global.
+        def get_key(self: Dumper, obj: Any, format: PyFormat) -> DumperKey:
+            return self.cls if obj.tzinfo is None else aware
 
-def _naive_or_aware_key(self: NaiveOrAwareDumper, obj: Any, format: PyFormat) -> DumperKey:
-    return self.cls if obj.tzinfo is None else self.aware_dumper
+        def upgrade(self: Dumper, obj: Any, format: PyFormat) -> Dumper:
+            return self if obj.tzinfo is None else aware(self.cls, self.context)
 
-
-def _naive_or_aware_upgrade(self: NaiveOrAwareDumper, obj: Any, format: PyFormat) -> Dumper:
-    return self if obj.tzinfo is None else self.aware_dumper(self.cls, self.context)
+        # On the class itself, beside its own dump(): a dump() below the
+        # class giving upgrade() reads as a user's override (_adapt.base, rule 5).
+        cls.get_key = get_key  # type: ignore[method-assign]
+        cls.upgrade = upgrade  # type: ignore[method-assign]

@@ -115,13 +115,23 @@ class IntNumericBinaryDumper(BuiltinDumper, oid=NUMERIC_OID, format=Format.BINAR
 class _NarrowestInt(Dumper):
     # A mixin put before an int4 dumper class (beside it, not above it: its
     # dump() is then no override of this upgrade(), see _adapt.base rule 5).
-    int8_dumper: type[Dumper]
-    numeric_dumper: type[Dumper]
+    # Beyond int4, values go to the first class of wider=, beyond int8 to the second.
 
-    def get_key(self, obj: Any, format: PyFormat) -> DumperKey:
-        if _INT4_MIN <= obj <= _INT4_MAX:
-            return self.cls
-        return self.int8_dumper if _INT8_MIN <= obj <= _INT8_MAX else self.numeric_dumper
+    def __init_subclass__(
+        cls, *, wider: tuple[type[Dumper], type[Dumper]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if wider is None:
+            return
+        int8_dumper, numeric_dumper = wider
+
+        # Called for every int: the classes are closure variables, as fast as globals.
+        def get_key(self: Dumper, obj: Any, format: PyFormat) -> DumperKey:
+            if _INT4_MIN <= obj <= _INT4_MAX:
+                return self.cls
+            return int8_dumper if _INT8_MIN <= obj <= _INT8_MAX else numeric_dumper
+
+        cls.get_key = get_key  # type: ignore[method-assign]
 
     def upgrade(self, obj: Any, format: PyFormat) -> Dumper:
         key = self.get_key(obj, format)
@@ -131,16 +141,14 @@ class _NarrowestInt(Dumper):
         return key(self.cls, self.context)
 
 
-class IntDumper(_NarrowestInt, Int4Dumper):
+class IntDumper(_NarrowestInt, Int4Dumper, wider=(Int8Dumper, IntNumericDumper)):
     """Dump an int as int4, int8 or numeric, the narrowest that holds it (text)."""
 
-    int8_dumper, numeric_dumper = Int8Dumper, IntNumericDumper
 
-
-class IntBinaryDumper(_NarrowestInt, Int4BinaryDumper):
+class IntBinaryDumper(
+    _NarrowestInt, Int4BinaryDumper, wider=(Int8BinaryDumper, IntNumericBinaryDumper)
+):
     """Dump an int as int4, int8 or numeric, the narrowest that holds it (binary)."""
-
-    int8_dumper, numeric_dumper = Int8BinaryDumper, IntNumericBinaryDumper
 
 
 # Dumpers of float and Decimal.
