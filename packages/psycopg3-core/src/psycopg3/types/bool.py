@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._adapt.base import Buffer
+from .._adapt.base import Buffer, Loader, LoadFunction
 from ..pq import Format
-from ._bases import BuiltinDumper, FunctionLoader, register_dumpers, register_loaders
+from ._bases import BuiltinDumper, BuiltinLoader, register_dumpers, register_loaders
 
 if TYPE_CHECKING:
     from .._adapt.adapters_map import AdaptersMap
@@ -38,12 +38,25 @@ class BoolBinaryDumper(BuiltinDumper, oid=BOOL_OID, format=Format.BINARY):
         return b"\x01" if obj else b"\x00"
 
 
-class BoolLoader(FunctionLoader, function=_TEXT_VALUES.__getitem__):
+# Hand-written: a subscript in load() is faster than a call to __getitem__.
+class BoolLoader(Loader):
     """Load a PostgreSQL bool in text format."""
 
+    def load(self, data: Buffer) -> Any:
+        return _TEXT_VALUES[bytes(data)]
 
-class BoolBinaryLoader(FunctionLoader, function=_BINARY_VALUES.__getitem__, format=Format.BINARY):
+    def load_function(self) -> LoadFunction:
+        return _TEXT_VALUES.__getitem__
+
+
+class BoolBinaryLoader(BuiltinLoader, format=Format.BINARY):
     """Load a PostgreSQL bool in binary format."""
+
+    def load(self, data: Buffer) -> Any:
+        return _BINARY_VALUES[bytes(data)]
+
+    def load_function(self) -> LoadFunction:
+        return _BINARY_VALUES.__getitem__
 
 
 def register_default_adapters(adapters: AdaptersMap) -> None:
