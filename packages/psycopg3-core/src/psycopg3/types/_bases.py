@@ -24,6 +24,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ __all__ = [
     "StructLoader",
     "register_dumpers",
     "register_loaders",
+    "quote_literal",
 ]
 
 
@@ -173,3 +175,14 @@ def register_loaders(adapters: AdaptersMap, pairs: LoaderPairs) -> None:
     for oid, text_loader, binary_loader in pairs:
         adapters.register_loader(oid, text_loader)
         adapters.register_loader(oid, binary_loader)
+
+
+def quote_literal(data: bytes, needs_quotes: re.Pattern[bytes], escaped_quote: bytes) -> bytes:
+    """Return a value's text as it must appear inside a range or record literal.
+
+    Bare, unless empty or *needs_quotes* finds a character in it: then
+    double-quoted, backslashes doubled and quotes written *escaped_quote*.
+    """
+    if data and not needs_quotes.search(data):
+        return data
+    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', escaped_quote) + b'"'

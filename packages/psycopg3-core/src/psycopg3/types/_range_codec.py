@@ -28,6 +28,7 @@ from .._adapt.base import Dumper, DumperKey, Loader, PyFormat, row_load_function
 from .._adapt.typeinfo import TypeInfo
 from .._transformer import Transformer, transformer_of
 from ..pq import Format
+from ._bases import quote_literal
 from ._range_object import Range
 
 if TYPE_CHECKING:
@@ -153,20 +154,13 @@ _NEEDS_QUOTES = re.compile(rb'[",\\()\[\]\s]')
 _PLAIN_BOUND = re.compile(rb'[^",()\[\]\\]*')
 
 
-def quote_bound(data: bytes) -> bytes:
-    """Return a bound's text as it must appear inside a range literal."""
-    if data and not _NEEDS_QUOTES.search(data):
-        return data
-    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-
-
 def format_range(obj: Range[Any], dump: BoundDump) -> bytes:
     """Return the text of a range, its bounds written by *dump*."""
     if obj.isempty:
         return b"empty"
     bounds = obj.bounds.encode()
-    lower = b"" if obj.lower is None else quote_bound(dump(obj.lower))
-    upper = b"" if obj.upper is None else quote_bound(dump(obj.upper))
+    lower = b"" if obj.lower is None else quote_literal(dump(obj.lower), _NEEDS_QUOTES, rb"\"")
+    upper = b"" if obj.upper is None else quote_literal(dump(obj.upper), _NEEDS_QUOTES, rb"\"")
     return b"%c%s,%s%c" % (bounds[0], lower, upper, bounds[1])
 
 

@@ -42,6 +42,7 @@ from .._adapt.global_map import adapters_of
 from .._adapt.typeinfo import TypeInfo
 from .._transformer import transformer_of
 from ..pq import Format
+from ._bases import quote_literal
 from .array import register_array
 
 if TYPE_CHECKING:
@@ -105,13 +106,6 @@ order by a.attnum"""
 
 _NEEDS_QUOTES = re.compile(rb'[",\\()\s]')
 _PLAIN_FIELD = re.compile(rb'[^",()\\]*')
-
-
-def quote_field(data: bytes) -> bytes:
-    """Return a field's text as it must appear inside a record literal."""
-    if data and not _NEEDS_QUOTES.search(data):
-        return data
-    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'""') + b'"'
 
 
 def parse_record(data: bytes) -> list[bytes | None]:
@@ -236,7 +230,7 @@ class CompositeDumper(Dumper):
                 parts.append(b"")
                 continue
             data = get_dumper(value, PyFormat.TEXT).dump(value)
-            parts.append(quote_field(bytes(data)))
+            parts.append(quote_literal(bytes(data), _NEEDS_QUOTES, b'""'))
         return b"(" + b",".join(parts) + b")"
 
 
