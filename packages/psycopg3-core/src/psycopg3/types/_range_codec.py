@@ -84,20 +84,14 @@ left join pg_type m on m.oid = r.rngmultitypid
 where t.oid = to_regtype(%s)"""
 
     @classmethod
-    def _from_record(
-        cls, name: str, oid: int, array_oid: int, regtype: str, rows: Sequence[Sequence[Any]]
-    ) -> RangeInfo:
+    def _facts(cls, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
         subtype, moid, marray, mname = rows[0][5:9]
-        return cls(
-            name,
-            oid,
-            array_oid,
-            regtype=regtype,
-            subtype_oid=subtype,
-            multirange_oid=moid or 0,
-            multirange_array_oid=marray or 0,
-            multirange_name=mname or "",
-        )
+        return {
+            "subtype_oid": subtype,
+            "multirange_oid": moid or 0,
+            "multirange_array_oid": marray or 0,
+            "multirange_name": mname or "",
+        }
 
 
 class MultirangeInfo(TypeInfo):
@@ -132,11 +126,9 @@ left join pg_range r on r.rngmultitypid = t.oid
 where t.oid = to_regtype(%s)"""
 
     @classmethod
-    def _from_record(
-        cls, name: str, oid: int, array_oid: int, regtype: str, rows: Sequence[Sequence[Any]]
-    ) -> MultirangeInfo:
+    def _facts(cls, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
         range_oid, subtype = rows[0][5:7]
-        return cls(name, oid, array_oid, regtype=regtype, range_oid=range_oid, subtype_oid=subtype)
+        return {"range_oid": range_oid, "subtype_oid": subtype}
 
 
 def range_info_of_subtype(adapters: AdaptersMap, subtype_oid: int) -> RangeInfo | None:

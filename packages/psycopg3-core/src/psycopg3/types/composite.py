@@ -87,18 +87,9 @@ where t.oid = to_regtype(%s)
 order by a.attnum"""
 
     @classmethod
-    def _from_record(
-        cls, name: str, oid: int, array_oid: int, regtype: str, rows: Sequence[Sequence[Any]]
-    ) -> CompositeInfo:
+    def _facts(cls, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
         fields = [(row[5], row[6]) for row in rows if row[5] is not None]
-        return cls(
-            name,
-            oid,
-            array_oid,
-            regtype=regtype,
-            field_names=[f[0] for f in fields],
-            field_types=[f[1] for f in fields],
-        )
+        return {"field_names": [f[0] for f in fields], "field_types": [f[1] for f in fields]}
 
 
 # Text format: "(a,,"b c")": empty for NULL, quotes around values with

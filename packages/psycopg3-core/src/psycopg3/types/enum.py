@@ -63,11 +63,8 @@ where t.oid = to_regtype(%s)
 order by e.enumsortorder"""
 
     @classmethod
-    def _from_record(
-        cls, name: str, oid: int, array_oid: int, regtype: str, rows: Sequence[Sequence[Any]]
-    ) -> EnumInfo:
-        labels = [row[5] for row in rows if row[5] is not None]
-        return cls(name, oid, array_oid, regtype=regtype, labels=labels)
+    def _facts(cls, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+        return {"labels": [row[5] for row in rows if row[5] is not None]}
 
 
 class EnumDumper(Dumper):
