@@ -28,7 +28,7 @@ from ._queries import (
 )
 from ._transformer import Transformer
 from .sql import Composable, Literal
-from .types._array_binary import join_length_prefixed, pack_array
+from .types._array_binary import pack_array
 from .types._numeric_binary import decimal_to_numeric
 from .types.array import binary_layout
 
@@ -104,8 +104,10 @@ BINARY_TRAILER = struct.pack("!h", -1)
 _int2 = struct.Struct("!h")
 _int4 = struct.Struct("!i")
 _pack_int2 = _int2.pack
+_pack_int4 = _int4.pack
 _unpack_int2 = _int2.unpack_from
 _unpack_int4 = _int4.unpack_from
+_NULL_BINARY = _pack_int4(-1)
 _OIDS_FLAG = 1 << 16
 
 
@@ -165,7 +167,14 @@ class BinaryParser:
 
 def format_binary_row(values: Sequence[Buffer | None]) -> bytes:
     """Return a binary COPY tuple of values already dumped in binary."""
-    return join_length_prefixed(_pack_int2(len(values)), values)
+    parts: list[Buffer] = [_pack_int2(len(values))]
+    for value in values:
+        if value is None:
+            parts.append(_NULL_BINARY)
+        else:
+            parts.append(_pack_int4(len(value)))
+            parts.append(value)
+    return b"".join(parts)
 
 
 INT2_OID, INT4_OID, INT8_OID, OID_OID = 21, 23, 20, 26

@@ -13,13 +13,13 @@ length (int4, -1 for NULL) followed by that many bytes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from .. import errors
 from .._adapt.base import Buffer
 
-__all__ = ["pack_array", "unpack_array", "join_length_prefixed"]
+__all__ = ["pack_array", "unpack_array"]
 
 _header = struct.Struct("!iiI")
 _int4 = struct.Struct("!i")
@@ -31,17 +31,8 @@ _NULL = _pack_int4(-1)
 def pack_array(element_oid: int, dims: list[int], items: list[Buffer | None]) -> bytes:
     """Return the binary array of already dumped elements (row-major) and their shape."""
     has_null = None in items
-    head = [_header.pack(len(dims), has_null, element_oid)]
-    head.extend(struct.pack("!ii", dim, 1) for dim in dims)
-    return join_length_prefixed(b"".join(head), items)
-
-
-def join_length_prefixed(head: bytes, items: Sequence[Buffer | None]) -> bytes:
-    """Return *head*, then each item as its int4 length and its bytes (-1 for None).
-
-    The layout of an array's elements, and of the values of a binary COPY row.
-    """
-    parts: list[Buffer] = [head]
+    parts: list[Buffer] = [_header.pack(len(dims), has_null, element_oid)]
+    parts.extend(struct.pack("!ii", dim, 1) for dim in dims)
     for item in items:
         if item is None:
             parts.append(_NULL)
