@@ -134,25 +134,20 @@ class _TextLoader(Loader):
         return load_error(self.pgtype, self.pytype, data, self._pgconn)
 
 
-def _no_fallback(text: str) -> None:
-    return None
-
-
 class _IsoLoader(_TextLoader):
     # Tries fromisoformat(), then a parser of PostgreSQL's ISO output for what
     # it refuses (None: neither can read the value).
     fromisoformat: Callable[[str], Any]
-    parse: Callable[[str], Any] = staticmethod(_no_fallback)
+    parse: Callable[[str], Any] | None = None
 
     def load_function(self) -> LoadFunction:
         fromisoformat, parse = self.fromisoformat, self.parse
 
         def load(data: bytes) -> Any:
-            text = data.decode()
             try:
-                return fromisoformat(text)
+                return fromisoformat(data.decode())
             except ValueError:
-                value = parse(text)
+                value = None if parse is None else parse(data.decode())
                 if value is None:
                     raise self._error(data) from None
                 return value

@@ -28,10 +28,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .._adapt.base import Buffer, Dumper, DumperKey, PyFormat
+from .._adapt.base import Buffer, Dumper, DumperKey, LoadFunction, PyFormat
 from ..pq import Format
 from ._bases import (
     BuiltinDumper,
+    BuiltinLoader,
     FunctionLoader,
     StructDumper,
     StructLoader,
@@ -224,8 +225,15 @@ class Float8BinaryLoader(StructLoader, layout="!d"):
     """Load float8 in binary format."""
 
 
-class NumericLoader(FunctionLoader, function=_load_numeric_text):
+class NumericLoader(BuiltinLoader):
     """Load numeric in text format as Decimal (``NaN``, ``Infinity`` included)."""
+
+    # Hand-written: load() inlines the function, one Python frame fewer.
+    def load(self, data: Buffer) -> Any:
+        return Decimal(bytes(data).decode("ascii"))
+
+    def load_function(self) -> LoadFunction:
+        return _load_numeric_text
 
 
 class NumericBinaryLoader(FunctionLoader, function=numeric_to_decimal, format=Format.BINARY):
