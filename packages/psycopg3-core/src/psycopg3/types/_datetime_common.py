@@ -260,9 +260,12 @@ class NaiveOrAwareDumper(BuiltinDumper):
         if aware is None:
             return
 
-        # Called for every value: the class is a closure variable, as fast as a global.
-        def get_key(self: Dumper, obj: Any, format: PyFormat) -> DumperKey:
-            return self.cls if obj.tzinfo is None else aware
+        # Called for every value: the class is a default value, read as fast as
+        # a global (a closure or a class attribute is slower). Never passed.
+        def get_key(
+            self: Dumper, obj: Any, format: PyFormat, _aware: type[Dumper] = aware
+        ) -> DumperKey:
+            return self.cls if obj.tzinfo is None else _aware
 
         def upgrade(self: Dumper, obj: Any, format: PyFormat) -> Dumper:
             return self if obj.tzinfo is None else aware(self.cls, self.context)

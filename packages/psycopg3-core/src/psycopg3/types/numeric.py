@@ -124,13 +124,19 @@ class _NarrowestInt(Dumper):
         super().__init_subclass__(**kwargs)
         if wider is None:
             return
-        int8_dumper, numeric_dumper = wider
 
-        # Called for every int: the classes are closure variables, as fast as globals.
-        def get_key(self: Dumper, obj: Any, format: PyFormat) -> DumperKey:
+        # Called for every int: the classes are default values, read as fast
+        # as globals (a closure or a class attribute is slower). Never passed.
+        def get_key(
+            self: Dumper,
+            obj: Any,
+            format: PyFormat,
+            _int8: type[Dumper] = wider[0],
+            _numeric: type[Dumper] = wider[1],
+        ) -> DumperKey:
             if _INT4_MIN <= obj <= _INT4_MAX:
                 return self.cls
-            return int8_dumper if _INT8_MIN <= obj <= _INT8_MAX else numeric_dumper
+            return _int8 if _INT8_MIN <= obj <= _INT8_MAX else _numeric
 
         cls.get_key = get_key  # type: ignore[method-assign]
 
