@@ -1,4 +1,4 @@
-"""What the date/time adapters share: epochs, session time zones, parsing fallbacks, errors.
+"""What the date/time adapters share: epochs, time zones, parsing fallbacks, errors, a dumper base.
 
 Must not: talk to libpq beyond reading a reported parameter
 (``PQparameterStatus``), or import any concurrency framework.
