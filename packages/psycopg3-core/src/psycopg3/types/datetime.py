@@ -141,12 +141,13 @@ class _IsoLoader(_TextLoader):
     parse: Callable[[str], Any] | None = None
 
     def load_function(self) -> LoadFunction:
-        fromisoformat, parse = self.fromisoformat, self.parse
+        fromisoformat = self.fromisoformat
 
         def load(data: bytes) -> Any:
             try:
                 return fromisoformat(data.decode())
             except ValueError:
+                parse = self.parse  # read here: one closure variable fewer per call
                 value = None if parse is None else parse(data.decode())
                 if value is None:
                     raise self._error(data) from None
