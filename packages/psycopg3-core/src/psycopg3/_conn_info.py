@@ -11,12 +11,33 @@ from __future__ import annotations
 
 import os
 from datetime import tzinfo
+from typing import overload
 
 from ._encodings import pgconn_py_encoding
 from .conninfo import make_conninfo
 from .pq import PGconn, TransactionStatus
 
 __all__ = ["ConnectionInfo"]
+
+
+class _Text:
+    # A str attribute of ConnectionInfo: the libpq connection's bytes attribute
+    # of that name, decoded in the connection's encoding when asked.
+
+    def __init__(self, attr: str, doc: str):
+        self.attr = attr
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, info: None, owner: type) -> _Text: ...
+
+    @overload
+    def __get__(self, info: ConnectionInfo, owner: type) -> str: ...
+
+    def __get__(self, info: ConnectionInfo | None, owner: type) -> str | _Text:
+        if info is None:
+            return self
+        return info._text(getattr(info.pgconn, self.attr))
 
 
 class ConnectionInfo:
@@ -42,15 +63,8 @@ class ConnectionInfo:
     def _text(self, value: bytes) -> str:
         return value.decode(self.encoding, "replace")
 
-    @property
-    def host(self) -> str:
-        """The server's host name, or the directory of its Unix socket."""
-        return self._text(self.pgconn.host)
-
-    @property
-    def hostaddr(self) -> str:
-        """The server's IP address ("" over a Unix socket)."""
-        return self._text(self.pgconn.hostaddr)
+    host = _Text("host", "The server's host name, or the directory of its Unix socket.")
+    hostaddr = _Text("hostaddr", 'The server\'s IP address ("" over a Unix socket).')
 
     @property
     def port(self) -> int:
@@ -58,25 +72,12 @@ class ConnectionInfo:
         # libpq reports the port it used; "" only if it has none to report.
         return int(self.pgconn.port or b"5432")
 
-    @property
-    def dbname(self) -> str:
-        """The database name."""
-        return self._text(self.pgconn.db)
-
-    @property
-    def user(self) -> str:
-        """The user name."""
-        return self._text(self.pgconn.user)
-
-    @property
-    def password(self) -> str:
-        """The password given to connect (never shown by ``repr`` or ``dsn``)."""
-        return self._text(self.pgconn.password)
-
-    @property
-    def options(self) -> str:
-        """The command-line options sent in the connection request."""
-        return self._text(self.pgconn.options)
+    dbname = _Text("db", "The database name.")
+    user = _Text("user", "The user name.")
+    password = _Text(
+        "password", "The password given to connect (never shown by ``repr`` or ``dsn``)."
+    )
+    options = _Text("options", "The command-line options sent in the connection request.")
 
     @property
     def ssl_in_use(self) -> bool:

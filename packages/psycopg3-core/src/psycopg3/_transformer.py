@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 # the binary columns read as C strings (see Transformer._plan_columns()).
 _ColumnPlan = tuple[list["LoadFunction | None"], list["ColumnLoader"], frozenset[int]]
 
-__all__ = ["Transformer"]
+__all__ = ["Transformer", "transformer_of"]
 
 _TEXT = Format.TEXT
 _FORMATS = (Format.TEXT, Format.BINARY)
@@ -439,3 +439,8 @@ class Transformer:
             raise errors.DataError(
                 f"cannot decode the text in the client encoding {self.encoding.pgname}: {ex}"
             ) from ex
+
+
+def transformer_of(context: AdaptContext | None) -> Transformer:
+    """Return *context* if it is a transformer, else a new one made from it."""
+    return context if isinstance(context, Transformer) else Transformer(context)

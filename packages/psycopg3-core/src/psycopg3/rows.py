@@ -135,16 +135,8 @@ def class_row(cls: type[_T]) -> RowFactory[_T]:
     :param cls: a class (a dataclass, for instance) whose constructor accepts
         every column name of the result as a keyword argument.
     """
-
-    def class_row_factory(cursor: BaseCursor[Any]) -> RowMaker[_T]:
-        names = _column_names(cursor)
-
-        def make_object(values: Sequence[Any]) -> _T:
-            return cls(**dict(zip(names, values)))
-
-        return make_object
-
-    return class_row_factory
+    # A class is one more callable taking the columns as keyword arguments.
+    return kwargs_row(cls)
 
 
 def args_row(func: Callable[..., _T]) -> RowFactory[_T]:

@@ -45,6 +45,7 @@ __all__ = [
     "DumperKey",
     "LoadFunction",
     "context_encoding",
+    "context_codec",
     "row_load_function",
     "overrides_below",
 ]
@@ -108,6 +109,12 @@ def context_encoding(context: AdaptContext | None) -> PyEncoding:
     if isinstance(encoding, PyEncoding):
         return encoding
     return pgconn_py_encoding(getattr(context, "pgconn", None))
+
+
+def context_codec(context: AdaptContext | None) -> tuple[str, str]:
+    """Return the Python codec and the error handler of a context's text encoding."""
+    encoding = context_encoding(context)
+    return encoding.python_codec, encoding.errors
 
 
 class DumperProtocol(Protocol):

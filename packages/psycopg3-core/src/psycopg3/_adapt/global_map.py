@@ -15,8 +15,18 @@ registration here reaches the connections created after it, not before.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .adapters_map import AdaptersMap
 
-__all__ = ["adapters"]
+if TYPE_CHECKING:
+    from .base import AdaptContext
+
+__all__ = ["adapters", "adapters_of"]
 
 adapters = AdaptersMap()
+
+
+def adapters_of(context: AdaptContext | None) -> AdaptersMap:
+    """Return the adapters map of a context; this global one for None."""
+    return adapters if context is None else context.adapters

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .. import errors
-from .global_map import adapters as global_adapters
+from .global_map import adapters_of
 from .registry import TypesRegistry
 
 if TYPE_CHECKING:
@@ -126,19 +126,12 @@ where t.oid = to_regtype(%s)"""
                 f"the type {regtype!r} (from {name!r}) is not of the kind {cls.__name__}"
                 f" describes (typtype {typtype!r}, expected {cls._typtype!r})"
             )
-        return cls._from_record(typname, oid, array_oid or 0, regtype, rows)
+        return cls(typname, oid, array_oid or 0, regtype=regtype, **cls._facts(rows))
 
     @classmethod
-    def _from_record(
-        cls: type[InfoT],
-        name: str,
-        oid: int,
-        array_oid: int,
-        regtype: str,
-        rows: Sequence[Sequence[Any]],
-    ) -> InfoT:
-        """Build the instance from the first five columns and every row's others."""
-        return cls(name, oid, array_oid, regtype=regtype)
+    def _facts(cls, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+        """Return the keyword arguments a subclass reads from its columns after the fifth."""
+        return {}
 
     def register(self, context: AdaptContext | None = None) -> None:
         """Make the type known by name to a context's adapters.
@@ -146,7 +139,7 @@ where t.oid = to_regtype(%s)"""
         :param context: a connection or a cursor (only it and what it later
             creates see the type), or None for the global adapters.
         """
-        (global_adapters if context is None else context.adapters).types.add(self)
+        adapters_of(context).types.add(self)
 
 
 # name, oid, array oid, regtype name when different (from pg_type, PostgreSQL 15).

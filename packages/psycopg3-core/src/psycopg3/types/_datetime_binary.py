@@ -21,11 +21,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import errors
-from .._adapt.base import Buffer, Dumper, DumperKey, Loader, LoadFunction, PyFormat
+from .._adapt.base import Buffer, LoadFunction
 from ..pq import Format
+from ._bases import BuiltinDumper, BuiltinLoader
 from ._datetime_common import (
     DATE_OID,
     INT32_MAX,
@@ -41,6 +42,7 @@ from ._datetime_common import (
     TIMESTAMPTZ_OID,
     TIMETZ_OID,
     USEC_PER_DAY,
+    NaiveOrAwareDumper,
     dump_offset_error,
     fixed_offset,
     interval_to_timedelta,
@@ -48,9 +50,6 @@ from ._datetime_common import (
     load_error,
     session_timezone,
 )
-
-if TYPE_CHECKING:
-    from .._adapt.adapters_map import AdaptersMap
 
 _int4 = struct.Struct("!i")
 _int8 = struct.Struct("!q")
@@ -70,19 +69,15 @@ def _delta_usecs(delta: timedelta) -> int:
 # Dumpers
 
 
-class DateBinaryDumper(Dumper):
+class DateBinaryDumper(BuiltinDumper, oid=DATE_OID, format=_BINARY):
     """Dump a date as date (binary)."""
-
-    oid, format = DATE_OID, _BINARY
 
     def dump(self, obj: Any) -> Buffer:
         return _int4.pack(obj.toordinal() - PG_EPOCH_ORDINAL)
 
 
-class TimeTzBinaryDumper(Dumper):
+class TimeTzBinaryDumper(BuiltinDumper, oid=TIMETZ_OID, format=_BINARY):
     """Dump an aware time as timetz (binary)."""
-
-    oid, format = TIMETZ_OID, _BINARY
 
     def dump(self, obj: Any) -> Buffer:
         offset = obj.utcoffset()
@@ -91,25 +86,15 @@ class TimeTzBinaryDumper(Dumper):
         return _timetz.pack(_time_usecs(obj), -(offset.days * 86_400 + offset.seconds))
 
 
-class TimeBinaryDumper(Dumper):
+class TimeBinaryDumper(NaiveOrAwareDumper, oid=TIME_OID, format=_BINARY, aware=TimeTzBinaryDumper):
     """Dump a naive time as time, an aware one as timetz (binary)."""
-
-    oid, format = TIME_OID, _BINARY
 
     def dump(self, obj: Any) -> Buffer:
         return _int8.pack(_time_usecs(obj))
 
-    def get_key(self, obj: Any, format: PyFormat) -> DumperKey:
-        return self.cls if obj.tzinfo is None else TimeTzBinaryDumper
 
-    def upgrade(self, obj: Any, format: PyFormat) -> Dumper:
-        return self if obj.tzinfo is None else TimeTzBinaryDumper(self.cls, self.context)
-
-
-class DatetimeTzBinaryDumper(Dumper):
+class DatetimeTzBinaryDumper(BuiltinDumper, oid=TIMESTAMPTZ_OID, format=_BINARY):
     """Dump an aware datetime as timestamptz (binary)."""
-
-    oid, format = TIMESTAMPTZ_OID, _BINARY
 
     def dump(self, obj: Any) -> Buffer:
         if obj.utcoffset() is None:
@@ -117,25 +102,17 @@ class DatetimeTzBinaryDumper(Dumper):
         return _int8.pack(_delta_usecs(obj - PG_EPOCH_UTC))
 
 
-class DatetimeBinaryDumper(Dumper):
+class DatetimeBinaryDumper(
+    NaiveOrAwareDumper, oid=TIMESTAMP_OID, format=_BINARY, aware=DatetimeTzBinaryDumper
+):
     """Dump a naive datetime as timestamp, an aware one as timestamptz (binary)."""
-
-    oid, format = TIMESTAMP_OID, _BINARY
 
     def dump(self, obj: Any) -> Buffer:
         return _int8.pack(_delta_usecs(obj - PG_EPOCH))
 
-    def get_key(self, obj: Any, format: PyFormat) -> DumperKey:
-        return self.cls if obj.tzinfo is None else DatetimeTzBinaryDumper
 
-    def upgrade(self, obj: Any, format: PyFormat) -> Dumper:
-        return self if obj.tzinfo is None else DatetimeTzBinaryDumper(self.cls, self.context)
-
-
-class TimedeltaBinaryDumper(Dumper):
+class TimedeltaBinaryDumper(BuiltinDumper, oid=INTERVAL_OID, format=_BINARY):
     """Dump a timedelta as interval (binary; no months)."""
-
-    oid, format = INTERVAL_OID, _BINARY
 
     def dump(self, obj: Any) -> Buffer:
         # Every timedelta fits: its days (at most 999999999) are within int32.
@@ -155,10 +132,8 @@ def _out_of_range(value: int, maximum: int, minimum: int, unit: str) -> str:
     return f"{value} {unit} from 2000-01-01 ({where})"
 
 
-class DateBinaryLoader(Loader):
+class DateBinaryLoader(BuiltinLoader, format=_BINARY):
     """Load date in binary format."""
-
-    format = _BINARY
 
     def load(self, data: Buffer) -> Any:
         days = _int4.unpack(data)[0]
@@ -169,10 +144,8 @@ class DateBinaryLoader(Loader):
             raise load_error("date", "datetime.date", desc) from None
 
 
-class TimeBinaryLoader(Loader):
+class TimeBinaryLoader(BuiltinLoader, format=_BINARY):
     """Load time in binary format."""
-
-    format = _BINARY
 
     def load(self, data: Buffer) -> Any:
         return _usecs_to_time(_int8.unpack(data)[0], None)
@@ -188,20 +161,16 @@ def _usecs_to_time(usecs: int, tz: tzinfo | None) -> time:
     return time(hour, minute, second, usec, tz)
 
 
-class TimeTzBinaryLoader(Loader):
+class TimeTzBinaryLoader(BuiltinLoader, format=_BINARY):
     """Load timetz in binary format as an aware time with a fixed offset."""
-
-    format = _BINARY
 
     def load(self, data: Buffer) -> Any:
         usecs, west = _timetz.unpack(data)
         return _usecs_to_time(usecs, timezone(timedelta(seconds=-west)))
 
 
-class TimestampBinaryLoader(Loader):
+class TimestampBinaryLoader(BuiltinLoader, format=_BINARY):
     """Load timestamp in binary format as a naive datetime."""
-
-    format = _BINARY
 
     def load(self, data: Buffer) -> Any:
         return self.load_function()(bytes(data))
@@ -220,10 +189,8 @@ class TimestampBinaryLoader(Loader):
         return load
 
 
-class TimestamptzBinaryLoader(Loader):
+class TimestamptzBinaryLoader(BuiltinLoader, format=_BINARY):
     """Load timestamptz in binary format as an aware datetime in the session's TimeZone."""
-
-    format = _BINARY
 
     def __init__(self, oid: int, context: Any = None):
         super().__init__(oid, context)
@@ -275,10 +242,8 @@ class TimestamptzBinaryLoader(Loader):
         )
 
 
-class IntervalBinaryLoader(Loader):
+class IntervalBinaryLoader(BuiltinLoader, format=_BINARY):
     """Load interval in binary format as a timedelta (a month is 30 days)."""
-
-    format = _BINARY
 
     def load(self, data: Buffer) -> Any:
         usecs, days, months = _interval.unpack(data)
@@ -288,17 +253,3 @@ class IntervalBinaryLoader(Loader):
             raise load_error("interval", "datetime.timedelta", value)
         source = f"{months} months {days} days {usecs} microseconds"
         return interval_to_timedelta(months, days, usecs, source)
-
-
-def register_binary_adapters(adapters: AdaptersMap) -> None:
-    """Install the binary date/time dumpers and loaders on *adapters*."""
-    adapters.register_dumper(date, DateBinaryDumper)
-    adapters.register_dumper(time, TimeBinaryDumper)
-    adapters.register_dumper(datetime, DatetimeBinaryDumper)
-    adapters.register_dumper(timedelta, TimedeltaBinaryDumper)
-    adapters.register_loader(DATE_OID, DateBinaryLoader)
-    adapters.register_loader(TIME_OID, TimeBinaryLoader)
-    adapters.register_loader(TIMETZ_OID, TimeTzBinaryLoader)
-    adapters.register_loader(TIMESTAMP_OID, TimestampBinaryLoader)
-    adapters.register_loader(TIMESTAMPTZ_OID, TimestamptzBinaryLoader)
-    adapters.register_loader(INTERVAL_OID, IntervalBinaryLoader)

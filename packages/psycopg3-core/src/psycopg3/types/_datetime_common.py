@@ -1,4 +1,4 @@
-"""What the date/time adapters share: epochs, session time zones, parsing fallbacks, errors.
+"""What the date/time adapters share: epochs, time zones, parsing fallbacks, errors, a dumper base.
 
 Must not: talk to libpq beyond reading a reported parameter
 (``PQparameterStatus``), or import any concurrency framework.
@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from .. import errors
+from .._adapt.base import Dumper, DumperKey, PyFormat
+from ._bases import BuiltinDumper
 
 logger = logging.getLogger("psycopg3")
 
@@ -111,6 +114,8 @@ def fixed_offset(zone: tzinfo) -> timedelta | None:
     return None
 
 
+_T = TypeVar("_T")
+
 # Parsing PostgreSQL's ISO output where ``fromisoformat`` refuses it (Python 3.10
 # wants 3 or 6 fraction digits and "+HH:MM" offsets), and diagnosing failures.
 
@@ -132,29 +137,27 @@ def _usec(fraction: str | None) -> int:
     return int(fraction.ljust(6, "0")) if fraction else 0
 
 
-def parse_datetime(text: str) -> datetime | None:
-    """Parse an ISO timestamp the way PostgreSQL writes it; None if it is not one."""
-    m = _DATETIME_RE.fullmatch(text)
+def _parse(pattern: re.Pattern[str], text: str, make: Callable[..., _T]) -> _T | None:
+    # The groups: integers, then the fraction of a second and the 4 of the offset.
+    m = pattern.fullmatch(text)
     if m is None:
         return None
     g = m.groups()
+    nints = len(g) - 5
     try:
-        y, mo, d, hh, mi, ss = (int(x) for x in g[:6])
-        return datetime(y, mo, d, hh, mi, ss, _usec(g[6]), _offset(g[7:]))
+        return make(*(int(x) for x in g[:nints]), _usec(g[nints]), _offset(g[nints + 1 :]))
     except ValueError:
         return None
+
+
+def parse_datetime(text: str) -> datetime | None:
+    """Parse an ISO timestamp the way PostgreSQL writes it; None if it is not one."""
+    return _parse(_DATETIME_RE, text, datetime)
 
 
 def parse_time(text: str) -> time | None:
     """Parse an ISO time or timetz the way PostgreSQL writes it; None if it is not one."""
-    m = _TIME_RE.fullmatch(text)
-    if m is None:
-        return None
-    g = m.groups()
-    try:
-        return time(int(g[0]), int(g[1]), int(g[2]), _usec(g[3]), _offset(g[4:]))
-    except ValueError:
-        return None
+    return _parse(_TIME_RE, text, time)
 
 
 def load_error(pgtype: str, pytype: str, value: Any, pgconn: Any = None) -> errors.DataError:
@@ -247,3 +250,27 @@ def parse_interval(data: bytes, pgconn: Any = None) -> timedelta:
         usecs = -usecs
     total_months = int(months or 0) + MONTHS_PER_YEAR * int(years or 0)
     return interval_to_timedelta(total_months, int(days or 0), usecs, f"'{text}'")
+
+
+class NaiveOrAwareDumper(BuiltinDumper):
+    """A dumper of naive times or datetimes handing aware ones to another (``aware=``)."""
+
+    def __init_subclass__(cls, *, aware: type[Dumper] | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if aware is None:
+            return
+
+        # Called for every value: the class is a default value, read as fast as
+        # a global (a closure or a class attribute is slower). Never passed.
+        def get_key(
+            self: Dumper, obj: Any, format: PyFormat, _aware: type[Dumper] = aware
+        ) -> DumperKey:
+            return self.cls if obj.tzinfo is None else _aware
+
+        def upgrade(self: Dumper, obj: Any, format: PyFormat) -> Dumper:
+            return self if obj.tzinfo is None else aware(self.cls, self.context)
+
+        # On the class itself, beside its own dump(): a dump() below the
+        # class giving upgrade() reads as a user's override (_adapt.base, rule 5).
+        cls.get_key = get_key  # type: ignore[method-assign]
+        cls.upgrade = upgrade  # type: ignore[method-assign]

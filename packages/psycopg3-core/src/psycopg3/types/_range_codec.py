@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._adapt.base import Dumper, DumperKey, Loader, PyFormat, row_load_function
-from .._adapt.global_map import adapters as global_adapters
 from .._adapt.typeinfo import TypeInfo
-from .._transformer import Transformer
+from .._transformer import Transformer, transformer_of
 from ..pq import Format
+from ._bases import quote_literal
 from ._range_object import Range
 
 if TYPE_CHECKING:
@@ -84,20 +84,14 @@ left join pg_type m on m.oid = r.rngmultitypid
 where t.oid = to_regtype(%s)"""
 
     @classmethod
-    def _from_record(
-        cls, name: str, oid: int, array_oid: int, regtype: str, rows: Sequence[Sequence[Any]]
-    ) -> RangeInfo:
+    def _facts(cls, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
         subtype, moid, marray, mname = rows[0][5:9]
-        return cls(
-            name,
-            oid,
-            array_oid,
-            regtype=regtype,
-            subtype_oid=subtype,
-            multirange_oid=moid or 0,
-            multirange_array_oid=marray or 0,
-            multirange_name=mname or "",
-        )
+        return {
+            "subtype_oid": subtype,
+            "multirange_oid": moid or 0,
+            "multirange_array_oid": marray or 0,
+            "multirange_name": mname or "",
+        }
 
 
 class MultirangeInfo(TypeInfo):
@@ -132,21 +126,9 @@ left join pg_range r on r.rngmultitypid = t.oid
 where t.oid = to_regtype(%s)"""
 
     @classmethod
-    def _from_record(
-        cls, name: str, oid: int, array_oid: int, regtype: str, rows: Sequence[Sequence[Any]]
-    ) -> MultirangeInfo:
+    def _facts(cls, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
         range_oid, subtype = rows[0][5:7]
-        return cls(name, oid, array_oid, regtype=regtype, range_oid=range_oid, subtype_oid=subtype)
-
-
-def transformer_of(context: AdaptContext | None) -> Transformer:
-    """Return *context* if it is a transformer, else a new one made from it."""
-    return context if isinstance(context, Transformer) else Transformer(context)
-
-
-def adapters_of(context: AdaptContext | None) -> AdaptersMap:
-    """Return the adapters map of a context; the global one for None."""
-    return global_adapters if context is None else context.adapters
+        return {"range_oid": range_oid, "subtype_oid": subtype}
 
 
 def range_info_of_subtype(adapters: AdaptersMap, subtype_oid: int) -> RangeInfo | None:
@@ -164,20 +146,13 @@ _NEEDS_QUOTES = re.compile(rb'[",\\()\[\]\s]')
 _PLAIN_BOUND = re.compile(rb'[^",()\[\]\\]*')
 
 
-def quote_bound(data: bytes) -> bytes:
-    """Return a bound's text as it must appear inside a range literal."""
-    if data and not _NEEDS_QUOTES.search(data):
-        return data
-    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-
-
 def format_range(obj: Range[Any], dump: BoundDump) -> bytes:
     """Return the text of a range, its bounds written by *dump*."""
     if obj.isempty:
         return b"empty"
     bounds = obj.bounds.encode()
-    lower = b"" if obj.lower is None else quote_bound(dump(obj.lower))
-    upper = b"" if obj.upper is None else quote_bound(dump(obj.upper))
+    lower = b"" if obj.lower is None else quote_literal(dump(obj.lower), _NEEDS_QUOTES, rb"\"")
+    upper = b"" if obj.upper is None else quote_literal(dump(obj.upper), _NEEDS_QUOTES, rb"\"")
     return b"%c%s,%s%c" % (bounds[0], lower, upper, bounds[1])
 
 

@@ -45,7 +45,7 @@ from .._adapt.base import (
     row_load_function,
 )
 from .._adapt.typeinfo import TypeInfo
-from .._transformer import Transformer
+from .._transformer import Transformer, transformer_of
 from ..pq import Format
 from ._array_binary import pack_array, unpack_array
 from ._array_text import parse_array, quote_element
@@ -57,10 +57,6 @@ __all__ = ["ListDumper", "ListBinaryDumper", "ArrayLoader", "ArrayBinaryLoader",
 
 TEXT_OID, TEXT_ARRAY_OID, BOX_OID = 25, 1009, 603
 _WIDER_THAN_INT = (float, Decimal)
-
-
-def _transformer(context: AdaptContext | None) -> Transformer:
-    return context if isinstance(context, Transformer) else Transformer(context)
 
 
 # PostgreSQL's MAXDIM: deeper lists (a list containing itself included) are refused.
@@ -147,7 +143,7 @@ class _BaseListDumper(Dumper):
 
     def __init__(self, cls: type, context: AdaptContext | None = None):
         super().__init__(cls, context)
-        self._tx = _transformer(context)
+        self._tx = transformer_of(context)
 
     def get_key(self, obj: Any, format: PyFormat) -> DumperKey:
         item = _representative(obj)
@@ -329,7 +325,7 @@ class ArrayLoader(Loader):
 
     def __init__(self, oid: int, context: AdaptContext | None = None):
         super().__init__(oid, context)
-        self._tx = _transformer(context)
+        self._tx = transformer_of(context)
         if not self.element_oid:
             self.element_oid = _element_oid(oid, self._tx)
             if self.element_oid == BOX_OID:

@@ -38,9 +38,11 @@ from .._adapt.base import (
     PyFormat,
     row_load_function,
 )
+from .._adapt.global_map import adapters_of
 from .._adapt.typeinfo import TypeInfo
+from .._transformer import transformer_of
 from ..pq import Format
-from ._range_codec import adapters_of, transformer_of
+from ._bases import quote_literal
 from .array import register_array
 
 if TYPE_CHECKING:
@@ -85,18 +87,9 @@ where t.oid = to_regtype(%s)
 order by a.attnum"""
 
     @classmethod
-    def _from_record(
-        cls, name: str, oid: int, array_oid: int, regtype: str, rows: Sequence[Sequence[Any]]
-    ) -> CompositeInfo:
+    def _facts(cls, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
         fields = [(row[5], row[6]) for row in rows if row[5] is not None]
-        return cls(
-            name,
-            oid,
-            array_oid,
-            regtype=regtype,
-            field_names=[f[0] for f in fields],
-            field_types=[f[1] for f in fields],
-        )
+        return {"field_names": [f[0] for f in fields], "field_types": [f[1] for f in fields]}
 
 
 # Text format: "(a,,"b c")": empty for NULL, quotes around values with
@@ -104,13 +97,6 @@ order by a.attnum"""
 
 _NEEDS_QUOTES = re.compile(rb'[",\\()\s]')
 _PLAIN_FIELD = re.compile(rb'[^",()\\]*')
-
-
-def quote_field(data: bytes) -> bytes:
-    """Return a field's text as it must appear inside a record literal."""
-    if data and not _NEEDS_QUOTES.search(data):
-        return data
-    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'""') + b'"'
 
 
 def parse_record(data: bytes) -> list[bytes | None]:
@@ -235,7 +221,7 @@ class CompositeDumper(Dumper):
                 parts.append(b"")
                 continue
             data = get_dumper(value, PyFormat.TEXT).dump(value)
-            parts.append(quote_field(bytes(data)))
+            parts.append(quote_literal(bytes(data), _NEEDS_QUOTES, b'""'))
         return b"(" + b",".join(parts) + b")"
 
 

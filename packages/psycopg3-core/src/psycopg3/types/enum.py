@@ -22,10 +22,10 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .._adapt.base import AdaptContext, Buffer, Dumper, Loader, LoadFunction, context_encoding
+from .._adapt.base import AdaptContext, Buffer, Dumper, Loader, LoadFunction, context_codec
+from .._adapt.global_map import adapters_of
 from .._adapt.typeinfo import TypeInfo
 from ..pq import Format
-from ._range_codec import adapters_of
 from .array import register_array
 
 if TYPE_CHECKING:
@@ -63,11 +63,8 @@ where t.oid = to_regtype(%s)
 order by e.enumsortorder"""
 
     @classmethod
-    def _from_record(
-        cls, name: str, oid: int, array_oid: int, regtype: str, rows: Sequence[Sequence[Any]]
-    ) -> EnumInfo:
-        labels = [row[5] for row in rows if row[5] is not None]
-        return cls(name, oid, array_oid, regtype=regtype, labels=labels)
+    def _facts(cls, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+        return {"labels": [row[5] for row in rows if row[5] is not None]}
 
 
 class EnumDumper(Dumper):
@@ -81,8 +78,7 @@ class EnumDumper(Dumper):
 
     def __init__(self, cls: type, context: AdaptContext | None = None):
         super().__init__(cls, context)
-        encoding = context_encoding(context)
-        self._codec, self._errors = encoding.python_codec, encoding.errors
+        self._codec, self._errors = context_codec(context)
 
     def dump(self, obj: Any) -> Buffer:
         # A member without a label is sent by name: the server says it is no label.
@@ -108,11 +104,10 @@ class EnumLoader(Loader):
 
     def __init__(self, oid: int, context: AdaptContext | None = None):
         super().__init__(oid, context)
-        encoding = context_encoding(context)
+        codec, errors = context_codec(context)
         # Labels as the server sends them -> members: one dict lookup per value.
         self._members = {
-            label.encode(encoding.python_codec, encoding.errors): member
-            for label, member in self.members.items()
+            label.encode(codec, errors): member for label, member in self.members.items()
         }
 
     def load(self, data: Buffer) -> Any:

@@ -20,10 +20,10 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .._adapt.base import AdaptContext, Buffer, Dumper, Loader, context_encoding
+from .._adapt.base import AdaptContext, Buffer, Dumper, Loader, context_codec
+from .._adapt.global_map import adapters_of
 from .._adapt.typeinfo import TypeInfo
 from ..pq import Format
-from ._range_codec import adapters_of
 from .array import register_array
 
 if TYPE_CHECKING:
@@ -52,8 +52,7 @@ class HstoreDumper(Dumper):
 
     def __init__(self, cls: type, context: AdaptContext | None = None):
         super().__init__(cls, context)
-        encoding = context_encoding(context)
-        self._codec, self._errors = encoding.python_codec, encoding.errors
+        self._codec, self._errors = context_codec(context)
 
     def dump(self, obj: Any) -> Buffer:
         parts = []
@@ -101,8 +100,7 @@ class HstoreLoader(Loader):
 
     def __init__(self, oid: int, context: AdaptContext | None = None):
         super().__init__(oid, context)
-        encoding = context_encoding(context)
-        self._codec, self._errors = encoding.python_codec, encoding.errors
+        self._codec, self._errors = context_codec(context)
 
     def load(self, data: Buffer) -> Any:
         text = bytes(data).decode(self._codec, self._errors)

@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .._adapt.base import AdaptContext, Buffer, Dumper, Loader, LoadFunction, context_encoding
-from .._adapt.global_map import adapters as global_adapters
+from .._adapt.global_map import adapters_of
 from ..pq import Format
+from ._bases import BuiltinDumper, BuiltinLoader
 
 if TYPE_CHECKING:
     from .._adapt.adapters_map import AdaptersMap
@@ -77,16 +78,15 @@ class Jsonb(_JsonWrapper):
     __slots__ = ()
 
 
-class _JsonDumper(Dumper):
+class _JsonDumper(BuiltinDumper):
     # Replaced in the subclasses made by set_json_dumps().
     _dumps: JsonDumpsFunction = staticmethod(json.dumps)
 
     def __init__(self, cls: type, context: AdaptContext | None = None):
         super().__init__(cls, context)
-        encoding = context_encoding(context)
-        self._codec = encoding.python_codec
+        self._codec = context_encoding(context).python_codec
 
-    def _serialise(self, obj: Any) -> bytes:
+    def dump(self, obj: Any) -> Buffer:
         dumps = obj.dumps or self._dumps
         try:
             data = dumps(obj.obj)
@@ -97,40 +97,26 @@ class _JsonDumper(Dumper):
         return data.encode(self._codec) if isinstance(data, str) else bytes(data)
 
 
-class JsonDumper(_JsonDumper):
+class JsonDumper(_JsonDumper, oid=JSON_OID):
     """Dump a `Json` wrapper as json (text)."""
 
-    oid = JSON_OID
 
-    def dump(self, obj: Any) -> Buffer:
-        return self._serialise(obj)
-
-
-class JsonBinaryDumper(JsonDumper):
+class JsonBinaryDumper(JsonDumper, format=Format.BINARY):
     """Dump a `Json` wrapper as json (binary: the same bytes as text)."""
 
-    format = Format.BINARY
 
-
-class JsonbDumper(_JsonDumper):
+class JsonbDumper(_JsonDumper, oid=JSONB_OID):
     """Dump a `Jsonb` wrapper as jsonb (text)."""
 
-    oid = JSONB_OID
 
-    def dump(self, obj: Any) -> Buffer:
-        return self._serialise(obj)
-
-
-class JsonbBinaryDumper(JsonbDumper):
+class JsonbBinaryDumper(JsonbDumper, format=Format.BINARY):
     """Dump a `Jsonb` wrapper as jsonb (binary: version byte 1, then the text)."""
 
-    format = Format.BINARY
-
     def dump(self, obj: Any) -> Buffer:
-        return _JSONB_VERSION + self._serialise(obj)
+        return _JSONB_VERSION + _JsonDumper.dump(self, obj)
 
 
-class _JsonLoader(Loader):
+class _JsonLoader(BuiltinLoader):
     # Replaced in the subclasses made by set_json_loads().
     _loads: JsonLoadsFunction = staticmethod(json.loads)
 
@@ -154,16 +140,12 @@ class JsonLoader(_JsonLoader):
         return load
 
 
-class JsonBinaryLoader(JsonLoader):
+class JsonBinaryLoader(JsonLoader, format=Format.BINARY):
     """Load json in binary format (the same bytes as text)."""
 
-    format = Format.BINARY
 
-
-class JsonbBinaryLoader(_JsonLoader):
+class JsonbBinaryLoader(_JsonLoader, format=Format.BINARY):
     """Load jsonb in binary format: check the version byte, parse the rest."""
-
-    format = Format.BINARY
 
     def load_function(self) -> LoadFunction:
         loads, codec = self._loads, self._codec
@@ -176,10 +158,6 @@ class JsonbBinaryLoader(_JsonLoader):
         return load
 
 
-def _adapters_of(context: AdaptContext | None) -> AdaptersMap:
-    return global_adapters if context is None else context.adapters
-
-
 def set_json_dumps(dumps: JsonDumpsFunction, context: AdaptContext | None = None) -> None:
     """Serialise `Json` and `Jsonb` objects with *dumps* in a context.
 
@@ -189,7 +167,7 @@ def set_json_dumps(dumps: JsonDumpsFunction, context: AdaptContext | None = None
         connection, the cursors it creates afterwards); None to change the
         global default.
     """
-    adapters = _adapters_of(context)
+    adapters = adapters_of(context)
     attrs = {"_dumps": staticmethod(dumps)}
     bases: list[tuple[type, type[Dumper]]] = [
         (Json, JsonBinaryDumper),
@@ -208,7 +186,7 @@ def set_json_loads(loads: JsonLoadsFunction, context: AdaptContext | None = None
     :param context: a connection or cursor, to change only it; None to change
         the global default.
     """
-    adapters = _adapters_of(context)
+    adapters = adapters_of(context)
     attrs = {"_loads": staticmethod(loads)}
     _register_loaders(adapters, attrs)
 

@@ -30,8 +30,9 @@ from ipaddress import (
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .._adapt.base import Buffer, Dumper, Loader, LoadFunction
+from .._adapt.base import Buffer
 from ..pq import Format
+from ._bases import BuiltinDumper, FunctionLoader, register_dumpers, register_loaders
 
 if TYPE_CHECKING:
     from .._adapt.adapters_map import AdaptersMap
@@ -56,48 +57,35 @@ def _pack(address: Address, bits: int, is_cidr: int) -> bytes:
     return _header.pack(_family(address.version), bits, is_cidr, len(packed)) + packed
 
 
-class _NetTextDumper(Dumper):
+class _NetTextDumper(BuiltinDumper):
     def dump(self, obj: Any) -> Buffer:
         return str(obj).encode()
 
 
-class InetDumper(_NetTextDumper):
+class InetDumper(_NetTextDumper, oid=INET_OID):
     """Dump an Address or an Interface as inet (text)."""
 
-    oid = INET_OID
 
-
-class CidrDumper(_NetTextDumper):
+class CidrDumper(_NetTextDumper, oid=CIDR_OID):
     """Dump a Network as cidr (text)."""
 
-    oid = CIDR_OID
 
-
-class AddressBinaryDumper(Dumper):
+class AddressBinaryDumper(BuiltinDumper, oid=INET_OID, format=Format.BINARY):
     """Dump an Address as inet (binary, full mask)."""
-
-    oid = INET_OID
-    format = Format.BINARY
 
     def dump(self, obj: Any) -> Buffer:
         return _pack(obj, obj.max_prefixlen, 0)
 
 
-class InterfaceBinaryDumper(Dumper):
+class InterfaceBinaryDumper(BuiltinDumper, oid=INET_OID, format=Format.BINARY):
     """Dump an Interface as inet (binary, the address and its mask)."""
-
-    oid = INET_OID
-    format = Format.BINARY
 
     def dump(self, obj: Any) -> Buffer:
         return _pack(obj.ip, obj.network.prefixlen, 0)
 
 
-class NetworkBinaryDumper(Dumper):
+class NetworkBinaryDumper(BuiltinDumper, oid=CIDR_OID, format=Format.BINARY):
     """Dump a Network as cidr (binary)."""
-
-    oid = CIDR_OID
-    format = Format.BINARY
 
     def dump(self, obj: Any) -> Buffer:
         return _pack(obj.network_address, obj.prefixlen, 1)
@@ -132,64 +120,36 @@ def _load_cidr_binary(data: bytes) -> Network:
     return ip_network((address, bits))
 
 
-class InetLoader(Loader):
+class InetLoader(FunctionLoader, function=_load_inet_text):
     """Load inet in text format as an Address (no mask) or an Interface."""
 
-    def load(self, data: Buffer) -> Any:
-        return _load_inet_text(bytes(data))
 
-    def load_function(self) -> LoadFunction:
-        return _load_inet_text
-
-
-class InetBinaryLoader(Loader):
+class InetBinaryLoader(FunctionLoader, function=_load_inet_binary, format=Format.BINARY):
     """Load inet in binary format as an Address (full mask) or an Interface."""
 
-    format = Format.BINARY
 
-    def load(self, data: Buffer) -> Any:
-        return _load_inet_binary(bytes(data))
-
-    def load_function(self) -> LoadFunction:
-        return _load_inet_binary
-
-
-class CidrLoader(Loader):
+class CidrLoader(FunctionLoader, function=_load_cidr_text):
     """Load cidr in text format as a Network."""
 
-    def load(self, data: Buffer) -> Any:
-        return _load_cidr_text(bytes(data))
 
-    def load_function(self) -> LoadFunction:
-        return _load_cidr_text
-
-
-class CidrBinaryLoader(Loader):
+class CidrBinaryLoader(FunctionLoader, function=_load_cidr_binary, format=Format.BINARY):
     """Load cidr in binary format as a Network."""
-
-    format = Format.BINARY
-
-    def load(self, data: Buffer) -> Any:
-        return _load_cidr_binary(bytes(data))
-
-    def load_function(self) -> LoadFunction:
-        return _load_cidr_binary
 
 
 def register_default_adapters(adapters: AdaptersMap) -> None:
     """Register the inet/cidr adapters on *adapters* (text is the ``%s`` choice)."""
-    classes: list[tuple[type, type[Dumper], type[Dumper]]] = [
-        (IPv4Address, AddressBinaryDumper, InetDumper),
-        (IPv6Address, AddressBinaryDumper, InetDumper),
-        (IPv4Interface, InterfaceBinaryDumper, InetDumper),
-        (IPv6Interface, InterfaceBinaryDumper, InetDumper),
-        (IPv4Network, NetworkBinaryDumper, CidrDumper),
-        (IPv6Network, NetworkBinaryDumper, CidrDumper),
-    ]
-    for cls, binary_dumper, text_dumper in classes:
-        adapters.register_dumper(cls, binary_dumper)
-        adapters.register_dumper(cls, text_dumper)
-    adapters.register_loader(INET_OID, InetLoader)
-    adapters.register_loader(INET_OID, InetBinaryLoader)
-    adapters.register_loader(CIDR_OID, CidrLoader)
-    adapters.register_loader(CIDR_OID, CidrBinaryLoader)
+    register_dumpers(
+        adapters,
+        [
+            (IPv4Address, AddressBinaryDumper, InetDumper),
+            (IPv6Address, AddressBinaryDumper, InetDumper),
+            (IPv4Interface, InterfaceBinaryDumper, InetDumper),
+            (IPv6Interface, InterfaceBinaryDumper, InetDumper),
+            (IPv4Network, NetworkBinaryDumper, CidrDumper),
+            (IPv6Network, NetworkBinaryDumper, CidrDumper),
+        ],
+    )
+    register_loaders(
+        adapters,
+        [(INET_OID, InetLoader, InetBinaryLoader), (CIDR_OID, CidrLoader, CidrBinaryLoader)],
+    )

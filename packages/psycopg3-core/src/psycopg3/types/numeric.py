@@ -24,13 +24,21 @@ Rules:
 
 from __future__ import annotations
 
-import struct
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .._adapt.base import Buffer, Dumper, DumperKey, Loader, LoadFunction, PyFormat
+from .._adapt.base import Buffer, Dumper, DumperKey, LoadFunction, PyFormat
 from ..pq import Format
+from ._bases import (
+    BuiltinDumper,
+    BuiltinLoader,
+    FunctionLoader,
+    StructDumper,
+    StructLoader,
+    register_dumpers,
+    register_loaders,
+)
 from ._numeric_binary import decimal_to_numeric, numeric_to_decimal
 
 if TYPE_CHECKING:
@@ -41,17 +49,6 @@ FLOAT4_OID, FLOAT8_OID, NUMERIC_OID = 700, 701, 1700
 
 _INT4_MIN, _INT4_MAX = -(2**31), 2**31 - 1
 _INT8_MIN, _INT8_MAX = -(2**63), 2**63 - 1
-
-_pack_int2 = struct.Struct("!h").pack
-_pack_int4 = struct.Struct("!i").pack
-_pack_int8 = struct.Struct("!q").pack
-_pack_float8 = struct.Struct("!d").pack
-_int2_struct = struct.Struct("!h")
-_int4_struct = struct.Struct("!i")
-_int8_struct = struct.Struct("!q")
-_oid_struct = struct.Struct("!I")
-_float4_struct = struct.Struct("!f")
-_float8_struct = struct.Struct("!d")
 
 # Dumpers of int: one class per PostgreSQL type, and the one choosing by value.
 
@@ -67,7 +64,7 @@ def _int_beyond_numeric(obj: int) -> errors.DataError:
     )
 
 
-class _IntTextDumper(Dumper):
+class _IntTextDumper(BuiltinDumper):
     def dump(self, obj: Any) -> Buffer:
         # int.__repr__: an int subclass (IntEnum, bool-like) may print itself otherwise.
         try:
@@ -79,81 +76,36 @@ class _IntTextDumper(Dumper):
             return Decimal(int(obj)).__str__().encode()
 
 
-class Int2Dumper(_IntTextDumper):
+class Int2Dumper(_IntTextDumper, oid=INT2_OID):
     """Dump an int as int2 (text)."""
 
-    oid = INT2_OID
 
-
-class Int4Dumper(_IntTextDumper):
+class Int4Dumper(_IntTextDumper, oid=INT4_OID):
     """Dump an int as int4 (text)."""
 
-    oid = INT4_OID
 
-
-class Int8Dumper(_IntTextDumper):
+class Int8Dumper(_IntTextDumper, oid=INT8_OID):
     """Dump an int as int8 (text)."""
 
-    oid = INT8_OID
 
-
-class IntNumericDumper(_IntTextDumper):
+class IntNumericDumper(_IntTextDumper, oid=NUMERIC_OID):
     """Dump an int as numeric (text)."""
 
-    oid = NUMERIC_OID
 
-
-class IntDumper(Int4Dumper):
-    """Dump an int as int4, int8 or numeric, the narrowest that holds it (text)."""
-
-    def get_key(self, obj: Any, format: PyFormat) -> DumperKey:
-        if _INT4_MIN <= obj <= _INT4_MAX:
-            return self.cls
-        return Int8Dumper if _INT8_MIN <= obj <= _INT8_MAX else IntNumericDumper
-
-    def upgrade(self, obj: Any, format: PyFormat) -> Dumper:
-        key = self.get_key(obj, format)
-        if key is self.cls:
-            return self
-        assert isinstance(key, type) and issubclass(key, Dumper)
-        return key(self.cls, self.context)
-
-
-class Int2BinaryDumper(Dumper):
+class Int2BinaryDumper(StructDumper, oid=INT2_OID, layout="!h"):
     """Dump an int as int2 (binary)."""
 
-    oid = INT2_OID
-    format = Format.BINARY
 
-    def dump(self, obj: Any) -> Buffer:
-        return _pack_int2(obj)
-
-
-class Int4BinaryDumper(Dumper):
+class Int4BinaryDumper(StructDumper, oid=INT4_OID, layout="!i"):
     """Dump an int as int4 (binary)."""
 
-    oid = INT4_OID
-    format = Format.BINARY
 
-    def dump(self, obj: Any) -> Buffer:
-        return _pack_int4(obj)
-
-
-class Int8BinaryDumper(Dumper):
+class Int8BinaryDumper(StructDumper, oid=INT8_OID, layout="!q"):
     """Dump an int as int8 (binary)."""
 
-    oid = INT8_OID
-    format = Format.BINARY
 
-    def dump(self, obj: Any) -> Buffer:
-        return _pack_int8(obj)
-
-
-class IntNumericBinaryDumper(Dumper):
+class IntNumericBinaryDumper(BuiltinDumper, oid=NUMERIC_OID, format=Format.BINARY):
     """Dump an int as numeric (binary)."""
-
-    oid = NUMERIC_OID
-    format = Format.BINARY
 
     def dump(self, obj: Any) -> Buffer:
         if obj.bit_length() > _NUMERIC_MAX_BITS:
@@ -161,13 +113,32 @@ class IntNumericBinaryDumper(Dumper):
         return decimal_to_numeric(Decimal(int(obj)))
 
 
-class IntBinaryDumper(Int4BinaryDumper):
-    """Dump an int as int4, int8 or numeric, the narrowest that holds it (binary)."""
+class _NarrowestInt(Dumper):
+    # A mixin put before an int4 dumper class (beside it, not above it: its
+    # dump() is then no override of this upgrade(), see _adapt.base rule 5).
+    # Beyond int4, values go to the first class of wider=, beyond int8 to the second.
 
-    def get_key(self, obj: Any, format: PyFormat) -> DumperKey:
-        if _INT4_MIN <= obj <= _INT4_MAX:
-            return self.cls
-        return Int8BinaryDumper if _INT8_MIN <= obj <= _INT8_MAX else IntNumericBinaryDumper
+    def __init_subclass__(
+        cls, *, wider: tuple[type[Dumper], type[Dumper]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if wider is None:
+            return
+
+        # Called for every int: the classes are default values, read as fast
+        # as globals (a closure or a class attribute is slower). Never passed.
+        def get_key(
+            self: Dumper,
+            obj: Any,
+            format: PyFormat,
+            _int8: type[Dumper] = wider[0],
+            _numeric: type[Dumper] = wider[1],
+        ) -> DumperKey:
+            if _INT4_MIN <= obj <= _INT4_MAX:
+                return self.cls
+            return _int8 if _INT8_MIN <= obj <= _INT8_MAX else _numeric
+
+        cls.get_key = get_key  # type: ignore[method-assign]
 
     def upgrade(self, obj: Any, format: PyFormat) -> Dumper:
         key = self.get_key(obj, format)
@@ -177,15 +148,23 @@ class IntBinaryDumper(Int4BinaryDumper):
         return key(self.cls, self.context)
 
 
+class IntDumper(_NarrowestInt, Int4Dumper, wider=(Int8Dumper, IntNumericDumper)):
+    """Dump an int as int4, int8 or numeric, the narrowest that holds it (text)."""
+
+
+class IntBinaryDumper(
+    _NarrowestInt, Int4BinaryDumper, wider=(Int8BinaryDumper, IntNumericBinaryDumper)
+):
+    """Dump an int as int4, int8 or numeric, the narrowest that holds it (binary)."""
+
+
 # Dumpers of float and Decimal.
 
 _FLOAT_SPECIALS = {"nan": b"NaN", "inf": b"Infinity", "-inf": b"-Infinity"}
 
 
-class FloatDumper(Dumper):
+class FloatDumper(BuiltinDumper, oid=FLOAT8_OID):
     """Dump a float as float8 (text, shortest repr that reads back exactly)."""
-
-    oid = FLOAT8_OID
 
     def dump(self, obj: Any) -> Buffer:
         text = float.__repr__(obj)
@@ -193,20 +172,12 @@ class FloatDumper(Dumper):
         return special if special is not None else text.encode()
 
 
-class FloatBinaryDumper(Dumper):
+class FloatBinaryDumper(StructDumper, oid=FLOAT8_OID, layout="!d"):
     """Dump a float as float8 (binary)."""
 
-    oid = FLOAT8_OID
-    format = Format.BINARY
 
-    def dump(self, obj: Any) -> Buffer:
-        return _pack_float8(obj)
-
-
-class DecimalDumper(Dumper):
+class DecimalDumper(BuiltinDumper, oid=NUMERIC_OID):
     """Dump a Decimal as numeric (text); any NaN, signalling or not, is ``NaN``."""
-
-    oid = NUMERIC_OID
 
     def dump(self, obj: Any) -> Buffer:
         if obj.is_nan():
@@ -214,11 +185,8 @@ class DecimalDumper(Dumper):
         return Decimal.__str__(obj).encode()
 
 
-class DecimalBinaryDumper(Dumper):
+class DecimalBinaryDumper(BuiltinDumper, oid=NUMERIC_OID, format=Format.BINARY):
     """Dump a Decimal as numeric (binary)."""
-
-    oid = NUMERIC_OID
-    format = Format.BINARY
 
     def dump(self, obj: Any) -> Buffer:
         return decimal_to_numeric(obj)
@@ -227,132 +195,76 @@ class DecimalBinaryDumper(Dumper):
 # Loaders.
 
 
-class IntLoader(Loader):
+def _load_numeric_text(data: bytes) -> Decimal:
+    return Decimal(data.decode("ascii"))
+
+
+class IntLoader(FunctionLoader, function=int):
     """Load int2, int4, int8 and oid in text format."""
 
-    def load(self, data: Buffer) -> Any:
-        return int(bytes(data))
 
-    def load_function(self) -> LoadFunction:
-        return int
-
-
-class _StructLoader(Loader):
-    format = Format.BINARY
-    _struct = _int4_struct
-
-    @property
-    def fixed_struct(self) -> struct.Struct | None:
-        """The struct of one value: the row loop unpacks a whole column with it.
-
-        None in a subclass that loads differently: its own function is called.
-        """
-        cls = type(self)
-        if cls.load is _StructLoader.load and cls.load_function is _StructLoader.load_function:
-            return self._struct
-        return None
-
-    def load(self, data: Buffer) -> Any:
-        return self._struct.unpack(data)[0]
-
-    def load_function(self) -> LoadFunction:
-        unpack = self._struct.unpack
-
-        def load(data: bytes) -> Any:
-            return unpack(data)[0]
-
-        return load
-
-
-class Int2BinaryLoader(_StructLoader):
+class Int2BinaryLoader(StructLoader, layout="!h"):
     """Load int2 in binary format."""
 
-    _struct = _int2_struct
 
-
-class Int4BinaryLoader(_StructLoader):
+class Int4BinaryLoader(StructLoader, layout="!i"):
     """Load int4 in binary format."""
 
-    _struct = _int4_struct
 
-
-class Int8BinaryLoader(_StructLoader):
+class Int8BinaryLoader(StructLoader, layout="!q"):
     """Load int8 in binary format."""
 
-    _struct = _int8_struct
 
-
-class OidBinaryLoader(_StructLoader):
+class OidBinaryLoader(StructLoader, layout="!I"):
     """Load oid (unsigned 32 bits) in binary format."""
 
-    _struct = _oid_struct
 
-
-class FloatLoader(Loader):
+class FloatLoader(FunctionLoader, function=float):
     """Load float4 and float8 in text format (``NaN``, ``Infinity`` included)."""
 
-    def load(self, data: Buffer) -> Any:
-        return float(bytes(data))
 
-    def load_function(self) -> LoadFunction:
-        return float
-
-
-class Float4BinaryLoader(_StructLoader):
+class Float4BinaryLoader(StructLoader, layout="!f"):
     """Load float4 in binary format."""
 
-    _struct = _float4_struct
 
-
-class Float8BinaryLoader(_StructLoader):
+class Float8BinaryLoader(StructLoader, layout="!d"):
     """Load float8 in binary format."""
 
-    _struct = _float8_struct
 
-
-class NumericLoader(Loader):
+class NumericLoader(BuiltinLoader):
     """Load numeric in text format as Decimal (``NaN``, ``Infinity`` included)."""
 
+    # Hand-written: load() inlines the function, one Python frame fewer.
     def load(self, data: Buffer) -> Any:
         return Decimal(bytes(data).decode("ascii"))
 
     def load_function(self) -> LoadFunction:
-        def load(data: bytes) -> Any:
-            return Decimal(data.decode("ascii"))
-
-        return load
+        return _load_numeric_text
 
 
-class NumericBinaryLoader(Loader):
+class NumericBinaryLoader(FunctionLoader, function=numeric_to_decimal, format=Format.BINARY):
     """Load numeric in binary format as Decimal."""
-
-    format = Format.BINARY
-
-    def load(self, data: Buffer) -> Any:
-        return numeric_to_decimal(bytes(data))
-
-    def load_function(self) -> LoadFunction:
-        return numeric_to_decimal
 
 
 def register_default_adapters(adapters: AdaptersMap) -> None:
     """Register the numeric adapters on *adapters* (text is the ``%s`` choice)."""
-    adapters.register_dumper(int, IntBinaryDumper)
-    adapters.register_dumper(int, IntDumper)
-    adapters.register_dumper(float, FloatBinaryDumper)
-    adapters.register_dumper(float, FloatDumper)
-    adapters.register_dumper(Decimal, DecimalBinaryDumper)
-    adapters.register_dumper(Decimal, DecimalDumper)
-
-    for oid in (INT2_OID, INT4_OID, INT8_OID, OID_OID):
-        adapters.register_loader(oid, IntLoader)
-    adapters.register_loader(INT2_OID, Int2BinaryLoader)
-    adapters.register_loader(INT4_OID, Int4BinaryLoader)
-    adapters.register_loader(INT8_OID, Int8BinaryLoader)
-    adapters.register_loader(OID_OID, OidBinaryLoader)
-    adapters.register_loader(FLOAT4_OID, FloatLoader)
-    adapters.register_loader(FLOAT8_OID, FloatLoader)
-    adapters.register_loader(FLOAT4_OID, Float4BinaryLoader)
-    adapters.register_loader(FLOAT8_OID, Float8BinaryLoader)
-    adapters.register_loader(NUMERIC_OID, NumericLoader)
-    adapters.register_loader(NUMERIC_OID, NumericBinaryLoader)
+    register_dumpers(
+        adapters,
+        [
+            (int, IntBinaryDumper, IntDumper),
+            (float, FloatBinaryDumper, FloatDumper),
+            (Decimal, DecimalBinaryDumper, DecimalDumper),
+        ],
+    )
+    register_loaders(
+        adapters,
+        [
+            (INT2_OID, IntLoader, Int2BinaryLoader),
+            (INT4_OID, IntLoader, Int4BinaryLoader),
+            (INT8_OID, IntLoader, Int8BinaryLoader),
+            (OID_OID, IntLoader, OidBinaryLoader),
+            (FLOAT4_OID, FloatLoader, Float4BinaryLoader),
+            (FLOAT8_OID, FloatLoader, Float8BinaryLoader),
+            (NUMERIC_OID, NumericLoader, NumericBinaryLoader),
+        ],
+    )

@@ -28,13 +28,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._adapt.base import AdaptContext, Buffer
+from .._adapt.global_map import adapters_of
 from ..pq import Format
 from ._range_codec import (
     BaseRangeDumper,
     BaseRangeLoader,
     MultirangeInfo,
     RangeInfo,
-    adapters_of,
     format_range,
     pack_range,
     parse_range,

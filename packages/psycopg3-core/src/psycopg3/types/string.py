@@ -24,8 +24,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .._adapt.base import AdaptContext, Buffer, Dumper, Loader, LoadFunction, context_encoding
+from .._adapt.base import AdaptContext, Buffer, Loader, LoadFunction, context_codec
 from ..pq import Format
+from ._bases import BuiltinDumper, FunctionLoader, register_dumpers, register_loaders
 
 if TYPE_CHECKING:
     from .._adapt.adapters_map import AdaptersMap
@@ -35,12 +36,10 @@ UNKNOWN_OID, BPCHAR_OID, VARCHAR_OID = 705, 1042, 1043
 _TEXT_OIDS = (CHAR_OID, NAME_OID, TEXT_OID, UNKNOWN_OID, BPCHAR_OID, VARCHAR_OID)
 
 
-class _StrDumper(Dumper):
+class _StrDumper(BuiltinDumper):
     def __init__(self, cls: type, context: AdaptContext | None = None):
         super().__init__(cls, context)
-        encoding = context_encoding(context)
-        self._codec = encoding.python_codec
-        self._errors = encoding.errors
+        self._codec, self._errors = context_codec(context)
 
     def dump(self, obj: Any) -> Buffer:
         if "\x00" in obj:
@@ -56,23 +55,16 @@ class _StrDumper(Dumper):
             ) from None
 
 
-class StrDumper(_StrDumper):
+class StrDumper(_StrDumper, oid=0):
     """Dump a str in text format with an unknown type, for the server to infer."""
 
-    oid = 0
 
-
-class StrBinaryDumper(_StrDumper):
+class StrBinaryDumper(_StrDumper, oid=TEXT_OID, format=Format.BINARY):
     """Dump a str as text in binary format (the same bytes, typed text)."""
 
-    oid = TEXT_OID
-    format = Format.BINARY
 
-
-class BytesDumper(Dumper):
+class BytesDumper(BuiltinDumper, oid=BYTEA_OID):
     """Dump bytes-like objects as bytea in text format (hex escape)."""
-
-    oid = BYTEA_OID
 
     def dump(self, obj: Any) -> Buffer:
         # Checked before the hex copy (twice the size) is made.
@@ -80,11 +72,8 @@ class BytesDumper(Dumper):
         return b"\\x" + binascii.hexlify(obj)
 
 
-class BytesBinaryDumper(Dumper):
+class BytesBinaryDumper(BuiltinDumper, oid=BYTEA_OID, format=Format.BINARY):
     """Dump bytes-like objects as bytea in binary format (the bytes themselves)."""
-
-    oid = BYTEA_OID
-    format = Format.BINARY
 
     def dump(self, obj: Any) -> Buffer:
         _check_bytea_size(obj, 1)
@@ -111,9 +100,7 @@ class TextLoader(Loader):
 
     def __init__(self, oid: int, context: AdaptContext | None = None):
         super().__init__(oid, context)
-        encoding = context_encoding(context)
-        self._codec = encoding.python_codec
-        self._errors = encoding.errors
+        self._codec, self._errors = context_codec(context)
 
     def load(self, data: Buffer) -> Any:
         return bytes(data).decode(self._codec, self._errors)
@@ -157,41 +144,19 @@ def load_bytea_text(data: bytes) -> bytes:
     return _bytea_escape.sub(_unescape_byte, data)
 
 
-class ByteaLoader(Loader):
+class ByteaLoader(FunctionLoader, function=load_bytea_text):
     """Load bytea in text format as bytes."""
 
-    def load(self, data: Buffer) -> Any:
-        return load_bytea_text(bytes(data))
 
-    def load_function(self) -> LoadFunction:
-        return load_bytea_text
-
-
-class ByteaBinaryLoader(Loader):
+class ByteaBinaryLoader(FunctionLoader, function=bytes, format=Format.BINARY):
     """Load bytea (or any type's binary value, as a fallback) as bytes."""
-
-    format = Format.BINARY
-
-    def load(self, data: Buffer) -> Any:
-        return bytes(data)
-
-    def load_function(self) -> LoadFunction:
-        return bytes
 
 
 def register_default_adapters(adapters: AdaptersMap) -> None:
     """Register the string adapters on *adapters* (str as text, bytes as binary)."""
-    adapters.register_dumper(str, StrBinaryDumper)
-    adapters.register_dumper(str, StrDumper)
-    for cls in (bytes, bytearray, memoryview):
-        adapters.register_dumper(cls, BytesDumper)
-        adapters.register_dumper(cls, BytesBinaryDumper)
-
-    for oid in _TEXT_OIDS:
-        adapters.register_loader(oid, TextLoader)
-        adapters.register_loader(oid, TextBinaryLoader)
-    adapters.register_loader(BYTEA_OID, ByteaLoader)
-    adapters.register_loader(BYTEA_OID, ByteaBinaryLoader)
-    # The fallback for types without a loader of their own.
-    adapters.register_loader(0, TextLoader)
-    adapters.register_loader(0, ByteaBinaryLoader)
+    dumpers = [(cls, BytesDumper, BytesBinaryDumper) for cls in (bytes, bytearray, memoryview)]
+    register_dumpers(adapters, [(str, StrBinaryDumper, StrDumper), *dumpers])
+    # 0: the fallback for types without a loader of their own.
+    loaders = [(oid, TextLoader, TextBinaryLoader) for oid in _TEXT_OIDS]
+    register_loaders(adapters, [*loaders, (BYTEA_OID, ByteaLoader, ByteaBinaryLoader)])
+    register_loaders(adapters, [(0, TextLoader, ByteaBinaryLoader)])

@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from .._adapt.base import Buffer, Dumper, Loader, LoadFunction
+from .._adapt.base import Buffer
 from ..pq import Format
+from ._bases import BuiltinDumper, FunctionLoader, register_dumpers, register_loaders
 
 if TYPE_CHECKING:
     from .._adapt.adapters_map import AdaptersMap
@@ -21,20 +22,15 @@ if TYPE_CHECKING:
 UUID_OID = 2950
 
 
-class UUIDDumper(Dumper):
+class UUIDDumper(BuiltinDumper, oid=UUID_OID):
     """Dump a UUID as uuid (text)."""
-
-    oid = UUID_OID
 
     def dump(self, obj: Any) -> Buffer:
         return str(obj).encode()
 
 
-class UUIDBinaryDumper(Dumper):
+class UUIDBinaryDumper(BuiltinDumper, oid=UUID_OID, format=Format.BINARY):
     """Dump a UUID as uuid (binary: 16 bytes)."""
-
-    oid = UUID_OID
-    format = Format.BINARY
 
     def dump(self, obj: Any) -> Buffer:
         return obj.bytes  # type: ignore[no-any-return]
@@ -48,31 +44,15 @@ def _load_uuid_binary(data: bytes) -> UUID:
     return UUID(bytes=data)
 
 
-class UUIDLoader(Loader):
+class UUIDLoader(FunctionLoader, function=_load_uuid_text):
     """Load a uuid in text format as a UUID."""
 
-    def load(self, data: Buffer) -> Any:
-        return _load_uuid_text(bytes(data))
 
-    def load_function(self) -> LoadFunction:
-        return _load_uuid_text
-
-
-class UUIDBinaryLoader(Loader):
+class UUIDBinaryLoader(FunctionLoader, function=_load_uuid_binary, format=Format.BINARY):
     """Load a uuid in binary format as a UUID."""
-
-    format = Format.BINARY
-
-    def load(self, data: Buffer) -> Any:
-        return _load_uuid_binary(bytes(data))
-
-    def load_function(self) -> LoadFunction:
-        return _load_uuid_binary
 
 
 def register_default_adapters(adapters: AdaptersMap) -> None:
     """Register the uuid adapters on *adapters* (text is the ``%s`` choice)."""
-    adapters.register_dumper(UUID, UUIDBinaryDumper)
-    adapters.register_dumper(UUID, UUIDDumper)
-    adapters.register_loader(UUID_OID, UUIDLoader)
-    adapters.register_loader(UUID_OID, UUIDBinaryLoader)
+    register_dumpers(adapters, [(UUID, UUIDBinaryDumper, UUIDDumper)])
+    register_loaders(adapters, [(UUID_OID, UUIDLoader, UUIDBinaryLoader)])
