@@ -34,7 +34,7 @@ import psycopg3_sync
 from fix_flavours import ASYNC_FLAVOURS
 from fix_wait import await_until
 from psycopg3.waiting import Wait
-from psycopg3_asyncio.waiting import notify_closing, wait_asyncio
+from psycopg3_asyncio.waiting import ASYNCIO, wait_asyncio
 
 pytestmark = pytest.mark.anyio
 
@@ -459,7 +459,7 @@ async def test_copy_in_closed_by_its_own_task(
 
 
 @pytest.mark.parametrize("wait", [Wait.R, Wait.W, Wait.RW])
-def test_asyncio_notify_closing_unregisters_before_the_fd_closes(wait: Wait) -> None:
+def test_asyncio_wake_waiters_unregisters_before_the_fd_closes(wait: Wait) -> None:
     # The next socket given the same number must find the loop's selector
     # clean, even before the woken wait has run again.
     def waiting_gen(fileno: int) -> Any:
@@ -479,7 +479,7 @@ def test_asyncio_notify_closing_unregisters_before_the_fd_closes(wait: Wait) -> 
         task = asyncio.create_task(wait_asyncio(waiting_gen(number)))
         await asyncio.sleep(0)  # one turn: the task is now waiting
         assert not task.done()
-        notify_closing(number)
+        ASYNCIO.wake_waiters(number)
         old.close()
         peer.close()
         new, new_peer = socket.socketpair()

@@ -108,12 +108,10 @@ class ConnectionPool(AsyncPoolBase[Connection[ConnectionRow], _Event, Connection
         handle.add_done_callback(self._tasks.discard)
 
     async def stop_background(self, timeout: float) -> None:
-        if not self._tasks:
-            return
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks, timeout=timeout)
+        if self._tasks:  # (their done callbacks, which discard them, run later)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.wait(list(self._tasks), timeout=timeout)
 
 
 #: ``async with open_pool(dsn, min_size=4) as pool:``: the same as ``ConnectionPool(...)``.

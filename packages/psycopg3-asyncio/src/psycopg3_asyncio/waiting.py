@@ -17,7 +17,7 @@ from psycopg3.abc import AsyncEvent, AsyncFramework, AsyncLock
 from psycopg3.errors import OperationalError
 from psycopg3.waiting import PQGen, Ready, Wait
 
-__all__ = ["wait_asyncio", "notify_closing", "AsyncioFramework", "ASYNCIO"]
+__all__ = ["wait_asyncio", "AsyncioFramework", "ASYNCIO"]
 
 T = TypeVar("T")
 
@@ -25,7 +25,7 @@ T = TypeVar("T")
 # that every query takes.
 _DIRECTIONS = {Wait.R: (True, False), Wait.W: (False, True), Wait.RW: (True, True)}
 
-# The waits in progress, by file descriptor: only so that notify_closing()
+# The waits in progress, by file descriptor: only so that wake_waiters()
 # can wake them. An entry lives exactly as long as its wait.
 _waiting: dict[int, set[_Wait]] = {}
 
@@ -47,25 +47,6 @@ class _Wait:
         if self.writing:
             self.loop.remove_writer(fileno)
         self.reading = self.writing = False
-
-
-def notify_closing(fileno: int) -> None:
-    """Wake every wait on ``fileno`` with an error: the fd is about to close.
-
-    The wait's reader and writer are removed now, while the fd is still
-    open: left for the waiting task to remove when it next runs, they would
-    stay in the loop's selector after the fd closed, and the next socket
-    given the same number (a reconnection) would find them there (a
-    ``FileNotFoundError`` from the selector, or its reader removed by the old
-    wait). asyncio would otherwise also leave the wait pending forever (trio
-    and anyio have the same function for the same reason).
-    """
-    for waiting in list(_waiting.get(fileno, ())):
-        waiting.unregister(fileno)
-        if not waiting.future.done():
-            waiting.future.set_exception(
-                OperationalError("the connection was closed while waiting for the server")
-            )
 
 
 async def wait_asyncio(gen: PQGen[T], *, timeout: float | None = None) -> T:
@@ -99,7 +80,7 @@ async def wait_asyncio(gen: PQGen[T], *, timeout: float | None = None) -> T:
                 waits.discard(waiting)
                 if not waits and _waiting.get(fileno) is waits:
                     del _waiting[fileno]
-                # Already done by notify_closing() if the fd closed meanwhile:
+                # Already done by wake_waiters() if the fd closed meanwhile:
                 # the number may belong to another socket by now.
                 waiting.unregister(fileno)
                 if timer is not None:
@@ -121,7 +102,22 @@ class AsyncioFramework(AsyncFramework):
         return await wait_asyncio(gen, timeout=timeout)
 
     def wake_waiters(self, fileno: int) -> None:
-        notify_closing(fileno)
+        """Wake every wait on ``fileno`` with an error: the fd is about to close.
+
+        The wait's reader and writer are removed now, while the fd is still
+        open: left for the waiting task to remove when it next runs, they would
+        stay in the loop's selector after the fd closed, and the next socket
+        given the same number (a reconnection) would find them there (a
+        ``FileNotFoundError`` from the selector, or its reader removed by the
+        old wait). asyncio would otherwise also leave the wait pending forever
+        (trio and anyio have ``notify_closing()`` for the same reason).
+        """
+        for waiting in list(_waiting.get(fileno, ())):
+            waiting.unregister(fileno)
+            if not waiting.future.done():
+                waiting.future.set_exception(
+                    OperationalError("the connection was closed while waiting for the server")
+                )
 
     async def resolve(self, host: str, port: str) -> list[str]:
         loop = asyncio.get_running_loop()
