@@ -228,38 +228,13 @@ FLAVOURS = {
     "anyio-asyncio": Flavour("anyio-asyncio", "asyncio", _anyio_connect),
     "anyio-trio": Flavour("anyio-trio", "trio", _anyio_connect),
     # docs/adapters.md's blocking example: greenlets, on gevent's hub (no
-    # monkey patching: its waits switch to the hub themselves).
+    # monkey patching: its waits switch to the hub themselves); shared
+    # between OS threads too, where the tests use threads.
     "gevent": Flavour("gevent", "asyncio", _gevent_connect),
 }
 
 #: The flavours whose API blocks, run through ``SyncFacade``.
 BLOCKING_FLAVOURS = ("sync", "gevent")
-
-#: Tests that cannot hold for the ``gevent`` flavour, and why: skipped for it
-#: alone, with the reason (``pytest_collection_modifyitems`` below).
-#: test_gevent_doc.py checks the same promises between greenlets.
-_ONE_HUB = (
-    "shares one connection between OS threads, and hangs there (a thread waits"
-    " on gevent locks held in another thread's hub); a gevent connection is"
-    " shared between greenlets (docs/adapters.md)"
-)
-GEVENT_EXCLUDED: dict[str, str] = {
-    "test_trust_sharing.py::test_other_users_insert_waits_for_the_block": _ONE_HUB,
-    "test_trust_sharing.py::test_other_users_block_waits_and_stays_apart": _ONE_HUB,
-    "test_trust_ownership.py::test_close_wakes_those_waiting_for_an_abandoned_block": _ONE_HUB,
-}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Skip the tests of ``GEVENT_EXCLUDED`` for the ``gevent`` flavour, saying why."""
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is None or callspec.params.get("flavour") != "gevent":
-            continue
-        name = getattr(item, "originalname", item.name)
-        reason = GEVENT_EXCLUDED.get(f"{item.path.name}::{name}")
-        if reason is not None:
-            item.add_marker(pytest.mark.skip(reason=f"gevent: {reason}"))
 
 
 @pytest.fixture(params=list(FLAVOURS))

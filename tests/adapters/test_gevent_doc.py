@@ -4,8 +4,10 @@ The page's own code, loaded by ``fix_flavours.load_doc_gevent_adapter``; the
 behaviour tests run it too, as the flavour ``gevent``. Here is what gevent
 adds: many greenlets on a few connections, a ``gevent.Timeout`` as the
 interruption, the hub kept free while a query runs, ``close()`` from another
-greenlet, and, under ``monkey.patch_all()``, the cancel request of libpq < 17
-in a real OS thread. Progress is counted in turns of the hub, never in time.
+greenlet, its lock between OS threads (the behaviour tests share
+connections between threads too), and, under ``monkey.patch_all()``, the
+cancel request of libpq < 17 in a real OS thread. Progress is counted in
+turns of the hub, never in time.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -225,6 +228,59 @@ def test_close_wakes_a_greenlet_waiting_for_an_abandoned_block(adapter: Any, dsn
     assert isinstance(error, (psycopg3.OperationalError, psycopg3.InterfaceError)), error
     assert "closed" in str(error)
     assert conn.closed
+
+
+# -- the connection's lock, between OS threads ---------------------------------
+
+
+def test_lock_wakes_a_waiting_thread_while_the_releasing_one_blocks_elsewhere(
+    adapter: Any,
+) -> None:
+    # The releasing thread has a hub (any gevent wait makes one), then blocks
+    # outside gevent: its hub never turns again. A gevent semaphore would
+    # leave the other thread's waiter to that hub, for ever.
+    gevent.get_hub()
+    lock = adapter.GeventLock()
+    lock.acquire()
+    waiting, got = threading.Event(), threading.Event()
+
+    def other() -> None:
+        # Runs once the thread's main greenlet waits in acquire() below.
+        gevent.spawn(waiting.set)
+        if lock.acquire():
+            got.set()
+            lock.release()
+
+    thread = threading.Thread(target=other, daemon=True)  # (left hanging if this fails)
+    thread.start()
+    waiting.wait()
+    lock.release()
+    thread.join(DEADLINE)  # a plain join: no turn of this thread's hub
+    assert got.is_set() and not thread.is_alive()
+    assert not lock.locked()
+
+
+def test_lock_timeout_and_kill_leave_it_usable(adapter: Any) -> None:
+    lock = adapter.GeventLock()
+    assert lock.acquire(blocking=False) and lock.locked()
+    assert lock.acquire(blocking=False) is False
+    # Time is the subject: acquire()'s own timeout, and the lock is still held after it.
+    assert lock.acquire(timeout=0.01) is False
+    assert lock.locked()
+
+    def take() -> None:
+        lock.acquire()
+        lock.release()  # (had the wake-up come before the kill)
+
+    interrupted = gevent.spawn(take)
+    gevent.sleep(0)  # its turn: it waits
+    lock.release()  # handed to the waiter, which is killed before it runs:
+    interrupted.kill(block=True)  # it hands the lock on, to nobody
+    assert interrupted.dead and not lock.locked()
+    assert lock.acquire(blocking=False)
+    lock.release()
+    with pytest.raises(RuntimeError):
+        lock.release()
 
 
 # -- under monkey.patch_all(): the cancel worker is a real OS thread ------------
