@@ -2,13 +2,13 @@
 
 Each one drives its core base's generators (``BaseTransaction``,
 ``BasePipeline``, ``BaseCopy``) under the connection's ``lock`` through its
-link's ``wait()`` (``psycopg3._link``), as an adapter method does; the rules of each block are in its
-base's module. ``_AsyncBlock`` writes once how a block that owns the
-connection (rule 2 of ``psycopg3._block_lock``) is entered and left: leaving
-runs through the link's ``wait_shielded()``, so that the final
-COMMIT, ROLLBACK or sync completes (within a deadline) even when the block is
-left by a cancellation and the task is cancelled again. Layer: drivers,
-beside ``_async_connection``.
+link's ``wait()`` (``psycopg3._link``), as an adapter method does; the rules
+of each block are in its base's module. ``_AsyncBlock`` writes once how a
+block that owns the connection (rule 2 of ``psycopg3._block_lock``) is entered
+and left: leaving runs through the link's ``wait_shielded()``, so that the
+final COMMIT, ROLLBACK or sync completes (within a deadline) even when the
+block is left by a cancellation and the task is cancelled again. Layer:
+drivers, beside ``_async_connection``.
 
 Must not: import asyncio, trio, anyio or any other framework.
 """

@@ -2,10 +2,10 @@
 
 Each one drives its core base's generators (``BaseTransaction``,
 ``BasePipeline``, ``BaseCopy``) under the connection's ``lock`` through its
-link's ``wait()`` (``psycopg3._link``), as an adapter method does; the rules of each block are in its
-base's module. ``_BlockingBlock`` writes once how a block that owns the
-connection (rule 2 of ``psycopg3._block_lock``) is entered and left.
-Layer: drivers, beside ``_blocking_connection``.
+link's ``wait()`` (``psycopg3._link``), as an adapter method does; the rules
+of each block are in its base's module. ``_BlockingBlock`` writes once how a
+block that owns the connection (rule 2 of ``psycopg3._block_lock``) is entered
+and left. Layer: drivers, beside ``_blocking_connection``.
 
 Must not: import a concurrency framework, or wait other than through the
 connection's ``lock`` and its link's ``wait()``.

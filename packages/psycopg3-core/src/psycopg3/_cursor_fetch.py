@@ -35,6 +35,7 @@ class RowFetching(Generic[Row]):
     if TYPE_CHECKING:  # provided by BaseCursor
         _link: Link
         _closed: bool
+        _tx: Transformer | None
         _result: PGresult | None
         _make_row: RowMaker[Any] | None
         _pos: int
@@ -59,7 +60,10 @@ class RowFetching(Generic[Row]):
         pos = self._pos
         if pos >= self._ntuples:
             return None
-        row = self._transformer().load_row(pos)
+        tx = self._tx  # (not self._transformer(): one call less per row)
+        if tx is None:
+            tx = self._transformer()
+        row = tx.load_row(pos)
         make_row = self._make_row
         if make_row is not None:
             row = make_row(row)  # type: ignore[arg-type]

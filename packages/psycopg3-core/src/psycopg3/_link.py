@@ -17,8 +17,9 @@ Rules:
    keeps for good). A connection freed by reference counting must stay so:
    a connection -> link -> connection cycle would leave a dropped
    connection to the garbage collector.
-2. A link holds nothing but its connection: one attribute, one call more
-   per use, nothing cached that the connection could replace.
+2. A link holds its connection and, besides, only what the connection
+   never replaces (its ``PrepareManager``): one call more per use, no state
+   of the connection copied.
 
 Must not: wait, take a lock, or import a concurrency framework.
 """
@@ -51,10 +52,16 @@ class Link:
     :param connection: the connection the satellite works on.
     """
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "prepare_manager")
+
+    #: The connection's prepared statements and their counts (``_prepare``),
+    #: made with the connection and never replaced. (An attribute: it is read
+    #: at each execute.)
+    prepare_manager: PrepareManager
 
     def __init__(self, connection: BaseConnection):
         self._conn = connection
+        self.prepare_manager = connection._prepare_manager
 
     # -- state -------------------------------------------------------------
 
@@ -74,11 +81,6 @@ class Link:
     def mark_broken(self) -> None:
         """Close the connection as lost: its session can no longer be trusted."""
         self._conn._mark_broken()
-
-    @property
-    def prepare_manager(self) -> PrepareManager:
-        """The connection's prepared statements and their counts (``_prepare``)."""
-        return self._conn._prepare_manager
 
     @property
     def in_tpc(self) -> bool:
