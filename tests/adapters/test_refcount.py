@@ -47,30 +47,23 @@ async def use_every_satellite(conn: Any) -> None:
 
 
 @pytest.mark.anyio
-async def test_dropped_connection_is_freed_without_the_collector(flavour: Any, dsn: str) -> None:
+@pytest.mark.parametrize("closed", [False, True], ids=["left_open", "closed"])
+async def test_dropped_connection_is_freed_without_the_collector(
+    flavour: Any, dsn: str, closed: bool
+) -> None:
     gc.collect()
     gc.disable()
     try:
         conn = await flavour.connect(dsn)
         await use_every_satellite(conn)
+        if closed:
+            await conn.close()
         ref = weakref.ref(unwrap(conn))
-        with pytest.warns(ResourceWarning, match="garbage collected while open"):
+        if closed:
             del conn
+        else:
+            with pytest.warns(ResourceWarning, match="garbage collected while open"):
+                del conn
         assert ref() is None, "a dropped connection waits for the garbage collector"
-    finally:
-        gc.enable()
-
-
-@pytest.mark.anyio
-async def test_closed_connection_is_freed_without_the_collector(flavour: Any, dsn: str) -> None:
-    gc.collect()
-    gc.disable()
-    try:
-        conn = await flavour.connect(dsn)
-        await use_every_satellite(conn)
-        await conn.close()
-        ref = weakref.ref(unwrap(conn))
-        del conn
-        assert ref() is None, "a closed connection waits for the garbage collector"
     finally:
         gc.enable()
