@@ -16,7 +16,10 @@ Rules:
 1. A satellite holds its link; the connection never does (nor anything it
    keeps for good). A connection freed by reference counting must stay so:
    a connection -> link -> connection cycle would leave a dropped
-   connection to the garbage collector.
+   connection to the garbage collector. (The pipeline queue and the open
+   transaction blocks, which the connection keeps while a block is open,
+   hold a link as they held the connection: for the block's time only.)
+   ``tests/adapters/test_refcount.py`` checks it in every flavour.
 2. A link holds its connection and, besides, only what the connection
    never replaces (its ``PrepareManager``): one call more per use, no state
    of the connection copied.
