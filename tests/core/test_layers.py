@@ -34,7 +34,8 @@ The layers, bottom to top (names relative to ``psycopg3``):
    ``_cursor_base``, ``_cursor_fetch``, ``_cursor_many``, ``_server_cursor``,
    ``_copy``, ``_copy_format``, ``_pipeline``, ``_pipeline_queue``,
    ``_transaction``, ``_transaction_control``, ``_tpc``, ``_prepare``,
-   ``_notify``, ``_block_lock``, ``_conn_info``).
+   ``_notify``, ``_block_lock``, ``_conn_info``, and ``_link``, through which
+   the cursors and blocks reach their connection's internals).
 4. drivers: the blocking and async drivers and the pool (``_async_*``,
    ``_framework``, ``_blocking_*``, ``_pool*``), and ``abc``, their public face.
    The blocks (transaction, pipeline, COPY) of each flavour are here too
@@ -112,6 +113,7 @@ LAYERS: dict[str, list[str]] = {
         "psycopg3._notify",
         "psycopg3._block_lock",
         "psycopg3._conn_info",
+        "psycopg3._link",
     ],
     "drivers": [
         "psycopg3._async_*",

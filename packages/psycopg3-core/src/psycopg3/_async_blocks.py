@@ -2,13 +2,13 @@
 
 Each one drives its core base's generators (``BaseTransaction``,
 ``BasePipeline``, ``BaseCopy``) under the connection's ``lock`` through its
-``_wait()``, as an adapter method does; the rules of each block are in its
-base's module. ``_AsyncBlock`` writes once how a block that owns the
-connection (rule 2 of ``psycopg3._block_lock``) is entered and left: leaving
-runs through the connection's ``_wait_shielded()``, so that the final
-COMMIT, ROLLBACK or sync completes (within a deadline) even when the block is
-left by a cancellation and the task is cancelled again. Layer: drivers,
-beside ``_async_connection``.
+link's ``wait()`` (``psycopg3._link``), as an adapter method does; the rules
+of each block are in its base's module. ``_AsyncBlock`` writes once how a
+block that owns the connection (rule 2 of ``psycopg3._block_lock``) is entered
+and left: leaving runs through the link's ``wait_shielded()``, so that the
+final COMMIT, ROLLBACK or sync completes (within a deadline) even when the
+block is left by a cancellation and the task is cancelled again. Layer:
+drivers, beside ``_async_connection``.
 
 Must not: import asyncio, trio, anyio or any other framework.
 """
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from ._adapt.base import Buffer
 from ._block_lock import CHECKPOINT_ROWS
 from ._copy import BaseCopy
+from ._link import AsyncLink, Link
 from ._pipeline import BasePipeline
 from ._transaction import BaseTransaction
 
@@ -47,6 +48,8 @@ class _AsyncBlock(Generic[X]):
     __slots__ = ()
 
     _conn: AsyncConnectionBase
+    _link: AsyncLink
+    _link_class: ClassVar[type[Link]] = AsyncLink
     #: What leaving is called in the error raised to another task.
     _leaving: ClassVar[str]
 
@@ -58,7 +61,7 @@ class _AsyncBlock(Generic[X]):
         def _check_exit_after_failure(self) -> None: ...
 
     async def __aenter__(self: BlockT) -> BlockT:
-        conn = self._conn
+        conn, link = self._conn, self._link
         lock = conn.lock
         entered = False
         try:
@@ -74,19 +77,19 @@ class _AsyncBlock(Generic[X]):
                     # Even when a shielded undo is left by a new cancellation
                     # (it goes on in its own task): a claim never given back
                     # would make every other task wait for ever.
-                    lock.settle(conn._in_block())
+                    lock.settle(link.in_block())
         return self
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> X:
-        conn = self._conn
+        conn, link = self._conn, self._link
         conn.lock.check_owner(self._leaving)
         try:
-            return await conn._wait_shielded(self._exit_gen(exc))
+            return await link.wait_shielded(self._exit_gen(exc))
         except BaseException:
             self._check_exit_after_failure()
             raise
         finally:
-            conn.lock.settle(conn._in_block())
+            conn.lock.settle(link.in_block())
 
 
 class AsyncTransaction(_AsyncBlock[bool], BaseTransaction):
@@ -98,16 +101,17 @@ class AsyncTransaction(_AsyncBlock[bool], BaseTransaction):
     __slots__ = ()
 
     _conn: AsyncConnectionBase
+    _link: AsyncLink
     _leaving = "leave a transaction block"
 
     async def _enter_locked(self) -> None:
-        await self._conn._wait(self._enter_gen())
+        await self._link.wait(self._enter_gen())
 
     async def _undo_enter(self) -> None:
         sent = self._sent
         if sent is not None:
             try:
-                await self._conn._wait_shielded(self._undo_enter_gen())
+                await self._link.wait_shielded(self._undo_enter_gen())
             finally:
                 self._check_undone(sent)
 
@@ -116,6 +120,7 @@ class AsyncPipeline(_AsyncBlock[None], BasePipeline):
     """A pipeline block for async connections: ``async with conn.pipeline() as p:``."""
 
     _conn: AsyncConnectionBase
+    _link: AsyncLink
     _leaving = "leave a pipeline block"
 
     async def _enter_locked(self) -> None:
@@ -127,7 +132,7 @@ class AsyncPipeline(_AsyncBlock[None], BasePipeline):
     async def sync(self) -> None:
         """Send a sync point, wait for every result so far, raise the first unreported error."""
         async with self._conn.lock:
-            await self._conn._wait(self._sync_gen())
+            await self._link.wait(self._sync_gen())
 
 
 class AsyncCopy(BaseCopy):
@@ -138,32 +143,33 @@ class AsyncCopy(BaseCopy):
     """
 
     _conn: AsyncConnectionBase
+    _link: AsyncLink
     _rows_to_checkpoint = 1  # (write_row(), rule 8)
 
     async def __aenter__(self) -> AsyncCopy:
-        conn = self._conn
+        conn, link = self._conn, self._link
         await conn.lock.__aenter__()
         try:
-            await conn._wait(self._start_gen())
+            await link.wait(self._start_gen())
         except BaseException:
             await conn.lock.__aexit__(None, None, None)
             raise
         return self
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        conn = self._conn
+        conn, link = self._conn, self._link
         try:
             with self._ending(exc):
                 if exc is None and self._state != "active":
                     await conn.lock.checkpoint()  # (nothing left to end: no wait)
-                await conn._wait(self._exit_gen(exc))
+                await link.wait(self._exit_gen(exc))
         finally:
             await conn.lock.__aexit__(None, None, None)
 
     async def write(self, buffer: Buffer | str) -> None:
         """Send raw COPY data (in the COPY's format); ``str`` is encoded first."""
         await self._conn.lock.checkpoint()
-        await self._conn._wait(self._write_gen(buffer))
+        await self._link.wait(self._write_gen(buffer))
 
     async def write_row(self, values: Sequence[Any]) -> None:
         """Send a row, its values adapted like query parameters (see `Copy.write_row()`)."""
@@ -172,7 +178,7 @@ class AsyncCopy(BaseCopy):
             self._rows_to_checkpoint = CHECKPOINT_ROWS
             await self._conn.lock.checkpoint()
         if self._add_row(values):
-            await self._conn._wait(self._flush_gen())
+            await self._link.wait(self._flush_gen())
 
     async def read(self) -> bytes:
         """Return the next block of raw COPY data; ``b""`` at the end."""
@@ -180,7 +186,7 @@ class AsyncCopy(BaseCopy):
         return await self._next_block()
 
     async def _next_block(self) -> bytes:
-        return await self._conn._wait(self._read_gen())
+        return await self._link.wait(self._read_gen())
 
     async def read_row(self) -> tuple[Any, ...] | None:
         """Return the next row, or None at the end (see `Copy.read_row()`)."""
@@ -189,7 +195,7 @@ class AsyncCopy(BaseCopy):
 
     async def _next_row(self) -> tuple[Any, ...] | None:
         row = self._parsed_row()
-        return row if row is not None else await self._conn._wait(self._read_row_gen())
+        return row if row is not None else await self._link.wait(self._read_row_gen())
 
     def rows(self) -> AsyncIterator[tuple[Any, ...]]:
         """Iterate over the rows (see `read_row()`): ``async for row in copy.rows()``."""

@@ -1,8 +1,8 @@
 """The async cursor methods shared by every async adapter.
 
 ``async with lock`` and ``await`` are plain Python: this class works with any
-framework's lock and waiter, through its connection's ``lock`` and
-``_wait()``. A call that does not wait (a fetch of rows already received,
+framework's lock and waiter, through its connection's ``lock`` and its
+link's ``wait()`` (``psycopg3._link``). A call that does not wait (a fetch of rows already received,
 ``close()``) awaits ``lock.checkpoint()`` instead, and ``async for`` does
 every ``CHECKPOINT_ROWS`` rows (see rule 8 of ``psycopg3._block_lock``).
 
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from ._async_blocks import AsyncCopy
 from ._block_lock import CHECKPOINT_ROWS
 from ._cursor_base import BaseCursor, Params, Query
+from ._link import AsyncLink
 from .rows import Row, RowFactory
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ class AsyncCursorBase(BaseCursor[Row]):
     """The async cursor API: the DB-API cursor with ``await`` where it waits."""
 
     _conn: AsyncConnectionBase
+    _link: AsyncLink
+    _link_class = AsyncLink
 
     if TYPE_CHECKING:
 
@@ -83,7 +86,7 @@ class AsyncCursorBase(BaseCursor[Row]):
             query, params, binary=binary, row_factory=row_factory, prepare=prepare
         )
         async with self._conn.lock:
-            await self._conn._wait(gen)
+            await self._link.wait(gen)
         return self
 
     async def executemany(
@@ -96,7 +99,7 @@ class AsyncCursorBase(BaseCursor[Row]):
         """
         gen = self._executemany_gen(query, params_seq, returning=returning)
         async with self._conn.lock:
-            await self._conn._wait(gen)
+            await self._link.wait(gen)
 
     def copy(self, statement: Query, params: Params | None = None) -> AsyncCopy:
         """Return a COPY block: ``async with cur.copy("COPY t FROM STDIN") as copy:``.
@@ -113,14 +116,14 @@ class AsyncCursorBase(BaseCursor[Row]):
         :return: ``params``, unchanged (PostgreSQL has no output parameters).
         """
         async with self._conn.lock:
-            await self._conn._wait(self._callproc_gen(name, params))
+            await self._link.wait(self._callproc_gen(name, params))
         return params
 
     async def _fetch_pending(self) -> None:
         # A command sent in a pipeline block: wait for its result (one
         # attribute check on the fetch path outside pipelines).
         async with self._conn.lock:
-            await self._conn._wait(self._pending_gen())
+            await self._link.wait(self._pending_gen())
 
     async def _before_fetch(self) -> None:
         # Wait for a pipelined command's result, else just checkpoint: before

@@ -2,13 +2,13 @@
 
 Each one drives its core base's generators (``BaseTransaction``,
 ``BasePipeline``, ``BaseCopy``) under the connection's ``lock`` through its
-``_wait()``, as an adapter method does; the rules of each block are in its
-base's module. ``_BlockingBlock`` writes once how a block that owns the
-connection (rule 2 of ``psycopg3._block_lock``) is entered and left.
-Layer: drivers, beside ``_blocking_connection``.
+link's ``wait()`` (``psycopg3._link``), as an adapter method does; the rules
+of each block are in its base's module. ``_BlockingBlock`` writes once how a
+block that owns the connection (rule 2 of ``psycopg3._block_lock``) is entered
+and left. Layer: drivers, beside ``_blocking_connection``.
 
 Must not: import a concurrency framework, or wait other than through the
-connection's ``lock`` and ``_wait()``.
+connection's ``lock`` and its link's ``wait()``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ._adapt.base import Buffer
 from ._copy import BaseCopy
+from ._link import BlockingLink, Link
 from ._pipeline import BasePipeline
 from ._transaction import BaseTransaction
 
@@ -42,6 +43,8 @@ class _BlockingBlock(Generic[X]):
     __slots__ = ()
 
     _conn: BlockingConnectionBase
+    _link: BlockingLink
+    _link_class: ClassVar[type[Link]] = BlockingLink
     #: What leaving is called in the error raised to another thread.
     _leaving: ClassVar[str]
 
@@ -52,28 +55,28 @@ class _BlockingBlock(Generic[X]):
         def _check_exit_after_failure(self) -> None: ...
 
     def __enter__(self: BlockT) -> BlockT:
-        conn = self._conn
+        conn, link = self._conn, self._link
         lock = conn.lock
         with lock:
             lock.claim()
             try:
                 self._enter_locked()
             finally:
-                lock.settle(conn._in_block())
+                lock.settle(link.in_block())
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> X:
-        conn = self._conn
+        conn, link = self._conn, self._link
         lock = conn.lock
         lock.check_owner(self._leaving)
         with lock:
             try:
-                return conn._wait(self._exit_gen(exc))
+                return link.wait(self._exit_gen(exc))
             except BaseException:
                 self._check_exit_after_failure()
                 raise
             finally:
-                lock.settle(conn._in_block())
+                lock.settle(link.in_block())
 
 
 class Transaction(_BlockingBlock[bool], BaseTransaction):
@@ -82,10 +85,11 @@ class Transaction(_BlockingBlock[bool], BaseTransaction):
     __slots__ = ()
 
     _conn: BlockingConnectionBase
+    _link: BlockingLink
     _leaving = "leave a transaction block"
 
     def _enter_locked(self) -> None:
-        wait = self._conn._wait
+        wait = self._link.wait
         try:
             wait(self._enter_gen())
         except BaseException:
@@ -102,6 +106,7 @@ class Pipeline(_BlockingBlock[None], BasePipeline):
     """A pipeline block for blocking connections: ``with conn.pipeline() as p:``."""
 
     _conn: BlockingConnectionBase
+    _link: BlockingLink
     _leaving = "leave a pipeline block"
 
     def _enter_locked(self) -> None:
@@ -113,7 +118,7 @@ class Pipeline(_BlockingBlock[None], BasePipeline):
         After it the pipeline works again, whatever failed before.
         """
         with self._conn.lock:
-            self._conn._wait(self._sync_gen())
+            self._link.wait(self._sync_gen())
 
 
 class Copy(BaseCopy):
@@ -125,12 +130,13 @@ class Copy(BaseCopy):
     """
 
     _conn: BlockingConnectionBase
+    _link: BlockingLink
 
     def __enter__(self) -> Copy:
         lock = self._conn.lock
         lock.__enter__()
         try:
-            self._conn._wait(self._start_gen())
+            self._link.wait(self._start_gen())
         except BaseException:
             lock.__exit__(None, None, None)
             raise
@@ -139,13 +145,13 @@ class Copy(BaseCopy):
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
             with self._ending(exc):
-                self._conn._wait(self._exit_gen(exc))
+                self._link.wait(self._exit_gen(exc))
         finally:
             self._conn.lock.__exit__(None, None, None)
 
     def write(self, buffer: Buffer | str) -> None:
         """Send raw COPY data (in the COPY's format); ``str`` is encoded first."""
-        self._conn._wait(self._write_gen(buffer))
+        self._link.wait(self._write_gen(buffer))
 
     def write_row(self, values: Sequence[Any]) -> None:
         """Send a row, its values adapted like query parameters.
@@ -155,11 +161,11 @@ class Copy(BaseCopy):
         :raises DataError: if a value does not fit its column's type.
         """
         if self._add_row(values):
-            self._conn._wait(self._flush_gen())
+            self._link.wait(self._flush_gen())
 
     def read(self) -> bytes:
         """Return the next block of raw COPY data; ``b""`` at the end."""
-        return self._conn._wait(self._read_gen())
+        return self._link.wait(self._read_gen())
 
     def read_row(self) -> tuple[Any, ...] | None:
         """Return the next row, or None at the end.
@@ -168,7 +174,7 @@ class Copy(BaseCopy):
         format only) they are ``str``, None for NULL.
         """
         row = self._parsed_row()
-        return row if row is not None else self._conn._wait(self._read_row_gen())
+        return row if row is not None else self._link.wait(self._read_row_gen())
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """Iterate over the rows (see `read_row()`)."""

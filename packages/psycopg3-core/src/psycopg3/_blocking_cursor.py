@@ -6,16 +6,17 @@ twins of ``AsyncCursorBase`` and ``AsyncServerCursorBase`` without
 ``await``. Layer: connection/cursor bases, beside ``_blocking_connection``.
 
 Must not: import a concurrency framework, or wait other than through the
-connection's ``lock`` and ``_wait()`` (``BlockingConnectionBase``).
+connection's ``lock`` and its link's ``wait()`` (``psycopg3._link``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from ._blocking_blocks import Copy
 from ._cursor_base import BaseCursor, Params, Query
+from ._link import BlockingLink, Link
 from ._server_cursor import BaseServerCursor
 from .rows import Row, RowFactory
 
@@ -33,6 +34,8 @@ class _BlockingCursorFace:
     """What both blocking cursors share: ``with`` closes the cursor."""
 
     _conn: BlockingConnectionBase
+    _link: BlockingLink
+    _link_class: ClassVar[type[Link]] = BlockingLink
 
     def __enter__(self: T) -> T:
         return self
@@ -52,6 +55,7 @@ class BlockingCursorBase(_BlockingCursorFace, BaseCursor[Row]):
     """The blocking cursor API: the DB-API cursor, for any blocking framework."""
 
     _conn: BlockingConnectionBase
+    _link: BlockingLink
 
     @overload
     def execute(
@@ -95,7 +99,7 @@ class BlockingCursorBase(_BlockingCursorFace, BaseCursor[Row]):
             query, params, binary=binary, row_factory=row_factory, prepare=prepare
         )
         with self._conn.lock:
-            self._conn._wait(gen)
+            self._link.wait(gen)
         return self
 
     def executemany(
@@ -107,7 +111,7 @@ class BlockingCursorBase(_BlockingCursorFace, BaseCursor[Row]):
             one per ``nextset()``.
         """
         with self._conn.lock:
-            self._conn._wait(self._executemany_gen(query, params_seq, returning=returning))
+            self._link.wait(self._executemany_gen(query, params_seq, returning=returning))
 
     def callproc(self, name: str, params: Params | None = None) -> Params | None:
         """Call a database function; its result is fetched like a query's.
@@ -115,7 +119,7 @@ class BlockingCursorBase(_BlockingCursorFace, BaseCursor[Row]):
         :return: ``params``, unchanged (PostgreSQL has no output parameters).
         """
         with self._conn.lock:
-            self._conn._wait(self._callproc_gen(name, params))
+            self._link.wait(self._callproc_gen(name, params))
         return params
 
     def copy(self, statement: Query, params: Params | None = None) -> Copy:
@@ -131,7 +135,7 @@ class BlockingCursorBase(_BlockingCursorFace, BaseCursor[Row]):
         # A command sent in a pipeline block: wait for its result (one
         # attribute check on the fetch path outside pipelines).
         with self._conn.lock:
-            self._conn._wait(self._pending_gen())
+            self._link.wait(self._pending_gen())
 
     def fetchone(self) -> Row | None:
         """Return the next row of the current result, or None."""
@@ -178,6 +182,7 @@ class BlockingServerCursorBase(_BlockingCursorFace, BaseServerCursor[Row]):
     """
 
     _conn: BlockingConnectionBase
+    _link: BlockingLink
 
     def execute(
         self: ServerCursorT,
@@ -188,29 +193,29 @@ class BlockingServerCursorBase(_BlockingCursorFace, BaseServerCursor[Row]):
     ) -> ServerCursorT:
         """Declare the cursor on the server for ``query``; no row is fetched yet."""
         with self._conn.lock:
-            self._conn._wait(self._declare_gen(query, params, binary=binary))
+            self._link.wait(self._declare_gen(query, params, binary=binary))
         return self
 
     def fetchone(self) -> Row | None:
         """Fetch the next row from the server, or None."""
         with self._conn.lock:
-            rows = self._conn._wait(self._fetch_gen(1))
+            rows = self._link.wait(self._fetch_gen(1))
         return rows[0] if rows else None
 
     def fetchmany(self, size: int | None = None) -> list[Row]:
         """Fetch up to ``size`` (default ``arraysize``) rows from the server."""
         with self._conn.lock:
-            return self._conn._wait(self._fetch_gen(self._fetchmany_size(size)))
+            return self._link.wait(self._fetch_gen(self._fetchmany_size(size)))
 
     def fetchall(self) -> list[Row]:
         """Fetch every remaining row from the server."""
         with self._conn.lock:
-            return self._conn._wait(self._fetch_gen(None))
+            return self._link.wait(self._fetch_gen(None))
 
     def __iter__(self) -> Iterator[Row]:
         while True:
             with self._conn.lock:
-                rows = self._conn._wait(self._fetch_gen(self.itersize))
+                rows = self._link.wait(self._fetch_gen(self.itersize))
             yield from rows
             if len(rows) < self.itersize:
                 return
@@ -218,9 +223,9 @@ class BlockingServerCursorBase(_BlockingCursorFace, BaseServerCursor[Row]):
     def scroll(self, value: int, mode: str = "relative") -> None:
         """Move the server cursor (``MOVE``) by ``value`` rows, or to row ``value``."""
         with self._conn.lock:
-            self._conn._wait(self._scroll_gen(value, mode))
+            self._link.wait(self._scroll_gen(value, mode))
 
     def close(self) -> None:
         """Close the cursor on the server too, if it still exists there."""
         with self._conn.lock:
-            self._conn._wait(self._close_gen())
+            self._link.wait(self._close_gen())

@@ -125,6 +125,7 @@ class BaseCopy:
     def __init__(self, cursor: BaseCursor[Any], statement: Query, params: Params | None = None):
         self._cursor = cursor
         self._conn = cursor._conn
+        self._link = cursor._link  # (the cursor's: of the kind its waiting needs)
         self._statement = statement
         self._params = params
         # pending -> active (COPY running) -> finished (results read) -> closed (block left)
@@ -217,19 +218,18 @@ class BaseCopy:
 
     def _copy_in_progress(self) -> bool:
         # After an interruption the adapter's recovery ended the COPY.
-        conn = self._conn
-        return conn._session_status() == TransactionStatus.ACTIVE
+        return self._link.session_status() == TransactionStatus.ACTIVE
 
     # -- starting ----------------------------------------------------------
 
     def _start_gen(self) -> PQGen[None]:
-        cursor, conn = self._cursor, self._conn
+        cursor, conn, link = self._cursor, self._conn, self._link
         cursor._check_open()
         if self._state != "pending":
             raise errors.ProgrammingError(
                 "a COPY block can be entered only once: call cur.copy() again"
             )
-        conn._check_no_pipeline("copy")
+        link.check_no_pipeline("copy")
         if conn.pgconn.pipeline_status != PipelineStatus.OFF:
             raise errors.NotSupportedError(
                 "COPY cannot run in pipeline mode (libpq does not support it):"
@@ -240,14 +240,14 @@ class BaseCopy:
         # while rows read before it may still be waiting to be loaded.
         tx = self._tx = Transformer(cursor)
         statement = merge_params(self._statement, self._params, tx)
-        yield from conn._start_query_gen()
+        yield from link.start_query_gen()
         conn.pgconn.send_query(statement)
         results = yield from generators.execute(conn.pgconn)
         status = results[-1].status if results else None
         if status not in (ExecStatus.COPY_IN, ExecStatus.COPY_OUT):
             # COPY BOTH (replication) is refused here while it is running:
             # the adapter's recovery then ends it.
-            conn._check_results(results)
+            link.check_results(results)
             raise errors.ProgrammingError(
                 "cur.copy() needs a COPY … FROM STDIN or COPY … TO STDOUT statement;"
                 " the statement given ran as an ordinary one"
@@ -389,7 +389,7 @@ class BaseCopy:
             # Another COPY in the same statement: refused while it runs, so
             # that the adapter's recovery ends it.
             raise errors.NotSupportedError("a copy() block runs a single COPY statement")
-        self._conn._check_results(results)
+        self._link.check_results(results)
         cursor = self._cursor
         cursor._results = results
         cursor._select_result(0)

@@ -23,6 +23,7 @@ from ._cursor_fetch import _TUPLES_STATUSES, RowFetching
 from ._cursor_fetch import _scroll_target as _scroll_target
 from ._cursor_many import ExecuteMany
 from ._encodings import changed_encoding, pgconn_py_encoding
+from ._link import Link
 from ._queries import Params, PostgresQuery, Query
 from ._transformer import Transformer
 from .adapt import AdaptersMap
@@ -48,6 +49,9 @@ class BaseCursor(RowFetching[Row], ExecuteMany):
         default the connection's ``row_factory``.
     """
 
+    #: The kind of link the cursor reaches its connection's internals through.
+    _link_class: ClassVar[type[Link]] = Link
+
     def __init__(
         self,
         connection: BaseConnection,
@@ -58,6 +62,7 @@ class BaseCursor(RowFetching[Row], ExecuteMany):
         if row_factory is not None:
             check_callable("cursor() row_factory", row_factory)
         self._conn = connection
+        self._link = self._link_class(connection)
         self.adapters = AdaptersMap(connection.adapters)
         self._binary = binary
         if row_factory is None:
@@ -170,7 +175,7 @@ class BaseCursor(RowFetching[Row], ExecuteMany):
     def _check_open(self) -> None:
         if self._closed:
             raise errors.InterfaceError("the cursor is closed")
-        self._conn._check_usable()
+        self._link.check_usable()
 
     def _transformer(self) -> Transformer:
         tx = self._tx
@@ -235,36 +240,36 @@ class BaseCursor(RowFetching[Row], ExecuteMany):
         if row_factory is not None:
             check_callable("execute() row_factory", row_factory)
         self._execute_row_factory = row_factory
-        conn = self._conn
-        pgconn = conn.pgconn
+        link = self._link
+        pgconn = self._conn.pgconn
         binary = self._binary if binary is None else binary
         tx = self._fresh_transformer()
         pg_query = PostgresQuery(tx)
         pg_query.convert(query, params)
-        if conn._pipeline is not None:
+        if link.pipeline is not None:
             yield from _pipeline.execute_gen(self, pg_query, binary, prepare)
             return
         result_format = Format.BINARY if binary else Format.TEXT
-        manager = conn._prepare_manager
+        manager = link.prepare_manager
         # A prepared statement found missing (rule 5 of ``_prepare``) is run
         # again only if no transaction was open: its failure lost nothing else.
         rerun_safe = pgconn.transaction_status == TransactionStatus.IDLE
         if rerun_safe and manager.has_evicted:
             # Out of autocommit no command ends outside a transaction: the
             # statements evicted meanwhile are deallocated before the BEGIN.
-            yield from conn._deallocate_evicted_gen()
+            yield from link.deallocate_evicted_gen()
         while True:
-            if conn._needs_begin():
-                yield from conn._exec_command_gen(conn._begin_command())
+            if link.needs_begin():
+                yield from link.begin_gen()
             results, by_name = yield from self._send_gen(pg_query, result_format, prepare)
             if not (manager.check_results(results, by_name=by_name) and rerun_safe):
                 break
             rerun_safe = False
             if pgconn.transaction_status == TransactionStatus.INERROR:
-                yield from conn._exec_command_gen(b"ROLLBACK")  # our own BEGIN's transaction
+                yield from link.exec_command_gen(b"ROLLBACK")  # our own BEGIN's transaction
         self._check_encoding_changed()
-        conn._check_results(results, tx.encoding.python_codec)
-        yield from conn._deallocate_evicted_gen()
+        link.check_results(results, tx.encoding.python_codec)
+        yield from link.deallocate_evicted_gen()
         self._results = results
         self._select_result(0)
 
@@ -275,22 +280,22 @@ class BaseCursor(RowFetching[Row], ExecuteMany):
 
         :return: the results, and whether the query ran by a statement's name.
         """
-        conn = self._conn
-        pgconn = conn.pgconn
-        manager = conn._prepare_manager
+        link = self._link
+        pgconn = self._conn.pgconn
+        manager = link.prepare_manager
         if pg_query.params is None and result_format == Format.TEXT:
             # The simple protocol (several statements allowed): never prepared.
             pgconn.send_query(pg_query.query)
-            return (yield from conn._results_gen()), False
+            return (yield from link.results_gen()), False
         key = pg_query.prepare_key()
         name, must_prepare = manager.decide(key, prepare)
         if must_prepare:
             assert name is not None
             pgconn.send_prepare(name, pg_query.query, param_types=pg_query.types)
-            conn._check_results((yield from conn._results_gen()))
+            yield from link.checked_results_gen()
             manager.prepared(key, name)
         self._send_converted(pg_query, result_format, name)
-        return (yield from conn._results_gen()), name is not None
+        return (yield from link.results_gen()), name is not None
 
     def _send_converted(
         self, pg_query: PostgresQuery, result_format: Format, name: bytes | None

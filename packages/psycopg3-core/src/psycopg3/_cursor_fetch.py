@@ -21,7 +21,7 @@ from .pq import ExecStatus, PGresult
 from .rows import Row, RowMaker
 
 if TYPE_CHECKING:
-    from ._connection_base import BaseConnection
+    from ._link import Link
     from ._transformer import Transformer
 
 __all__ = ["RowFetching"]
@@ -33,8 +33,9 @@ class RowFetching(Generic[Row]):
     """The fetch and scroll part of ``BaseCursor`` (a mixin)."""
 
     if TYPE_CHECKING:  # provided by BaseCursor
-        _conn: BaseConnection
+        _link: Link
         _closed: bool
+        _tx: Transformer | None
         _result: PGresult | None
         _make_row: RowMaker[Any] | None
         _pos: int
@@ -44,7 +45,7 @@ class RowFetching(Generic[Row]):
         def _transformer(self) -> Transformer: ...
 
     def _check_fetch(self) -> PGresult:
-        if self._closed or self._conn._closed_by_user:
+        if self._closed or self._link.closed_by_user:
             raise errors.InterfaceError("the cursor is closed")
         result = self._result
         if result is None:
@@ -59,7 +60,10 @@ class RowFetching(Generic[Row]):
         pos = self._pos
         if pos >= self._ntuples:
             return None
-        row = self._transformer().load_row(pos)
+        tx = self._tx  # (not self._transformer(): one call less per row)
+        if tx is None:
+            tx = self._transformer()
+        row = tx.load_row(pos)
         make_row = self._make_row
         if make_row is not None:
             row = make_row(row)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from .waiting import PQGen
 if TYPE_CHECKING:
     from ._connection_base import BaseConnection
     from ._cursor_base import BaseCursor
+    from ._link import Link
     from ._transformer import Transformer
 
 __all__ = ["ExecuteMany"]
@@ -37,6 +38,7 @@ class ExecuteMany:
 
     if TYPE_CHECKING:  # provided by BaseCursor
         _conn: BaseConnection
+        _link: Link
         _binary: bool
         _results: list[PGresult]
         _rowcount: int
@@ -66,8 +68,8 @@ class ExecuteMany:
         check_iterable("executemany() params_seq", params_seq)
         self._check_open()
         self._reset()
-        conn = self._conn
-        pgconn = conn.pgconn
+        link = self._link
+        pgconn = self._conn.pgconn
         tx = self._fresh_transformer()
         result_format = Format.BINARY if self._binary else Format.TEXT
         commands: list[generators.PipelineCommand] = []
@@ -92,32 +94,32 @@ class ExecuteMany:
                 " ALL): every parameter set is encoded before the first one runs."
                 " Call execute() once per parameter set instead"
             )
-        if conn._pipeline is not None:
+        if link.pipeline is not None:
             cursor = cast("BaseCursor[Any]", self)  # (the only class this mixin is part of)
             yield from _pipeline.executemany_gen(cursor, commands, returning)
             return
-        manager = conn._prepare_manager
+        manager = link.prepare_manager
         # As in execute(): a prepared statement found missing is run again
         # only if no transaction was open (all the statements were rolled back).
         rerun_safe = pgconn.transaction_status == TransactionStatus.IDLE
         if rerun_safe and manager.has_evicted:
-            yield from conn._deallocate_evicted_gen()  # (as in execute())
+            yield from link.deallocate_evicted_gen()  # (as in execute())
         while True:
-            yield from conn._start_query_gen()
+            yield from link.start_query_gen()
             if version() < _PIPELINE_LIBPQ:
                 per_command = []
                 for command in commands:
                     pgconn.send_query_params(*command)
-                    per_command.append((yield from conn._results_gen()))
+                    per_command.append((yield from link.results_gen()))
                     manager.check_results(per_command[-1])
-                    conn._check_results(per_command[-1])  # stop at the first error
+                    link.check_results(per_command[-1])  # stop at the first error
                 break
             sent = commands[:]  # (rewritten to run by name)
             name = yield from self._prepare_many_gen(sent)
             # Interrupted half-way, libpq is left in pipeline mode with results
             # pending: the recovery after an interruption syncs and leaves it.
             per_command = yield from generators.pipeline_execute_many(pgconn, sent, prepared=name)
-            conn._deliver_pending_notifies()
+            link.deliver_pending_notifies()
             missing = False
             for command, command_results in zip(sent, per_command):
                 missing |= manager.check_results(command_results, by_name=command[0] is name)
@@ -125,7 +127,7 @@ class ExecuteMany:
                 break
             rerun_safe = False
             if pgconn.transaction_status == TransactionStatus.INERROR:
-                yield from conn._exec_command_gen(b"ROLLBACK")  # our own BEGIN's transaction
+                yield from link.exec_command_gen(b"ROLLBACK")  # our own BEGIN's transaction
         codec = tx.encoding.python_codec
         for command_results in per_command:
             if any(r.status in _COPY_STATUSES for r in command_results):
@@ -133,10 +135,10 @@ class ExecuteMany:
                     "COPY cannot run through executemany() (it was ended, and the"
                     " transaction aborted if one was open): use cursor.copy()"
                 )
-            conn._check_results(command_results, codec)  # the pipeline's first error
+            link.check_results(command_results, codec)  # the pipeline's first error
             if not command_results:
                 raise errors.InternalError("executemany() got no result for a statement")
-        yield from conn._deallocate_evicted_gen()
+        yield from link.deallocate_evicted_gen()
         rowcount = sum(r.command_tuples or 0 for results in per_command for r in results)
         self._check_encoding_changed()
         if returning:
@@ -154,15 +156,15 @@ class ExecuteMany:
         parameter types (a None value changes them) are rewritten to run it;
         return its name, or None if nothing runs prepared.
         """
-        conn = self._conn
-        manager = conn._prepare_manager
+        link = self._link
+        manager = link.prepare_manager
         query, _, types, _, _ = commands[0]
         key, name, must_prepare, by_name = manager.decide_many(query, [c[2] for c in commands])
         if name is None:
             return None
         if must_prepare:
-            conn.pgconn.send_prepare(name, query, param_types=types)
-            conn._check_results((yield from conn._results_gen()))
+            self._conn.pgconn.send_prepare(name, query, param_types=types)
+            yield from link.checked_results_gen()
             manager.prepared(key, name)
         for i, command in enumerate(commands):
             if by_name[i]:

@@ -72,6 +72,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from . import errors, generators
 from ._encodings import pgconn_py_encoding
+from ._link import AsyncLink, Link
 
 if TYPE_CHECKING:
     from ._async_connection import AsyncConnectionBase
@@ -289,7 +290,7 @@ class NotifyIteration:
         self._read_due = False
         # Queued meanwhile by another task's or thread's command (rule 1),
         # or read now: yield it first.
-        if conn._receive_notifies() or self._state.queue:
+        if Link(conn).receive_notifies() or self._state.queue:
             return None
         timeout = self._remaining()
         if timeout == 0.0:
@@ -382,11 +383,12 @@ class AsyncNotifies:
     command, and the connection stays usable.
     """
 
-    __slots__ = ("_conn", "_iteration")
+    __slots__ = ("_conn", "_link", "_iteration")
 
     def __init__(self, conn: AsyncConnectionBase, timeout: float | None, stop_after: int | None):
         self._conn = conn
-        self._iteration = conn._start_notifies(timeout, stop_after)
+        self._link = AsyncLink(conn)
+        self._iteration = self._link.start_notifies(timeout, stop_after)
 
     def __aiter__(self) -> AsyncNotifies:
         return self
@@ -410,7 +412,7 @@ class AsyncNotifies:
                     with wait:
                         # The plain waiter: no interruption policy, as no
                         # command of ours is in progress (another task's may be).
-                        await conn._wait_plain(wait.gen(), timeout=wait.timeout)
+                        await self._link.wait_plain(wait.gen(), timeout=wait.timeout)
         except BaseException:
             iteration.close()
             raise

@@ -64,10 +64,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import errors, generators, pq
 from ._encodings import may_change_encoding
+from ._link import Link
 from ._pipeline_queue import PipelineEntry, PipelineState, unsupported
 from .pq import Format, PipelineStatus
 from .waiting import PQGen
@@ -123,8 +124,7 @@ def execute_gen(
     Always the extended protocol: a string of several statements is refused
     by the server (a ``SyntaxError`` raised at fetch time).
     """
-    conn = cursor._conn
-    state = conn._pipeline
+    state = cursor._link.pipeline
     assert state is not None
     _refuse_copy(pg_query.query)
     entry = PipelineEntry(cursor)
@@ -150,25 +150,25 @@ def executemany_gen(
     the results, are there once the last statement's result arrived; the
     cursor raises the first failed statement's error.
     """
-    conn = cursor._conn
-    state = conn._pipeline
+    conn, link = cursor._conn, cursor._link
+    state = link.pipeline
     assert state is not None
     query, _, types, _, _ = commands[0]
     _refuse_copy(query)
-    key, name, must_prepare, by_name = conn._prepare_manager.decide_many(
+    key, name, must_prepare, by_name = link.prepare_manager.decide_many(
         query, [c[2] for c in commands]
     )
     group: list[PipelineEntry] = []
     for n, (command, use_name) in enumerate(zip(commands, by_name), 1):
         state.start()
-        if conn._needs_begin():
+        if link.needs_begin():
             state.begin()
         if not use_name:
             conn.pgconn.send_query_params(*command)
         else:
             assert name is not None
             if must_prepare:
-                _send_prepare(conn, state, key, name, types)
+                _send_prepare(cursor, state, key, name, types)
                 must_prepare = False
             _, params, _, formats, result_format = command
             conn.pgconn.send_query_prepared(name, params, formats, result_format)
@@ -204,25 +204,25 @@ def _send_query(
     prepare: bool | None,
 ) -> bool:
     """Send the query, by a statement's name if prepared; return whether by name."""
-    conn = cursor._conn
+    link = cursor._link
     state.start()
-    if conn._needs_begin():
+    if link.needs_begin():
         state.begin()
     key = pg_query.prepare_key()
-    name, must_prepare = conn._prepare_manager.decide(key, prepare)
+    name, must_prepare = link.prepare_manager.decide(key, prepare)
     if must_prepare:
         assert name is not None
-        _send_prepare(conn, state, key, name, pg_query.types)
+        _send_prepare(cursor, state, key, name, pg_query.types)
     cursor._send_converted(pg_query, result_format, name)
     return name is not None
 
 
 def _send_prepare(
-    conn: BaseConnection, state: PipelineState, key: Key, name: bytes, types: Sequence[int]
+    cursor: BaseCursor[Any], state: PipelineState, key: Key, name: bytes, types: Sequence[int]
 ) -> None:
     """Queue a ``PREPARE``; the statement counts as prepared once the server accepts it."""
-    manager = conn._prepare_manager
-    conn.pgconn.send_prepare(name, key[0], param_types=types)
+    manager = cursor._link.prepare_manager
+    cursor._conn.pgconn.send_prepare(name, key[0], param_types=types)
     manager.prepare_sent(key, name)
 
     def prepared(entry: PipelineEntry) -> None:
@@ -236,7 +236,7 @@ def pending_result_gen(cursor: BaseCursor[Any]) -> PQGen[None]:
     entry = cursor._pending
     if entry is None:
         return
-    state = cursor._conn._pipeline
+    state = cursor._link.pipeline
     if not entry.done:
         if state is None:
             raise errors.InternalError("a pipelined command has no pipeline to wait on")
@@ -259,8 +259,12 @@ class BasePipeline:
     its end; the outermost one also leaves pipeline mode.
     """
 
+    #: The kind of link the block reaches its connection's internals through.
+    _link_class: ClassVar[type[Link]] = Link
+
     def __init__(self, connection: BaseConnection):
         self._conn = connection
+        self._link = self._link_class(connection)
         self._state: PipelineState | None = None
 
     def __repr__(self) -> str:
@@ -274,18 +278,18 @@ class BasePipeline:
         return self._conn
 
     def _enter(self) -> None:
-        conn = self._conn
-        conn._check_usable()
+        link = self._link
+        link.check_usable()
         check_supported()
         if self._state is not None:
             raise errors.ProgrammingError("this pipeline block is already active")
-        if conn._tpc_xid is not None:
+        if link.in_tpc:
             raise unsupported("a pipeline block in a two-phase transaction")
-        state = conn._pipeline
+        state = link.pipeline
         if state is None:
-            state = PipelineState(conn)
+            state = PipelineState(self._conn, link)
             state.start()
-            conn._pipeline = state
+            link.open_pipeline(state)
         state.depth += 1
         self._state = state
 
@@ -298,7 +302,7 @@ class BasePipeline:
 
     def _sync_gen(self) -> PQGen[None]:
         state = self._check_active()
-        self._conn._check_usable()
+        self._link.check_usable()
         yield from state.sync_gen()
         state.raise_unreported()
 
@@ -307,7 +311,7 @@ class BasePipeline:
 
     def _exit_gen(self, exc: BaseException | None) -> PQGen[None]:
         state = self._check_active()
-        conn = self._conn
+        conn, link = self._conn, self._link
         self._state = None
         state.depth -= 1
         outermost = state.depth == 0
@@ -327,8 +331,8 @@ class BasePipeline:
             if outermost:
                 if conn.pgconn.pipeline_status != PipelineStatus.OFF:
                     conn.pgconn.exit_pipeline_mode()
-                conn._pipeline = None
-                yield from conn._deallocate_evicted_gen()
+                link.close_pipeline(state)
+                yield from link.deallocate_evicted_gen()
             if exc is None:
                 state.raise_unreported()
             elif state._unreported:
@@ -341,5 +345,5 @@ class BasePipeline:
                 raise
             logger.warning("leaving the pipeline block after an exception failed: %s", ex)
         finally:
-            if outermost and conn._pipeline is state:
-                conn._pipeline = None
+            if outermost:
+                link.close_pipeline(state)

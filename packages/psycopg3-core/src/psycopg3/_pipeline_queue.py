@@ -1,6 +1,6 @@
 """The queue of a connection in pipeline mode: commands sent, results handed out.
 
-``PipelineState`` (``conn._pipeline``) keeps one ``PipelineEntry`` per
+``PipelineState`` (``link.pipeline``, see ``psycopg3._link``) keeps one ``PipelineEntry`` per
 command (or sync point) sent and not answered yet, in the order libpq returns
 their results, reads the results when asked and hands each command's to the
 cursor that sent it. The numbered rules quoted here are those of
@@ -22,6 +22,7 @@ from .waiting import PQGen
 if TYPE_CHECKING:
     from ._connection_base import BaseConnection
     from ._cursor_base import BaseCursor
+    from ._link import Link
 
 __all__ = ["PipelineEntry", "PipelineState", "unsupported", "FLUSH_EVERY", "MAX_QUEUED"]
 
@@ -79,10 +80,15 @@ class PipelineEntry:
 
 
 class PipelineState:
-    """The queue of a connection in pipeline mode (``conn._pipeline``), shared by nested blocks."""
+    """The queue of a connection in pipeline mode (``link.pipeline``), shared by nested blocks.
 
-    def __init__(self, conn: BaseConnection):
+    :param conn: the connection in pipeline mode.
+    :param link: the link of the block that made it, to the connection's internals.
+    """
+
+    def __init__(self, conn: BaseConnection, link: Link):
         self._conn = conn
+        self._link = link
         self._entries: deque[PipelineEntry] = deque()
         self._unflushed = 0
         # Whether every command sent is followed by a sync or a flush request.
@@ -119,7 +125,7 @@ class PipelineState:
 
     def begin(self) -> None:
         """Queue the DB-API implicit transaction's ``BEGIN``."""
-        self._conn.pgconn.send_query_params(self._conn._begin_command(), None)
+        self._conn.pgconn.send_query_params(self._link.begin_command(), None)
         self.add(PipelineEntry())
         self.begin_pending = True
 
@@ -144,7 +150,7 @@ class PipelineState:
             # would pile up in the queue and in libpq's input buffer.
             yield from self._read_until_gen(self._entries[excess - 1])
         else:
-            self._conn._deliver_pending_notifies()
+            self._link.deliver_pending_notifies()
 
     def _flush_gen(self) -> PQGen[None]:
         self._unflushed = 0
@@ -198,7 +204,7 @@ class PipelineState:
         except BaseException:
             self._abandon()
             raise
-        self._conn._deliver_pending_notifies()
+        self._link.deliver_pending_notifies()
 
     def _take_gen(self, result: PGresult | None) -> PQGen[None]:
         """``_take()``, then end the COPY the result started, if any.
@@ -281,7 +287,7 @@ class PipelineState:
                 break
         if entry.on_done is not None:
             entry.on_done(entry)
-        conn._prepare_manager.check_results(entry.results, by_name=entry.by_name)
+        self._link.prepare_manager.check_results(entry.results, by_name=entry.by_name)
         cursor = entry.cursor
         if cursor is not None:
             entry.cursor = None

@@ -22,6 +22,7 @@ from ._arguments import check_str
 from ._block_lock import CHECKPOINT_ROWS
 from ._column import Column
 from ._cursor_base import BaseCursor, Params, Query, _scroll_target
+from ._link import AsyncLink
 from ._queries import PostgresQuery
 from .pq import Format, PGresult, TransactionStatus
 from .rows import Row, RowFactory
@@ -129,10 +130,10 @@ class BaseServerCursor(BaseCursor[Row]):
 
         ``codec``: the client encoding's, if the caller has just read it.
         """
-        conn = self._conn
-        conn.pgconn.send_query_params(command, params, **kw)
-        results = yield from conn._results_gen()
-        conn._check_results(results, codec)
+        link = self._link
+        self._conn.pgconn.send_query_params(command, params, **kw)
+        results = yield from link.results_gen()
+        link.check_results(results, codec)
         return results[-1]
 
     def _declare_gen(
@@ -154,7 +155,7 @@ class BaseServerCursor(BaseCursor[Row]):
         tx = self._fresh_transformer()
         pg_query = PostgresQuery(tx)
         pg_query.convert(query, params)
-        yield from conn._start_query_gen()
+        yield from self._link.start_query_gen()
         yield from self._run_gen(
             self._declare_statement(pg_query.query),
             pg_query.params,
@@ -167,18 +168,17 @@ class BaseServerCursor(BaseCursor[Row]):
         self._held = None
         self._rowcount = 0
         conn.pgconn.send_describe_portal(self._name.encode(conn.encoding))
-        results = yield from conn._results_gen()
-        conn._check_results(results)
+        results = yield from self._link.checked_results_gen()
         self._portal = results[-1]
         self._portal_codec = conn.encoding
         self._set_row_maker()
 
     def _check_declared(self) -> None:
-        if self._closed or self._conn._closed_by_user:
+        if self._closed or self._link.closed_by_user:
             raise errors.InterfaceError("the cursor is closed")
         if not self._declared:
             raise errors.ProgrammingError("no query declared: call execute() first")
-        self._conn._check_usable()
+        self._link.check_usable()
 
     def _fetchmany_size(self, size: int | None) -> int:
         size = self.arraysize if size is None else size
@@ -203,8 +203,7 @@ class BaseServerCursor(BaseCursor[Row]):
             except BaseException:
                 self._held = held  # (the rows taken stay for the next fetch)
                 raise
-        conn = self._conn
-        yield from conn._start_query_gen()  # a WITH HOLD cursor, after a commit
+        yield from self._link.start_query_gen()  # a WITH HOLD cursor, after a commit
         count = b"ALL" if size is None else b"%d" % size
         command = b"FETCH FORWARD " + count + b" FROM " + self._quoted_name()
         # The client encoding may have changed since the DECLARE or the last FETCH.
@@ -249,7 +248,7 @@ class BaseServerCursor(BaseCursor[Row]):
             raise errors.ProgrammingError(
                 "cannot scroll backwards: the cursor was declared with scrollable=False"
             )
-        yield from self._conn._start_query_gen()
+        yield from self._link.start_query_gen()
         command = b"MOVE ABSOLUTE %d FROM " % target + self._quoted_name()
         result = yield from self._run_gen(command)
         self._position = target
@@ -295,6 +294,8 @@ class AsyncServerCursorBase(BaseServerCursor[Row]):
     """The async API of a server-side cursor, for any framework."""
 
     _conn: AsyncConnectionBase
+    _link: AsyncLink
+    _link_class = AsyncLink
 
     if TYPE_CHECKING:
 
@@ -312,30 +313,30 @@ class AsyncServerCursorBase(BaseServerCursor[Row]):
     ) -> AsyncServerCursorBase[Row]:
         """Declare the cursor on the server for ``query``; no row is fetched yet."""
         async with self._conn.lock:
-            await self._conn._wait(self._declare_gen(query, params, binary=binary))
+            await self._link.wait(self._declare_gen(query, params, binary=binary))
         return self
 
     async def fetchone(self) -> Row | None:
         """Fetch the next row from the server, or None."""
         async with self._conn.lock:
-            rows = await self._conn._wait(self._fetch_gen(1))
+            rows = await self._link.wait(self._fetch_gen(1))
         return rows[0] if rows else None
 
     async def fetchmany(self, size: int | None = None) -> list[Row]:
         """Fetch up to ``size`` (default ``arraysize``) rows from the server."""
         async with self._conn.lock:
-            return await self._conn._wait(self._fetch_gen(self._fetchmany_size(size)))
+            return await self._link.wait(self._fetch_gen(self._fetchmany_size(size)))
 
     async def fetchall(self) -> list[Row]:
         """Fetch every remaining row from the server."""
         async with self._conn.lock:
-            return await self._conn._wait(self._fetch_gen(None))
+            return await self._link.wait(self._fetch_gen(None))
 
     async def __aiter__(self) -> AsyncIterator[Row]:
         checkpoint = self._conn.lock.checkpoint
         while True:
             async with self._conn.lock:
-                rows = await self._conn._wait(self._fetch_gen(self.itersize))
+                rows = await self._link.wait(self._fetch_gen(self.itersize))
             # (a batch larger than CHECKPOINT_ROWS, from a large itersize)
             for n, row in enumerate(rows, 1):
                 yield row
@@ -347,9 +348,9 @@ class AsyncServerCursorBase(BaseServerCursor[Row]):
     async def scroll(self, value: int, mode: str = "relative") -> None:
         """Move the server cursor (``MOVE``) by ``value`` rows, or to row ``value``."""
         async with self._conn.lock:
-            await self._conn._wait(self._scroll_gen(value, mode))
+            await self._link.wait(self._scroll_gen(value, mode))
 
     async def close(self) -> None:
         """Close the cursor on the server too, if it still exists there."""
         async with self._conn.lock:
-            await self._conn._wait(self._close_gen())
+            await self._link.wait(self._close_gen())

@@ -48,10 +48,11 @@ from __future__ import annotations
 
 import logging
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from . import errors
 from ._arguments import check_bool, check_str, wrong_argument
+from ._link import Link
 from .pq import PGconn, TransactionStatus
 from .waiting import PQGen
 
@@ -202,6 +203,7 @@ class BaseTransaction:
 
     __slots__ = (
         "_conn",
+        "_link",
         "savepoint_name",
         "force_rollback",
         "status",
@@ -210,6 +212,9 @@ class BaseTransaction:
         "_sent",
         "_left_by_outer",
     )
+
+    #: The kind of link the block reaches its connection's internals through.
+    _link_class: ClassVar[type[Link]] = Link
 
     def __init__(
         self,
@@ -221,6 +226,7 @@ class BaseTransaction:
             check_str("transaction() savepoint_name", savepoint_name)
         check_bool("transaction() force_rollback", force_rollback)
         self._conn = connection
+        self._link = self._link_class(connection)
         self.savepoint_name = savepoint_name
         self.force_rollback = force_rollback
         #: Where the block is in its life: see ``TransactionBlockStatus``.
@@ -243,33 +249,34 @@ class BaseTransaction:
         return self._conn
 
     def _enter_gen(self) -> PQGen[None]:
-        conn = self._conn
-        conn._check_usable()
+        conn, link = self._conn, self._link
+        link.check_usable()
         if self.status != "pending":
             raise errors.ProgrammingError(
                 "a transaction block can be entered only once: call conn.transaction() again"
             )
-        if conn._tpc_xid is not None:
+        if link.in_tpc:
             raise errors.ProgrammingError(
                 "transaction() cannot be used in a two-phase transaction:"
                 " finish it with tpc_commit() or tpc_rollback() first"
             )
-        if conn._pipeline is not None:
+        pipeline = link.pipeline
+        if pipeline is not None:
             # The transaction status is the server's last word: commands still
             # queued in a pipeline may change it. Settle them first.
-            yield from conn._pipeline.sync_gen()
-            conn._pipeline.raise_unreported()
-        blocks = conn._transaction_blocks
+            yield from pipeline.sync_gen()
+            pipeline.raise_unreported()
+        blocks = link.transaction_blocks
         begins = not blocks and conn.pgconn.transaction_status == TransactionStatus.IDLE
         if begins:
             self._sent = "begin"
-            yield from conn._exec_command_gen(conn._begin_command())
+            yield from link.begin_gen()
         else:
             name = self.savepoint_name or f"_pg3_{len(blocks) + 1}"
             savepoint = self._unique_savepoint(name)
             self._savepoint = savepoint
             self._sent = "savepoint"
-            yield from conn._exec_command_gen(b"SAVEPOINT " + savepoint)
+            yield from link.exec_command_gen(b"SAVEPOINT " + savepoint)
             self.savepoint_name = name
         self._begins = begins
         blocks.append(self)
@@ -278,9 +285,9 @@ class BaseTransaction:
 
     def _unique_savepoint(self, name: str) -> bytes:
         """The escaped SQL name of the block's savepoint, unused by any open block (rule 6)."""
-        conn = self._conn
-        used = {block._savepoint for block in conn._transaction_blocks}
-        candidate, suffix = name, len(conn._transaction_blocks) + 1
+        conn, blocks = self._conn, self._link.transaction_blocks
+        used = {block._savepoint for block in blocks}
+        candidate, suffix = name, len(blocks) + 1
         while True:
             savepoint = conn.pgconn.escape_identifier(candidate.encode(conn.encoding))
             if savepoint not in used:
@@ -295,7 +302,7 @@ class BaseTransaction:
         was recovered, so the transaction status is exact), shielded. Never
         raises ``Exception``: if undoing fails, the connection is closed.
         """
-        conn = self._conn
+        conn, link = self._conn, self._link
         sent, self._sent = self._sent, None
         if sent is None:
             return
@@ -303,20 +310,21 @@ class BaseTransaction:
         if conn.closed:
             return
         try:
-            if conn._pipeline is not None:
-                yield from conn._pipeline.sync_gen()
-                conn._pipeline.discard_unreported()
+            pipeline = link.pipeline
+            if pipeline is not None:
+                yield from pipeline.sync_gen()
+                pipeline.discard_unreported()
             status = conn.pgconn.transaction_status
             if sent == "begin":
                 if status != TransactionStatus.IDLE:
-                    yield from conn._exec_command_gen(b"ROLLBACK")
+                    yield from link.exec_command_gen(b"ROLLBACK")
             elif status == TransactionStatus.INTRANS and self._savepoint is not None:
                 # Still in the transaction: the savepoint was made (had the
                 # interruption cancelled it, the transaction would be failed).
-                yield from conn._exec_command_gen(b"RELEASE SAVEPOINT " + self._savepoint)
+                yield from link.exec_command_gen(b"RELEASE SAVEPOINT " + self._savepoint)
         except Exception as ex:
             logger.warning("closing the connection: undoing an interrupted block failed: %s", ex)
-            conn._mark_broken()
+            link.mark_broken()
 
     def _check_undone(self, sent: str) -> None:
         """Close the connection if undoing an entering left a transaction open (rule 7).
@@ -324,13 +332,13 @@ class BaseTransaction:
         Call it however ``_undo_enter_gen()`` ended (out of time, interrupted
         again): a transaction no block will end must not stay open.
         """
-        conn = self._conn
-        if sent == "begin" and conn._session_status() not in (
+        link = self._link
+        if sent == "begin" and link.session_status() not in (
             TransactionStatus.IDLE,
             TransactionStatus.UNKNOWN,
         ):
             logger.warning("closing the connection: an interrupted BEGIN could not be undone")
-            conn._mark_broken()
+            link.mark_broken()
 
     def _check_exit_after_failure(self) -> None:
         """Close the connection if leaving the outermost block failed half-way.
@@ -339,19 +347,18 @@ class BaseTransaction:
         out of time) would leave the connection in a transaction no block
         will end: every later write lost at close (rule 8).
         """
-        conn = self._conn
-        if self._begins and self.status == "failed" and self not in conn._transaction_blocks:
-            if conn._session_status() not in (TransactionStatus.IDLE, TransactionStatus.UNKNOWN):
+        link = self._link
+        if self._begins and self.status == "failed" and self not in link.transaction_blocks:
+            if link.session_status() not in (TransactionStatus.IDLE, TransactionStatus.UNKNOWN):
                 logger.warning(
                     "closing the connection: leaving the transaction block was interrupted"
                     " and the transaction is still open"
                 )
-                conn._mark_broken()
+                link.mark_broken()
 
     def _exit_gen(self, exc: BaseException | None) -> PQGen[bool]:
         """Commit or roll back the block; return True if ``exc`` must be swallowed."""
-        conn = self._conn
-        blocks = conn._transaction_blocks
+        blocks = self._link.transaction_blocks
         if self._left_by_outer:
             self._left_by_outer = False
             if exc is not None:
@@ -381,19 +388,20 @@ class BaseTransaction:
         return (yield from self._exit_body_gen(exc))
 
     def _exit_body_gen(self, exc: BaseException | None) -> PQGen[bool]:
-        conn = self._conn
-        blocks = conn._transaction_blocks
+        conn, link = self._conn, self._link
+        blocks = link.transaction_blocks
         if isinstance(exc, Rollback) and exc.transaction in blocks:
             # An outer block is the target: rolling it back undoes this one too.
             self.status = "rolled_back"
             return False
         unreported: errors.Error | None = None
         try:
-            conn._check_usable()
-            if conn._pipeline is not None:
-                yield from conn._pipeline.sync_gen()
+            link.check_usable()
+            pipeline = link.pipeline
+            if pipeline is not None:
+                yield from pipeline.sync_gen()
                 try:
-                    conn._pipeline.raise_unreported()
+                    pipeline.raise_unreported()
                 except errors.Error as ex:
                     unreported = ex  # a queued command failed: the block must not commit
             in_error = conn.pgconn.transaction_status == TransactionStatus.INERROR
@@ -408,7 +416,7 @@ class BaseTransaction:
             if exc is None or isinstance(exc, Rollback):
                 raise
             # The block's own exception says more than the failed rollback.
-            conn._log_failed_rollback(ex)
+            link.log_failed_rollback(ex)
             return False
         except BaseException:
             self.status = "failed"
@@ -419,7 +427,7 @@ class BaseTransaction:
 
     def _end_gen(self, *, commit: bool) -> PQGen[None]:
         """Commit or roll back what the block began: the transaction, or its savepoint."""
-        run = self._conn._exec_command_gen
+        run = self._link.exec_command_gen
         if self._begins:
             yield from run(b"COMMIT" if commit else b"ROLLBACK")
         elif (savepoint := self._savepoint) is not None:
