@@ -18,6 +18,7 @@ from ._async_blocks import AsyncCopy
 from ._block_lock import CHECKPOINT_ROWS
 from ._cursor_base import BaseCursor, Params, Query
 from ._link import AsyncLink
+from ._server_cursor import AsyncCursorFace
 from .rows import Row, RowFactory
 
 if TYPE_CHECKING:
@@ -27,20 +28,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class AsyncCursorBase(BaseCursor[Row]):
+class AsyncCursorBase(AsyncCursorFace, BaseCursor[Row]):
     """The async cursor API: the DB-API cursor with ``await`` where it waits."""
 
     _conn: AsyncConnectionBase
     _link: AsyncLink
     _link_class = AsyncLink
-
-    if TYPE_CHECKING:
-
-        @property
-        def connection(self) -> AsyncConnectionBase: ...
-
-    async def __aenter__(self: T) -> T:
-        return self
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if exc is None:

@@ -290,12 +290,8 @@ class BaseServerCursor(BaseCursor[Row]):
             self._close()
 
 
-class AsyncServerCursorBase(BaseServerCursor[Row]):
-    """The async API of a server-side cursor, for any framework."""
-
-    _conn: AsyncConnectionBase
-    _link: AsyncLink
-    _link_class = AsyncLink
+class AsyncCursorFace:
+    """What both async cursors share: ``async with`` gives the cursor."""
 
     if TYPE_CHECKING:
 
@@ -304,6 +300,14 @@ class AsyncServerCursorBase(BaseServerCursor[Row]):
 
     async def __aenter__(self: T) -> T:
         return self
+
+
+class AsyncServerCursorBase(AsyncCursorFace, BaseServerCursor[Row]):
+    """The async API of a server-side cursor, for any framework."""
+
+    _conn: AsyncConnectionBase
+    _link: AsyncLink
+    _link_class = AsyncLink
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         await self.close()
