@@ -92,6 +92,18 @@ async def test_timeout_sends_none(waiter: Any, pair: Any) -> None:
     assert time.monotonic() - start >= 0.14
 
 
+async def test_sub_millisecond_timeout_is_waited_out(waiter: Any, pair: Any) -> None:
+    # A timeout shorter than the poll's millisecond unit must not become
+    # "don't wait": a notifies() near its deadline would spin (wait_select
+    # rounded 0.4 ms down to 0 and took the lock 35 times in 0.4 ms).
+    a, _ = pair
+    start = time.monotonic()
+    assert await waiter(record([(a.fileno(), Wait.R)] * 10), timeout=0.0004) == [Ready.NONE] * 10
+    # Time is the subject: each of the ten timeouts was waited out (a lower
+    # bound, which load cannot break).
+    assert time.monotonic() - start >= 10 * 0.0004
+
+
 async def test_uses_what_send_returns(waiter: Any, pair: Any) -> None:
     # The file descriptor changes between requests; each must be honoured.
     a, b = pair

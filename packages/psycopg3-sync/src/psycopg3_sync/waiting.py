@@ -7,6 +7,7 @@ It uses ``poll()`` where the platform has it, so file descriptors above
 
 from __future__ import annotations
 
+import math
 import select
 import threading
 from collections.abc import Hashable
@@ -60,7 +61,9 @@ def wait_select(gen: PQGen[T], *, timeout: float | None = None) -> T:
         fileno, wait = next(gen)
         if not _HAS_POLL:
             return _wait_with_select(gen, fileno, wait, timeout)
-        timeout_ms = -1 if timeout is None else max(int(timeout * 1000.0), 0)
+        # In whole milliseconds, rounded up: a timeout under 1 ms rounded
+        # down would answer at once, and a caller near its deadline would spin.
+        timeout_ms = -1 if timeout is None else max(math.ceil(timeout * 1000.0), 0)
         poller = select.poll()
         registered = -1
         while True:
