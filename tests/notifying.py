@@ -5,6 +5,7 @@ Plain functions (no fixtures) shared by ``tests/adapters/test_notify*.py``.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -47,3 +48,12 @@ def notify_while_busy(admin: Any, pid: int, payload: str) -> threading.Thread:
     thread = threading.Thread(target=run)
     thread.start()
     return thread
+
+
+def fd_is_open(fd: int) -> bool:
+    """Whether ``fd`` is an open file descriptor of this process."""
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True

@@ -20,22 +20,11 @@ from typing import Any
 import pytest
 
 import psycopg3_sync as dbapi
+from pep249 import EXCEPTIONS
 from psycopg3.pq import TransactionStatus
 
 pytestmark = pytest.mark.scenario("D1", flavour="sync")
 
-EXCEPTIONS = [
-    "Warning",
-    "Error",
-    "InterfaceError",
-    "DatabaseError",
-    "DataError",
-    "OperationalError",
-    "IntegrityError",
-    "InternalError",
-    "ProgrammingError",
-    "NotSupportedError",
-]
 DATABASE_ERRORS = EXCEPTIONS[4:]
 
 

@@ -14,7 +14,6 @@ way (``BlockingConnectionBase``): see ``test_notify_lockless_blocking.py``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator
 from typing import Any
 
@@ -24,7 +23,7 @@ import pytest
 import psycopg3
 from fix_flavours import ASYNC_FLAVOURS
 from fix_wait import await_until
-from notifying import BUSY_QUERY, notify_while_busy
+from notifying import BUSY_QUERY, fd_is_open, notify_while_busy
 from psycopg3.waiting import PQGen, Ready, Wait
 
 pytestmark = [
@@ -76,7 +75,7 @@ class Watch:
                 return await waiter(self._seen(gen), timeout=timeout)
             finally:
                 self.ended += 1
-                self.open_at_end.append(_is_open(self.fds[-1]))
+                self.open_at_end.append(fd_is_open(self.fds[-1]))
 
         conn._wait_plain = watching_waiter
 
@@ -94,14 +93,6 @@ class Watch:
     def waiting(self) -> bool:
         """Whether the listener is inside a wait now (and so not holding the lock)."""
         return self.started == self.ended + 1
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
 
 
 async def listening(connect: Any) -> Any:

@@ -28,6 +28,7 @@ import pytest
 import psycopg3
 from fix_flavours import load_doc_gevent_adapter
 from fix_wait import wait_until
+from notifying import fd_is_open
 from psycopg3_sync.waiting import THREADS
 
 BLOCKING = pytest.mark.parametrize("flavour", ["sync", "gevent"], indirect=True)
@@ -83,21 +84,13 @@ class Watch:
                 return bool(waiter(filenos, timeout))
             finally:
                 self.ended += 1
-                self.open_at_end.append(all(_is_open(fd) for fd in filenos))
+                self.open_at_end.append(all(fd_is_open(fd) for fd in filenos))
 
         conn._wait_for_notifies = watching
 
     def waiting(self) -> int:
         """How many listeners are inside a wait now (and so not holding the lock)."""
         return self.started - self.ended
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
 
 
 def _pipes_open() -> set[int]:

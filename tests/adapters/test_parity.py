@@ -19,6 +19,7 @@ import pytest
 import psycopg3_asyncio
 import psycopg3_sync
 import psycopg3_trio
+from pep249 import EXCEPTIONS, TYPES
 
 FLAVOURS = {"sync": psycopg3_sync, "asyncio": psycopg3_asyncio, "trio": psycopg3_trio}
 CLASSES = ["Connection", "Cursor", "ServerCursor", "ConnectionPool"]
@@ -31,38 +32,8 @@ OWN_NAMES = {
         "threadsafety": "DB-API module global",
         "paramstyle": "DB-API module global",
         "errors": "DB-API: the exceptions, reachable from the module",
-        **dict.fromkeys(
-            [
-                "Warning",
-                "Error",
-                "InterfaceError",
-                "DatabaseError",
-                "DataError",
-                "OperationalError",
-                "IntegrityError",
-                "InternalError",
-                "ProgrammingError",
-                "NotSupportedError",
-            ],
-            "DB-API exception",
-        ),
-        **dict.fromkeys(
-            [
-                "STRING",
-                "BINARY",
-                "NUMBER",
-                "DATETIME",
-                "ROWID",
-                "Date",
-                "Time",
-                "Timestamp",
-                "DateFromTicks",
-                "TimeFromTicks",
-                "TimestampFromTicks",
-                "Binary",
-            ],
-            "DB-API type object or constructor",
-        ),
+        **dict.fromkeys(EXCEPTIONS, "DB-API exception"),
+        **dict.fromkeys(TYPES, "DB-API type object or constructor"),
     },
     "asyncio": {"wait_asyncio": "the waiter", "asyncio_connect": "connect alias"},
     "trio": {"wait_trio": "the waiter", "trio_connect": "connect alias"},

@@ -15,36 +15,8 @@ import pytest
 
 import psycopg3
 import psycopg3_sync
+from pep249 import EXCEPTIONS, TYPES
 from psycopg3 import _dbapi_errors, dbapi20, errors
-
-#: PEP 249, "Exceptions".
-EXCEPTIONS = [
-    "Warning",
-    "Error",
-    "InterfaceError",
-    "DatabaseError",
-    "DataError",
-    "OperationalError",
-    "IntegrityError",
-    "InternalError",
-    "ProgrammingError",
-    "NotSupportedError",
-]
-#: PEP 249, "Type Objects and Constructors".
-TYPES = [
-    "STRING",
-    "BINARY",
-    "NUMBER",
-    "DATETIME",
-    "ROWID",
-    "Date",
-    "Time",
-    "Timestamp",
-    "DateFromTicks",
-    "TimeFromTicks",
-    "TimestampFromTicks",
-    "Binary",
-]
 
 
 def test_the_one_list_is_the_pep_249_exceptions() -> None:
